@@ -1,0 +1,57 @@
+# The two commands a new user runs:  make demo   and   make test.
+# Each installs missing Debian packages, configures, builds and runs.
+# The work is CMake's; this file only strings the steps together.
+
+JOBS ?= $(shell nproc 2>/dev/null || echo 2)
+CMAKE_FLAGS ?=
+DEMOS = frames seed packet_pipeline
+
+.PHONY: all demo test test-plain test-asan test-tsan bench clean
+
+all: build/release/.configured
+	cmake --build build/release -j $(JOBS)
+
+build/release/.configured: CMakeLists.txt
+	scripts/deps.sh build
+	cmake -S . -B build/release -DCMAKE_BUILD_TYPE=Release -DHB_BUILD_TESTS=OFF $(CMAKE_FLAGS) >/dev/null
+	@touch $@
+
+demo: all
+	@for d in $(DEMOS); do \
+	  if [ -x build/release/examples/$$d ]; then \
+	    echo "==> examples/$$d"; build/release/examples/$$d || exit 1; echo; \
+	  fi; \
+	done
+
+# Tests: a debug build (invariant and misuse checks on), then the same suite
+# under ASan+UBSan, then under TSan.
+define hb_test_build
+	cmake -S . -B build/$(1) -DCMAKE_BUILD_TYPE=Debug -DCMAKE_C_FLAGS_DEBUG="-g -O1" \
+	  -DCMAKE_CXX_FLAGS_DEBUG="-g -O1" -DHB_BUILD_EXAMPLES=OFF $(2) $(CMAKE_FLAGS) >/dev/null
+	cmake --build build/$(1) -j $(JOBS)
+	cd build/$(1) && ctest --output-on-failure -j $(JOBS) $(3)
+endef
+
+test: test-plain test-asan test-tsan
+
+test-plain:
+	scripts/deps.sh test
+	$(call hb_test_build,test,,)
+
+test-asan:
+	scripts/deps.sh test
+	$(call hb_test_build,asan,-DHB_ASAN=ON -DHB_UBSAN=ON,)
+
+test-tsan:
+	scripts/deps.sh test
+	$(call hb_test_build,tsan,-DHB_TSAN=ON,)
+
+bench:
+	scripts/deps.sh bench
+	cmake -S . -B build/bench -DCMAKE_BUILD_TYPE=Release -DHB_BUILD_TESTS=OFF \
+	  -DHB_BUILD_BENCH=ON $(CMAKE_FLAGS) >/dev/null
+	cmake --build build/bench -j $(JOBS)
+	scripts/bench.sh build/bench
+
+clean:
+	rm -rf build

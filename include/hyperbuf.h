@@ -1,0 +1,700 @@
+/*
+ * hyperbuf.h -- a dynamic, contiguous byte buffer with two faces.
+ *
+ *   Direct mode:  a growable uint8_t buffer.  Index it, append bytes and
+ *                 integers, read them back through a cursor.
+ *   Visitor mode: many threads or tasks share one buffer.  A caller takes a
+ *                 ticket by casting the buffer to a type; the callback runs
+ *                 when the ticket comes up and sees the contents as an array
+ *                 of that type.  Waiting never spins or blocks a thread unless
+ *                 the caller asks for it (hb_block_on).
+ *
+ * Conventions used throughout:
+ *   - 0 (HB_OK) is success, negative HB_E* codes are failures, and the one
+ *     positive status, HB_PENDING, means "not yet".
+ *   - A failing call leaves the buffer exactly as it was: length, capacity,
+ *     cursor and bytes.
+ *   - "Invalidates" lists the pointers a call may make stale.  Any call that
+ *     may grow the buffer invalidates pointers from hb_data() and from views.
+ *
+ * Synchronization (who may overlap with whom):
+ *
+ *   call                          | may run concurrently with
+ *   ------------------------------+-----------------------------------------
+ *   direct-mode calls on b        | nothing else on b; and never while a
+ *                                 | visitor of b is live (debug builds abort)
+ *   hb_cast / hb_cast_mut on b    | each other and every visitor call on b,
+ *                                 | from any thread (tickets follow the order
+ *                                 | in which these calls take effect)
+ *   hb_visit, hb_poll,            | calls on *other* visitors; on the same
+ *   hb_block_on, hb_try_visit     | visitor only with hb_cancel
+ *   hb_cancel(v)                  | anything, from any thread, including a
+ *                                 | driver of v blocked or polling elsewhere
+ *   hb_free(b)                    | nothing on b (returns HB_EBUSY while any
+ *                                 | visitor of b is live)
+ */
+#ifndef HYPERBUF_H
+#define HYPERBUF_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <string.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* ======================================================================== */
+/*  Export, version, compiler helpers                                        */
+/* ======================================================================== */
+
+#if defined(__GNUC__) && !defined(HB_STATIC_BUILD)
+#define HB_EXTERN __attribute__((visibility("default")))
+#else
+#define HB_EXTERN
+#endif
+
+#define HB_VERSION_MAJOR 0
+#define HB_VERSION_MINOR 1
+#define HB_VERSION_PATCH 0
+#define HB_VERSION_HEX                                                       \
+  ((HB_VERSION_MAJOR << 16) | (HB_VERSION_MINOR << 8) | HB_VERSION_PATCH)
+
+/** @return the library's version as "MAJOR.MINOR.PATCH"; never NULL. */
+HB_EXTERN const char *hb_version_string(void);
+
+#if defined(__GNUC__)
+#define HB__LIKELY(x) __builtin_expect(!!(x), 1)
+#define HB__UNLIKELY(x) __builtin_expect(!!(x), 0)
+#else
+#define HB__LIKELY(x) (x)
+#define HB__UNLIKELY(x) (x)
+#endif
+
+#ifdef __cplusplus
+#define HB__ALIGNOF(T) alignof(T)
+#define HB__RESTRICT __restrict
+#else
+#define HB__ALIGNOF(T) _Alignof(T)
+#define HB__RESTRICT restrict
+#endif
+
+/* ======================================================================== */
+/*  Errors                                                                   */
+/* ======================================================================== */
+
+/* One list generates the codes, hb_strerror() and hb_err_name(). */
+#define HB_ERRNO_MAP(XX)                                                     \
+  XX(ENOMEM, -1, "out of memory")                                            \
+  XX(EINVAL, -2, "invalid argument")                                         \
+  XX(ERANGE, -3, "size or position out of range")                            \
+  XX(EAGAIN, -4, "not ready; try again later")                               \
+  XX(ECANCELED, -5, "visitor was cancelled")                                 \
+  XX(EBUSY, -6, "busy: visitors are live or the visitor is running")         \
+  XX(ESTATE, -7, "visitor is in the wrong state for this call")              \
+  XX(EDEADLK, -8, "waiting here would deadlock")                             \
+  XX(EIO, -9, "system I/O error (see errno)")                                \
+  XX(EOF, -10, "end of file: the peer closed the stream")
+
+enum {
+  HB_OK = 0,
+#define HB__ERR_ENUM(name, code, msg) HB_##name = (code),
+  HB_ERRNO_MAP(HB__ERR_ENUM)
+#undef HB__ERR_ENUM
+  HB_PENDING = 1 /* hb_poll: the visitor waits; its waker will be called */
+};
+
+/**
+ * Explain a status code in a short English sentence.
+ * @return a static string; unknown codes give "unknown error".
+ */
+HB_EXTERN const char *hb_strerror(int code);
+
+/**
+ * The symbolic name of a status code, like "HB_ENOMEM".
+ * @return a static string; unknown codes give "HB_UNKNOWN".
+ */
+HB_EXTERN const char *hb_err_name(int code);
+
+/* ======================================================================== */
+/*  Types                                                                    */
+/* ======================================================================== */
+
+typedef struct hb_buf hb_buf;
+typedef struct hb_visitor hb_visitor;
+typedef struct hb_view hb_view; /* what a callback sees; opaque */
+
+/** A cast type: the element size, its alignment and its name. */
+typedef struct {
+  size_t size, align;
+  const char *name;
+} hb_type;
+
+#ifdef __cplusplus
+#define HB_TYPE(T) (hb_type{sizeof(T), HB__ALIGNOF(T), #T})
+#else
+#define HB_TYPE(T) ((hb_type){sizeof(T), HB__ALIGNOF(T), #T})
+#endif
+
+/**
+ * A visit callback.  It runs with the buffer in the state its ticket allows:
+ * shared for a read ticket, exclusive for a write ticket.  It must not block
+ * and must not call direct-mode functions on the buffer.
+ * @return >= 0 commits; < 0 aborts (a write visit's appends are rolled back).
+ *         The value is handed back through the drivers' *result.
+ */
+typedef int (*hb_visit_fn)(hb_view *view, void *ctx);
+
+/**
+ * A waker: how a waiting visitor tells its owner that it can now run.
+ *
+ * Duties (like Rust's RawWakerVTable):
+ *   - wake(arg) is called at most once per hb_poll that returned HB_PENDING,
+ *     from the thread that made the visitor runnable or cancelled it, after
+ *     the library has released its internal locks.
+ *   - It must be cheap and thread-safe, must not block, and must not drive
+ *     the visitor itself: it only arranges for hb_poll to be called again.
+ *   - arg must stay valid until wake has been called or the visitor has
+ *     finished.
+ */
+typedef struct {
+  void (*wake)(void *arg);
+  void *arg;
+} hb_waker;
+
+/**
+ * Called when a detached visit is over (see hb_visit_detached).
+ * status is HB_OK (the callback ran; result holds what it returned) or
+ * HB_ECANCELED (result is 0).  After it returns the library no longer
+ * touches v, which may then be reused or freed.
+ */
+typedef void (*hb_done_fn)(hb_visitor *v, int status, int result, void *arg);
+
+/* ======================================================================== */
+/*  The buffer (direct mode)                                                 */
+/* ======================================================================== */
+
+/*
+ * struct hb_buf is visible only so that the hot calls below can be inlined.
+ * Every field is private: read them through the accessors, never write them.
+ * A buffer is created only by hb_new, hb_new_aligned or hb_wrap.
+ */
+struct hb_buf {
+  /* private */
+  uint8_t *data;   /* the bytes; aligned to the buffer's alignment */
+  size_t len;      /* bytes stored */
+  size_t cap;      /* bytes available at data */
+  size_t cursor;   /* read position for the hb_get* calls, <= len */
+  uint64_t lock;   /* visitor lock word (atomic; see src/visitor.c) */
+};
+
+/*
+ * Growth policy: when an append needs more room the capacity at least
+ * doubles (amortized O(1) appends), never below what was asked for, with a
+ * floor of 64 bytes.  Growth keeps the buffer's alignment.  Capacity is
+ * never larger than PTRDIFF_MAX.
+ */
+
+/**
+ * Create an empty buffer with room for at least `capacity` bytes.  The
+ * buffer's header and its first `capacity` bytes share one allocation.
+ * Alignment of hb_data() is _Alignof(max_align_t).
+ * @return the buffer, or NULL if memory ran out or capacity > PTRDIFF_MAX.
+ */
+HB_EXTERN hb_buf *hb_new(size_t capacity);
+
+/**
+ * Like hb_new, with hb_data() aligned to max(align, _Alignof(max_align_t))
+ * for the buffer's whole life, growth included.
+ * @return the buffer, or NULL if align is zero or not a power of two, or on
+ *         the failures of hb_new.
+ */
+HB_EXTERN hb_buf *hb_new_aligned(size_t capacity, size_t align);
+
+/**
+ * Create a buffer holding a copy of the n bytes at src (src may be NULL
+ * when n is 0).  The cursor is at 0.
+ * @return the buffer, or NULL on the failures of hb_new.
+ */
+HB_EXTERN hb_buf *hb_wrap(const void *src, size_t n);
+
+/** hb_wrap of a whole array object (not a pointer). */
+#define HB_WRAP(array) hb_wrap((array), sizeof(array))
+
+/**
+ * Free a buffer and its bytes.  NULL is fine.
+ * @return HB_OK, or HB_EBUSY (nothing freed) while any visitor of b is live.
+ */
+HB_EXTERN int hb_free(hb_buf *b);
+
+/** @return the number of bytes stored (read or not). */
+static inline size_t hb_len(const hb_buf *b) { return b->len; }
+
+/** @return the number of bytes the buffer can hold without growing. */
+static inline size_t hb_capacity(const hb_buf *b) { return b->cap; }
+
+/** @return the alignment of hb_data(b), a power of two >= 16 on x86-64. */
+HB_EXTERN size_t hb_align(const hb_buf *b);
+
+/**
+ * Direct access to the bytes: hb_data(b)[0 .. hb_len(b)) are stored, and
+ * [hb_len(b) .. hb_capacity(b)) is spare room.
+ * @return the pointer; stale after any call that may grow the buffer.
+ */
+static inline uint8_t *hb_data(hb_buf *b) { return b->data; }
+
+/* Debug builds (NDEBUG undefined) abort when a direct-mode call that changes
+ * the buffer is made while a visitor of it is live, naming the call. */
+HB_EXTERN void hb__misuse(const hb_buf *b, const char *call);
+#define HB__LIVE_MASK UINT64_C(0xffffffff) /* low word: live tickets/waiters */
+#ifdef NDEBUG
+#define HB__CHECK_DIRECT(b) ((void)0)
+#else
+#define HB__CHECK_DIRECT(b)                                                  \
+  (HB__UNLIKELY(__atomic_load_n(&(b)->lock, __ATOMIC_RELAXED) &              \
+                HB__LIVE_MASK)                                               \
+       ? hb__misuse((b), __func__)                                           \
+       : (void)0)
+#endif
+
+/* Out of line, cold: make room for n more bytes (see the growth policy). */
+HB_EXTERN int hb__grow(hb_buf *b, size_t n);
+
+/**
+ * Make sure at least `additional` more bytes fit without growing.
+ * Invalidates: hb_data() and view pointers, if it grows.
+ * @return HB_OK; HB_ERANGE if len + additional overflows or exceeds
+ *         PTRDIFF_MAX; HB_ENOMEM if allocation fails.  On error nothing
+ *         changes.
+ */
+static inline int hb_reserve(hb_buf *b, size_t additional) {
+  HB__CHECK_DIRECT(b);
+  if (HB__LIKELY(b->cap - b->len >= additional)) return HB_OK;
+  return hb__grow(b, additional);
+}
+
+/**
+ * Set the length to len.  Growing fills the new bytes with `fill`;
+ * shrinking pulls the cursor back to len if it was beyond it.  Capacity
+ * never shrinks.
+ * Invalidates: hb_data() and view pointers, if it grows.
+ * @return HB_OK; HB_ERANGE or HB_ENOMEM as hb_reserve (nothing changes).
+ */
+HB_EXTERN int hb_resize(hb_buf *b, size_t len, uint8_t fill);
+
+/** Set length and cursor to 0; the capacity stays. */
+static inline void hb_clear(hb_buf *b) {
+  HB__CHECK_DIRECT(b);
+  b->len = 0;
+  b->cursor = 0;
+}
+
+/**
+ * Append n bytes copied from src (src may be NULL when n is 0; src may
+ * point into the buffer itself).
+ * Invalidates: hb_data() and view pointers, if it grows.
+ * @return HB_OK; HB_ERANGE or HB_ENOMEM as hb_reserve (nothing changes).
+ */
+HB_EXTERN int hb_put(hb_buf *b, const void *src, size_t n);
+
+/* The fixed-size puts: one capacity compare and a store in the common case.
+ * `restrict` tells the compiler the byte store does not alias *b, so a loop
+ * of puts keeps len and data in registers. */
+static inline int hb__put_n(hb_buf *HB__RESTRICT b, const void *src,
+                            size_t n) {
+  size_t len = b->len;
+  if (HB__UNLIKELY(b->cap - len < n)) {
+    int rc = hb__grow(b, n);
+    if (rc != HB_OK) return rc;
+  }
+  memcpy(b->data + len, src, n);
+  b->len = len + n;
+  return HB_OK;
+}
+
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_BIG_ENDIAN__
+#define HB__LE16(x) __builtin_bswap16(x)
+#define HB__LE32(x) __builtin_bswap32(x)
+#define HB__LE64(x) __builtin_bswap64(x)
+#define HB__BE16(x) (x)
+#define HB__BE32(x) (x)
+#define HB__BE64(x) (x)
+#else
+#define HB__LE16(x) (x)
+#define HB__LE32(x) (x)
+#define HB__LE64(x) (x)
+#define HB__BE16(x) __builtin_bswap16(x)
+#define HB__BE32(x) __builtin_bswap32(x)
+#define HB__BE64(x) __builtin_bswap64(x)
+#endif
+
+/**
+ * Append one byte.
+ * Invalidates: hb_data() and view pointers, if it grows.
+ * @return HB_OK; HB_ERANGE or HB_ENOMEM as hb_reserve (nothing changes).
+ */
+static inline int hb_put_u8(hb_buf *HB__RESTRICT b, uint8_t v) {
+  HB__CHECK_DIRECT(b);
+  size_t len = b->len;
+  if (HB__UNLIKELY(len == b->cap)) {
+    int rc = hb__grow(b, 1);
+    if (rc != HB_OK) return rc;
+  }
+  b->data[len] = v;
+  b->len = len + 1;
+  return HB_OK;
+}
+
+/* hb_put_{u16,u32,u64}_{le,be}: append an integer in the named byte order.
+ * Same contract as hb_put_u8.  The f32/f64 forms store the IEEE-754 bits. */
+#define HB__PUT_INT(bits, order, ORD)                                        \
+  static inline int hb_put_u##bits##_##order(hb_buf *b, uint##bits##_t v) { \
+    HB__CHECK_DIRECT(b);                                                     \
+    uint##bits##_t x = (uint##bits##_t)HB__##ORD##bits(v);                   \
+    return hb__put_n(b, &x, sizeof x);                                       \
+  }
+HB__PUT_INT(16, le, LE)
+HB__PUT_INT(16, be, BE)
+HB__PUT_INT(32, le, LE)
+HB__PUT_INT(32, be, BE)
+HB__PUT_INT(64, le, LE)
+HB__PUT_INT(64, be, BE)
+#undef HB__PUT_INT
+
+#define HB__PUT_FLOAT(name, ftype, bits, order)                              \
+  static inline int hb_put_##name##_##order(hb_buf *b, ftype v) {            \
+    uint##bits##_t u;                                                        \
+    memcpy(&u, &v, sizeof u);                                                \
+    return hb_put_u##bits##_##order(b, u);                                   \
+  }
+HB__PUT_FLOAT(f32, float, 32, le)
+HB__PUT_FLOAT(f32, float, 32, be)
+HB__PUT_FLOAT(f64, double, 64, le)
+HB__PUT_FLOAT(f64, double, 64, be)
+#undef HB__PUT_FLOAT
+
+/* ======================================================================== */
+/*  Cursor reads                                                             */
+/* ======================================================================== */
+
+/*
+ * The buffer's model (like Netty's ByteBuf): hb_len counts every byte
+ * stored; a separate read cursor serves the hb_get* calls, and
+ * hb_remaining = hb_len - cursor.  Reading does not remove bytes:
+ * hb_compact does.
+ */
+
+/** @return hb_len(b) minus the cursor: the bytes the hb_get* calls can read. */
+static inline size_t hb_remaining(const hb_buf *b) {
+  return b->len - b->cursor;
+}
+
+/**
+ * Copy n bytes at the cursor into dst and advance the cursor by n.
+ * @return HB_OK; HB_ERANGE if fewer than n bytes remain (nothing consumed).
+ */
+HB_EXTERN int hb_get(hb_buf *b, void *dst, size_t n);
+
+static inline int hb__get_n(hb_buf *b, void *dst, size_t n) {
+  size_t cur = b->cursor;
+  if (HB__UNLIKELY(b->len - cur < n)) return HB_ERANGE;
+  memcpy(dst, b->data + cur, n);
+  b->cursor = cur + n;
+  return HB_OK;
+}
+
+/**
+ * Read one byte at the cursor into *out and advance.
+ * @return HB_OK; HB_ERANGE at the end (nothing consumed, *out untouched).
+ */
+static inline int hb_get_u8(hb_buf *b, uint8_t *out) {
+  HB__CHECK_DIRECT(b);
+  return hb__get_n(b, out, 1);
+}
+
+/* hb_get_{u16,u32,u64}_{le,be}: read an integer stored in the named byte
+ * order.  Same contract as hb_get_u8: HB_ERANGE if too few bytes remain,
+ * nothing consumed and *out untouched.  f32/f64 read IEEE-754 bits. */
+#define HB__GET_INT(bits, order, ORD)                                        \
+  static inline int hb_get_u##bits##_##order(hb_buf *b,                      \
+                                             uint##bits##_t *out) {          \
+    HB__CHECK_DIRECT(b);                                                     \
+    uint##bits##_t x;                                                        \
+    int rc = hb__get_n(b, &x, sizeof x);                                     \
+    if (rc == HB_OK) *out = (uint##bits##_t)HB__##ORD##bits(x);              \
+    return rc;                                                               \
+  }
+HB__GET_INT(16, le, LE)
+HB__GET_INT(16, be, BE)
+HB__GET_INT(32, le, LE)
+HB__GET_INT(32, be, BE)
+HB__GET_INT(64, le, LE)
+HB__GET_INT(64, be, BE)
+#undef HB__GET_INT
+
+#define HB__GET_FLOAT(name, ftype, bits, order)                              \
+  static inline int hb_get_##name##_##order(hb_buf *b, ftype *out) {         \
+    uint##bits##_t u;                                                        \
+    int rc = hb_get_u##bits##_##order(b, &u);                                \
+    if (rc == HB_OK) memcpy(out, &u, sizeof u);                              \
+    return rc;                                                               \
+  }
+HB__GET_FLOAT(f32, float, 32, le)
+HB__GET_FLOAT(f32, float, 32, be)
+HB__GET_FLOAT(f64, double, 64, le)
+HB__GET_FLOAT(f64, double, 64, be)
+#undef HB__GET_FLOAT
+
+/**
+ * Move the cursor forward by n bytes without copying them.
+ * @return HB_OK; HB_ERANGE if fewer than n bytes remain (nothing moves).
+ */
+HB_EXTERN int hb_advance(hb_buf *b, size_t n);
+
+/**
+ * Drop the bytes before the cursor: the remaining bytes move to the front,
+ * the length shrinks by the old cursor, and the cursor becomes 0.
+ * Invalidates: offsets into hb_data() (the bytes move); never reallocates.
+ */
+HB_EXTERN void hb_compact(hb_buf *b);
+
+/* ======================================================================== */
+/*  Visitor mode                                                             */
+/* ======================================================================== */
+
+/*
+ * A visitor is caller-owned storage for one visit: declare it on the stack
+ * or in a struct, zero-initialised (HB_VISITOR_INIT).  Life cycle:
+ *
+ *   idle --cast--> cast --hb_visit--> armed --(turn comes, driven)--> running
+ *     ^                 \                 \                             |
+ *     |                  `--hb_cancel-----`--hb_cancel--> finished <-----'
+ *     `--------------- (a finished visitor may be cast again) ----'
+ *
+ * A visitor may be reused or freed only once it is finished: it has run
+ * (a driver returned HB_OK) or it was cancelled (hb_cancel returned HB_OK,
+ * or a driver returned HB_ECANCELED), or its hb_done_fn has been called.
+ */
+struct hb_visitor {
+  /* public */
+  void *data; /* free for the caller's use; the library never touches it */
+
+  /* private: the library's; zero is the idle state */
+  hb_visitor *next, *prev; /* wait-queue link, under the buffer's mutex */
+  hb_buf *buf;
+  hb_type type;
+  hb_visit_fn fn;
+  void *ctx;
+  size_t reserve;
+  hb_waker waker;        /* registered by hb_poll, under the mutex */
+  hb_done_fn done;       /* detached visits */
+  void *done_arg;
+  uint32_t state;        /* phase and flags (atomic; see src/visitor.c) */
+  uint32_t park;         /* hb_block_on's futex word (atomic) */
+  uint32_t armed;        /* set by hb_visit; the driving thread's alone */
+  int result;            /* what the callback returned */
+  void *reserved[4];
+};
+
+/** An idle visitor.  All-zero storage is the same. */
+#ifdef __cplusplus
+#define HB_VISITOR_INIT {}
+#else
+#define HB_VISITOR_INIT {0}
+#endif
+
+/**
+ * Take a read ticket on b for elements of type t.  Tickets are handed out in
+ * call order; a read visitor runs after every earlier write visitor has
+ * finished, concurrently with neighbouring readers.
+ * Requires: v is idle or finished.
+ * @return HB_OK; HB_EINVAL (no ticket taken) if b or v is NULL, t.size is 0,
+ *         t.align is not a power of two or exceeds hb_align(b), or t.size is
+ *         not a multiple of t.align; HB_ESTATE if v is cast, armed or running.
+ */
+HB_EXTERN int hb_cast(hb_visitor *v, hb_buf *b, hb_type t);
+
+/**
+ * Take a write ticket: like hb_cast, and the visit runs alone, after every
+ * earlier visitor, read or write, has finished.
+ * @return as hb_cast.
+ */
+HB_EXTERN int hb_cast_mut(hb_visitor *v, hb_buf *b, hb_type t);
+
+#define HB_CAST(v, b, T) hb_cast((v), (b), HB_TYPE(T))
+#define HB_CAST_MUT(v, b, T) hb_cast_mut((v), (b), HB_TYPE(T))
+
+/**
+ * Arm a cast visitor with its callback.  A write visitor gets `reserve`
+ * spare bytes before its callback runs, so appends within them never move
+ * the data; a read visitor ignores `reserve`.  Nothing runs yet: a driver
+ * (hb_poll, hb_block_on, hb_try_visit) runs the callback when its turn has
+ * come.
+ * @return HB_OK; HB_EINVAL if fn is NULL; HB_ERANGE if reserve >
+ *         PTRDIFF_MAX (v stays cast, unarmed); HB_ESTATE unless v is cast
+ *         and unarmed (idle, armed, running and finished visitors included).
+ */
+HB_EXTERN int hb_visit(hb_visitor *v, size_t reserve, hb_visit_fn fn,
+                       void *ctx);
+
+/**
+ * Arm a visitor to run by itself: the callback runs on whichever thread
+ * makes it runnable (the one finishing or cancelling the visitor ahead of
+ * it), or here, now, if its turn has already come; then done(v, status,
+ * result, done_arg) is called on the same thread.  No driver is needed (or
+ * allowed: the drivers return HB_ESTATE).  hb_cancel works until it runs.
+ * done may be NULL.  The callback must be short: it runs inside another
+ * caller's hb_* call.
+ * @return as hb_visit.
+ */
+HB_EXTERN int hb_visit_detached(hb_visitor *v, size_t reserve, hb_visit_fn fn,
+                                void *ctx, hb_done_fn done, void *done_arg);
+
+/**
+ * Poll an armed visitor as a future.  If its turn has come the callback
+ * runs now, on this thread.  Otherwise the waker is stored (replacing any
+ * earlier one) and will be called once when the turn comes or the visitor
+ * is cancelled; call hb_poll again then.
+ * @return HB_OK (ran; *result holds the callback's return, if result is not
+ *         NULL; polling again returns HB_OK and the same result);
+ *         HB_PENDING; HB_ECANCELED; HB_ESTATE if v is idle, only cast, or
+ *         detached; HB_EBUSY if v is running (a poll from inside its own
+ *         callback).
+ */
+HB_EXTERN int hb_poll(hb_visitor *v, hb_waker w, int *result);
+
+/**
+ * Park this thread until the visitor has run (on this thread) or has been
+ * cancelled.  Waiting spins briefly, then sleeps on a futex.
+ * @return HB_OK (ran; *result as hb_poll); HB_ECANCELED; HB_ESTATE as
+ *         hb_poll; HB_EDEADLK if called from inside a callback on the same
+ *         buffer for a visitor whose turn has not come (it never could).
+ */
+HB_EXTERN int hb_block_on(hb_visitor *v, int *result);
+
+/**
+ * Run the visitor now if its turn has come; never waits.
+ * @return HB_OK (ran; *result as hb_poll); HB_EAGAIN (not its turn; it
+ *         stays armed); HB_ECANCELED; HB_ESTATE as hb_poll.
+ */
+HB_EXTERN int hb_try_visit(hb_visitor *v, int *result);
+
+/**
+ * Give the ticket up: the visitor is finished without running, and the
+ * queue behind it moves on.  A waker stored by hb_poll is called.  Safe
+ * from any thread, also while another thread is blocked on v.
+ * @return HB_OK; HB_EBUSY if v is running; HB_ESTATE if v is idle or
+ *         finished (a second cancel included).
+ */
+HB_EXTERN int hb_cancel(hb_visitor *v);
+
+/* ======================================================================== */
+/*  Views (inside a callback only)                                          */
+/* ======================================================================== */
+
+/*
+ * A view sees all hb_len bytes of the buffer (the cursor is direct mode's
+ * alone) as an array of the cast type.  It is valid only inside its
+ * callback.  Appending may grow the buffer beyond the reservation, which
+ * makes array pointers taken earlier in the callback stale: fetch them
+ * again.  Rolling back an aborted write visit restores the length only:
+ * in-place edits made through the array are not undone.
+ */
+
+/** @return the number of whole elements of the cast type. */
+HB_EXTERN size_t hb_view_len(const hb_view *view);
+
+/**
+ * The contents as a read-only array; *count (if not NULL) gets hb_view_len.
+ * @return the array (non-NULL even when empty).
+ */
+HB_EXTERN const void *hb_view_read_array(hb_view *view, size_t *count);
+
+/**
+ * The contents as a writable array (write visitors only).
+ * @return the array; NULL (and *count = 0) in a read visitor.
+ */
+HB_EXTERN void *hb_view_write_array(hb_view *view, size_t *count);
+
+/** The same memory as bytes; *nbytes gets every byte, partial elements too. */
+HB_EXTERN const uint8_t *hb_view_read_bytes(hb_view *view, size_t *nbytes);
+
+/** Writable bytes (write visitors only); NULL and *nbytes = 0 otherwise. */
+HB_EXTERN uint8_t *hb_view_write_bytes(hb_view *view, size_t *nbytes);
+
+/**
+ * Append one element of the cast type (copied from elem).
+ * Invalidates: array pointers taken earlier in this callback, if it grows.
+ * @return HB_OK; HB_ESTATE in a read visitor; HB_EINVAL if the length is
+ *         not a whole number of elements or elem is NULL; HB_ERANGE or
+ *         HB_ENOMEM as hb_reserve (nothing appended).
+ */
+HB_EXTERN int hb_view_append(hb_view *view, const void *elem);
+
+/** Append count elements; all or nothing.  @return as hb_view_append. */
+HB_EXTERN int hb_view_append_all(hb_view *view, const void *elems,
+                                 size_t count);
+
+/** Append raw bytes (write visitors only).  @return as hb_view_append,
+ *  without the whole-element rule. */
+HB_EXTERN int hb_view_append_bytes(hb_view *view, const void *src, size_t n);
+
+/** @return the bytes appended so far in this visit. */
+HB_EXTERN size_t hb_view_bytes_written(const hb_view *view);
+
+/** The cast type of the visit. */
+HB_EXTERN hb_type hb_view_type(const hb_view *view);
+
+/* Typed access: NULL (and *count = 0) if sizeof(T) is not the cast size. */
+HB_EXTERN const void *hb__view_array_checked(hb_view *view, size_t size,
+                                             size_t *count, int write);
+#define HB_READ_ARRAY(view, T, countp)                                       \
+  ((const T *)hb__view_array_checked((view), sizeof(T), (countp), 0))
+#define HB_WRITE_ARRAY(view, T, countp)                                      \
+  ((T *)hb__view_array_checked((view), sizeof(T), (countp), 1))
+
+/* ======================================================================== */
+/*  Wakers, event loops and I/O                                              */
+/* ======================================================================== */
+
+/* (filled in by the event-loop work: eventfd waker, libuv adapter,
+ *  hb_read_fd / hb_write_fd) */
+
+/* ======================================================================== */
+/*  Allocator and statistics                                                 */
+/* ======================================================================== */
+
+typedef void *(*hb_malloc_fn)(size_t size);
+typedef void *(*hb_realloc_fn)(void *ptr, size_t size);
+typedef void (*hb_free_fn)(void *ptr);
+
+/**
+ * Replace the allocator used for every later allocation (like
+ * uv_replace_allocator).  Call it before creating buffers: memory is freed
+ * with the allocator in force when it is freed.  The functions must return
+ * memory aligned for max_align_t, like malloc.
+ * @return HB_OK; HB_EINVAL if any function is NULL (nothing changes).
+ */
+HB_EXTERN int hb_set_allocator(hb_malloc_fn m, hb_realloc_fn r, hb_free_fn f);
+
+/** Counters a user can read; a snapshot, each exact at its own moment. */
+typedef struct {
+  uint64_t visits_run;       /* callbacks run, read and write */
+  uint64_t visits_cancelled; /* visitors cancelled */
+  uint64_t visits_aborted;   /* write callbacks that returned < 0 */
+  uint64_t reserve_failed;   /* visits finished with HB_ENOMEM, not run */
+  uint64_t growths;          /* reallocations of the data */
+  uint64_t bytes_moved;      /* bytes copied by those reallocations */
+  uint64_t longest_queue;    /* most visitors ever waiting at once */
+} hb_stats;
+
+/**
+ * Read b's counters into *out.  Safe while visitors are live.
+ * @return HB_OK; HB_EINVAL if b or out is NULL.
+ */
+HB_EXTERN int hb_stats_get(hb_buf *b, hb_stats *out);
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* HYPERBUF_H */

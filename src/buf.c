@@ -1,0 +1,245 @@
+/*
+ * buf.c -- direct mode: creation, growth, appends and cursor reads.
+ *
+ * Layout.  hb_new makes one allocation: the hb__buf header, then the first
+ * `capacity` bytes at the buffer's alignment.  The header never moves (the
+ * caller holds its address), so the first growth moves the data out into an
+ * allocation of its own (`raw`), and later growths realloc that one.  The
+ * inline bytes are then unused; a buffer that never grows, the common case
+ * for small messages, costs one malloc and one free.
+ *
+ * Alignment.  The allocator returns max_align_t-aligned memory.  For larger
+ * alignments we over-allocate by (align - max_align) and round the data
+ * pointer up; such a buffer grows by malloc + copy + free, because realloc
+ * may hand back a block with a different misalignment.
+ *
+ * Every failing call checks before it changes anything, so an error leaves
+ * length, capacity, cursor and bytes as they were.
+ */
+#include "internal.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+
+/* ---- allocator ---------------------------------------------------------- */
+
+static struct {
+  hb_malloc_fn m;
+  hb_realloc_fn r;
+  hb_free_fn f;
+} hb__alloc = {malloc, realloc, free};
+
+void *hb__malloc(size_t n) { return hb__alloc.m(n); }
+void *hb__realloc(void *p, size_t n) { return hb__alloc.r(p, n); }
+void hb__free(void *p) {
+  if (p != NULL) hb__alloc.f(p);
+}
+
+int hb_set_allocator(hb_malloc_fn m, hb_realloc_fn r, hb_free_fn f) {
+  if (m == NULL || r == NULL || f == NULL) return HB_EINVAL;
+  hb__alloc.m = m;
+  hb__alloc.r = r;
+  hb__alloc.f = f;
+  return HB_OK;
+}
+
+/* ---- helpers ------------------------------------------------------------ */
+
+static size_t hb__pad(size_t align) {
+  return align > HB__MAX_ALIGN ? align - HB__MAX_ALIGN : 0;
+}
+
+static uint8_t *hb__align_up(void *p, size_t align) {
+  uintptr_t u = (uintptr_t)p;
+  return (uint8_t *)((u + align - 1) & ~(uintptr_t)(align - 1));
+}
+
+/* a + b, or SIZE_MAX if the sum overflows or exceeds PTRDIFF_MAX. */
+static size_t hb__add(size_t a, size_t b) {
+  if (a > (size_t)PTRDIFF_MAX || b > (size_t)PTRDIFF_MAX - a) return SIZE_MAX;
+  return a + b;
+}
+
+#define HB__HDR_SIZE                                                         \
+  ((sizeof(hb__buf) + HB__MAX_ALIGN - 1) & ~(HB__MAX_ALIGN - 1))
+
+void hb__misuse(const hb_buf *b, const char *call) {
+  fprintf(stderr,
+          "hyperbuf: %s() called on buffer %p while a visitor of it is live;"
+          " direct-mode calls must wait until every visitor has run or been"
+          " cancelled\n",
+          call, (const void *)b);
+  abort();
+}
+
+/* ---- creation ----------------------------------------------------------- */
+
+hb_buf *hb_new_aligned(size_t capacity, size_t align) {
+  if (align == 0 || (align & (align - 1)) != 0) return NULL;
+  if (align < HB__MAX_ALIGN) align = HB__MAX_ALIGN;
+  size_t total = hb__add(hb__add(HB__HDR_SIZE, hb__pad(align)), capacity);
+  if (total == SIZE_MAX) return NULL;
+  hb__buf *e = hb__malloc(total);
+  if (e == NULL) return NULL;
+  /* Zero the header only; the bytes stay uninitialised, like malloc's. */
+  memset(e, 0, sizeof *e);
+  e->align = align;
+  e->pub.data = hb__align_up((uint8_t *)e + HB__HDR_SIZE, align);
+  e->pub.cap = capacity;
+  return &e->pub;
+}
+
+hb_buf *hb_new(size_t capacity) {
+  return hb_new_aligned(capacity, HB__MAX_ALIGN);
+}
+
+hb_buf *hb_wrap(const void *src, size_t n) {
+  hb_buf *b = hb_new(n);
+  if (b != NULL && n > 0) {
+    memcpy(b->data, src, n);
+    b->len = n;
+  }
+  return b;
+}
+
+int hb_free(hb_buf *b) {
+  if (b == NULL) return HB_OK;
+  hb__buf *e = hb__ext(b);
+  /* Taking the mutex waits out any thread still inside a wait-queue
+   * critical section (one that just released the last ticket, say). */
+  hb__mutex_lock(&e->mu);
+  uint64_t live = __atomic_load_n(&b->lock, __ATOMIC_ACQUIRE) & HB__LIVE_MASK;
+  hb__mutex_unlock(&e->mu);
+  if (live != 0) return HB_EBUSY;
+  hb__free(e->raw);
+  hb__free(e);
+  return HB_OK;
+}
+
+size_t hb_align(const hb_buf *b) { return ((const hb__buf *)b)->align; }
+
+/* ---- growth ------------------------------------------------------------- */
+
+int hb__grow(hb_buf *b, size_t n) {
+  hb__buf *e = hb__ext(b);
+  size_t need = hb__add(b->len, n);
+  if (need == SIZE_MAX) return HB_ERANGE;
+  if (need <= b->cap) return HB_OK;
+
+  size_t cap = b->cap <= (size_t)PTRDIFF_MAX / 2 ? b->cap * 2
+                                                 : (size_t)PTRDIFF_MAX;
+  if (cap < need) cap = need;
+  if (cap < 64) cap = 64;
+  size_t pad = hb__pad(e->align);
+  if (hb__add(cap, pad) == SIZE_MAX) cap = need; /* fall back to the minimum */
+  if (hb__add(cap, pad) == SIZE_MAX) return HB_ERANGE;
+
+  uint8_t *data;
+  if (e->raw != NULL && pad == 0) {
+    void *raw = hb__realloc(e->raw, cap);
+    if (raw == NULL) return HB_ENOMEM;
+    data = raw;
+    if (raw != e->raw) e->bytes_moved += b->len;
+    e->raw = raw;
+  } else {
+    void *raw = hb__malloc(cap + pad);
+    if (raw == NULL) return HB_ENOMEM;
+    data = hb__align_up(raw, e->align);
+    if (b->len > 0) memcpy(data, b->data, b->len);
+    e->bytes_moved += b->len;
+    hb__free(e->raw);
+    e->raw = raw;
+  }
+  e->growths++;
+  b->data = data;
+  b->cap = cap;
+  return HB_OK;
+}
+
+/* ---- appends ------------------------------------------------------------ */
+
+int hb__put_bytes(hb_buf *b, const void *src, size_t n) {
+  if (n == 0) return HB_OK;
+  if (b->cap - b->len < n) {
+    /* src may point into our own bytes, which growth moves. */
+    const uint8_t *s = src;
+    int inside = s >= b->data && s < b->data + b->cap;
+    size_t off = inside ? (size_t)(s - b->data) : 0;
+    int rc = hb__grow(b, n);
+    if (rc != HB_OK) return rc;
+    if (inside) src = b->data + off;
+  }
+  memmove(b->data + b->len, src, n);
+  b->len += n;
+  return HB_OK;
+}
+
+int hb_put(hb_buf *b, const void *src, size_t n) {
+  HB__CHECK_DIRECT(b);
+  if (src == NULL && n > 0) return HB_EINVAL;
+  return hb__put_bytes(b, src, n);
+}
+
+int hb_resize(hb_buf *b, size_t len, uint8_t fill) {
+  HB__CHECK_DIRECT(b);
+  if (len <= b->len) {
+    b->len = len;
+    if (b->cursor > len) b->cursor = len;
+    return HB_OK;
+  }
+  int rc = hb__reserve(b, len - b->len);
+  if (rc != HB_OK) return rc;
+  memset(b->data + b->len, fill, len - b->len);
+  b->len = len;
+  return HB_OK;
+}
+
+/* ---- cursor ------------------------------------------------------------- */
+
+int hb_get(hb_buf *b, void *dst, size_t n) {
+  HB__CHECK_DIRECT(b);
+  if (n == 0) return HB_OK;
+  if (dst == NULL) return HB_EINVAL;
+  return hb__get_n(b, dst, n);
+}
+
+int hb_advance(hb_buf *b, size_t n) {
+  HB__CHECK_DIRECT(b);
+  if (b->len - b->cursor < n) return HB_ERANGE;
+  b->cursor += n;
+  return HB_OK;
+}
+
+void hb_compact(hb_buf *b) {
+  HB__CHECK_DIRECT(b);
+  size_t rest = b->len - b->cursor;
+  if (b->cursor == 0) return;
+  if (rest > 0) memmove(b->data, b->data + b->cursor, rest);
+  b->len = rest;
+  b->cursor = 0;
+}
+
+/* ---- statistics --------------------------------------------------------- */
+
+int hb_stats_get(hb_buf *b, hb_stats *out) {
+  if (b == NULL || out == NULL) return HB_EINVAL;
+  hb__buf *e = hb__ext(b);
+  /* Completed reads are counted in the lock word's high half (one atomic
+   * add per read visit, the same one that releases the ticket); carries out
+   * of it are counted in read_wraps.  Re-read until both agree. */
+  uint64_t wraps, word;
+  do {
+    wraps = __atomic_load_n(&e->read_wraps, __ATOMIC_ACQUIRE);
+    word = __atomic_load_n(&b->lock, __ATOMIC_ACQUIRE);
+  } while (wraps != __atomic_load_n(&e->read_wraps, __ATOMIC_ACQUIRE));
+  hb__mutex_lock(&e->mu);
+  out->visits_run = e->writes_run + (wraps << 32) + (word >> 32);
+  out->visits_cancelled = __atomic_load_n(&e->cancelled, __ATOMIC_RELAXED);
+  out->visits_aborted = e->aborted;
+  out->reserve_failed = e->reserve_failed;
+  out->growths = e->growths;
+  out->bytes_moved = e->bytes_moved;
+  out->longest_queue = e->longest_queue;
+  hb__mutex_unlock(&e->mu);
+  return HB_OK;
+}

@@ -1,0 +1,106 @@
+/*
+ * internal.h -- what the library's sources share and users never see.
+ *
+ * Non-static internals are named hb__*.  Atomics use the GCC/Clang
+ * __atomic builtins on plain integer fields, so the public header stays
+ * valid C++ (no _Atomic in it).
+ */
+#ifndef HB_INTERNAL_H
+#define HB_INTERNAL_H
+
+#include "hyperbuf.h"
+
+#include <stdalign.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define HB__MAX_ALIGN ((size_t)alignof(max_align_t))
+
+/* ---- allocator (src/buf.c) ---- */
+void *hb__malloc(size_t n);
+void *hb__realloc(void *p, size_t n);
+void hb__free(void *p);
+
+/* ---- a futex mutex: zero is unlocked, so a zeroed buffer needs no init ----
+ * Used only around the visitor wait queue: short critical sections, no
+ * callbacks and no wakers run under it. */
+typedef struct {
+  uint32_t word; /* 0 unlocked, 1 locked, 2 locked with sleepers */
+} hb__mutex;
+
+void hb__mutex_lock_slow(hb__mutex *m);
+void hb__mutex_wake(hb__mutex *m);
+
+static inline void hb__mutex_lock(hb__mutex *m) {
+  uint32_t zero = 0;
+  if (!__atomic_compare_exchange_n(&m->word, &zero, 1, false,
+                                   __ATOMIC_ACQUIRE, __ATOMIC_RELAXED))
+    hb__mutex_lock_slow(m);
+}
+
+static inline void hb__mutex_unlock(hb__mutex *m) {
+  /* Pairs with the ACQUIRE in hb__mutex_lock{,_slow}.  After the exchange
+   * the mutex may be freed by another thread; hb__mutex_wake only passes
+   * its address to the kernel, which is harmless then. */
+  if (__atomic_exchange_n(&m->word, 0, __ATOMIC_RELEASE) == 2)
+    hb__mutex_wake(m);
+}
+
+/* ---- futex wrappers (src/sync.c) ---- */
+void hb__futex_wait(uint32_t *addr, uint32_t expected);
+void hb__futex_wake_all(uint32_t *addr);
+static inline void hb__cpu_relax(void) {
+#if defined(__x86_64__) || defined(__i386__)
+  __builtin_ia32_pause();
+#elif defined(__aarch64__)
+  __asm__ __volatile__("yield");
+#endif
+}
+
+/* ---- the buffer as the library allocates it ---- */
+typedef struct hb__buf {
+  hb_buf pub;            /* first: an hb_buf * is an hb__buf * */
+  size_t align;          /* alignment of pub.data */
+  void *raw;             /* the separate data allocation, NULL while the
+                            data still lives in this allocation */
+  /* visitor mode: the wait queue, under mu */
+  hb__mutex mu;
+  uint32_t qlen;
+  hb_visitor *head, *tail;
+  /* statistics; see hb_stats_get for who writes which */
+  uint64_t writes_run;      /* under the write ticket */
+  uint64_t aborted;         /* under the write ticket */
+  uint64_t reserve_failed;  /* under the write ticket */
+  uint64_t growths;         /* under exclusive access */
+  uint64_t bytes_moved;     /* under exclusive access */
+  uint64_t cancelled;       /* atomic */
+  uint64_t read_wraps;      /* atomic: carries of the lock word's count */
+  uint64_t longest_queue;   /* under mu */
+} hb__buf;
+
+static inline hb__buf *hb__ext(hb_buf *b) { return (hb__buf *)b; }
+
+/* Reserve without the direct-mode check (views use it). */
+static inline int hb__reserve(hb_buf *b, size_t n) {
+  if (HB__LIKELY(b->cap - b->len >= n)) return HB_OK;
+  return hb__grow(b, n);
+}
+int hb__put_bytes(hb_buf *b, const void *src, size_t n);
+
+/* Invariant checker (src/check.c), for tests: aborts with a message naming
+ * the broken invariant and both sides of it.  Cheap enough to call after
+ * every mutation. */
+void hb__check(hb_buf *b);
+
+/* ---- what a callback sees (src/visitor.c builds it on the driver's stack)
+ * I/O inside a write visitor (src/io.c) appends through it too. */
+struct hb_view {
+  hb_buf *buf;
+  hb_visitor *v;
+  size_t start_len; /* length when the visit began: the rollback point */
+  size_t size;      /* cast element size */
+  int write;        /* a write visit */
+};
+
+#endif /* HB_INTERNAL_H */
