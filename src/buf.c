@@ -94,6 +94,7 @@ hb_buf *hb_new(size_t capacity) {
 }
 
 hb_buf *hb_wrap(const void *src, size_t n) {
+  if (src == NULL && n > 0) return NULL; /* bad input: an error, no crash */
   hb_buf *b = hb_new(n);
   if (b != NULL && n > 0) {
     memcpy(b->data, src, n);
@@ -139,18 +140,18 @@ int hb__grow(hb_buf *b, size_t n) {
     void *raw = hb__realloc(e->raw, cap);
     if (raw == NULL) return HB_ENOMEM;
     data = raw;
-    if (raw != e->raw) e->bytes_moved += b->len;
+    if (raw != e->raw) HB__BUMP(e->bytes_moved, b->len);
     e->raw = raw;
   } else {
     void *raw = hb__malloc(cap + pad);
     if (raw == NULL) return HB_ENOMEM;
     data = hb__align_up(raw, e->align);
     if (b->len > 0) memcpy(data, b->data, b->len);
-    e->bytes_moved += b->len;
+    HB__BUMP(e->bytes_moved, b->len);
     hb__free(e->raw);
     e->raw = raw;
   }
-  e->growths++;
+  HB__BUMP(e->growths, 1);
   b->data = data;
   b->cap = cap;
   return HB_OK;
@@ -233,13 +234,15 @@ int hb_stats_get(hb_buf *b, hb_stats *out) {
     word = __atomic_load_n(&b->lock, __ATOMIC_ACQUIRE);
   } while (wraps != __atomic_load_n(&e->read_wraps, __ATOMIC_ACQUIRE));
   hb__mutex_lock(&e->mu);
-  out->visits_run = e->writes_run + (wraps << 32) + (word >> 32);
-  out->visits_cancelled = __atomic_load_n(&e->cancelled, __ATOMIC_RELAXED);
-  out->visits_aborted = e->aborted;
-  out->reserve_failed = e->reserve_failed;
-  out->growths = e->growths;
-  out->bytes_moved = e->bytes_moved;
-  out->longest_queue = e->longest_queue;
+#define HB__READ(f) __atomic_load_n(&e->f, __ATOMIC_RELAXED)
+  out->visits_run = HB__READ(writes_run) + (wraps << 32) + (word >> 32);
+  out->visits_cancelled = HB__READ(cancelled);
+  out->visits_aborted = HB__READ(aborted);
+  out->reserve_failed = HB__READ(reserve_failed);
+  out->growths = HB__READ(growths);
+  out->bytes_moved = HB__READ(bytes_moved);
+  out->longest_queue = HB__READ(longest_queue);
+#undef HB__READ
   hb__mutex_unlock(&e->mu);
   return HB_OK;
 }

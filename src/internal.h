@@ -79,6 +79,12 @@ typedef struct hb__buf {
   uint64_t longest_queue;   /* under mu */
 } hb__buf;
 
+/* Add to a counter that only its owner (a write-ticket or direct-mode
+ * holder) changes while hb_stats_get may read it: no RMW, no data race. */
+#define HB__BUMP(field, n)                                                   \
+  __atomic_store_n(&(field), __atomic_load_n(&(field), __ATOMIC_RELAXED) + (n), \
+                   __ATOMIC_RELAXED)
+
 static inline hb__buf *hb__ext(hb_buf *b) { return (hb__buf *)b; }
 
 /* Reserve without the direct-mode check (views use it). */
@@ -92,6 +98,9 @@ int hb__put_bytes(hb_buf *b, const void *src, size_t n);
  * the broken invariant and both sides of it.  Cheap enough to call after
  * every mutation. */
 void hb__check(hb_buf *b);
+
+/* For tests: has v's turn come? (src/visitor.c) */
+bool hb__load_granted(const hb_visitor *v);
 
 /* ---- what a callback sees (src/visitor.c builds it on the driver's stack)
  * I/O inside a write visitor (src/io.c) appends through it too. */

@@ -1,0 +1,665 @@
+/*
+ * visitor.c -- visitor mode: tickets, the wait queue, drivers and views.
+ *
+ * THE LOCK
+ *
+ * A buffer's visitors share a fair reader-writer lock built from two parts:
+ *
+ *   1. The lock word (hb_buf.lock, 64 bits, atomic), which alone decides the
+ *      uncontended cases with one atomic read-modify-write each:
+ *
+ *        bit  0       HB__W_WRITER   a write ticket is granted
+ *        bit  1       HB__W_WAITERS  the wait queue is not empty
+ *        bits 2..31   readers        granted read tickets (HB__W_READER each)
+ *        bits 32..63  done reads     finished read visits, a wrapping counter
+ *                                    for hb_stats (carries go to read_wraps)
+ *
+ *      The low half is the "live" mask: zero means no visitor is live, which
+ *      is what hb_free and the debug checks of direct mode test.
+ *
+ *   2. An intrusive FIFO wait queue of visitors (their next/prev links), under
+ *      a small futex mutex.  Visitors join at the tail; the dispatcher grants
+ *      from the head: a writer once nothing is granted, a run of readers once
+ *      no writer is.  This is a ticket lock in spirit -- order is call order --
+ *      with reader batching: readers between two writers run together.
+ *
+ *   Fast paths (no mutex): a read cast succeeds by CAS while neither WRITER
+ *   nor WAITERS is set; a write cast while the whole live half is zero.  Once
+ *   anybody waits, WAITERS is set and every later cast queues behind the
+ *   waiter, so nobody overtakes and nobody starves.  Releasing is one atomic
+ *   add; only a release that sees WAITERS (and is the last reader, or a
+ *   writer) takes the mutex to run the dispatcher.
+ *
+ *   WAITERS is set by a queuing caster *before* it reads the word (fetch_or
+ *   returns it), and releases read it with the same RMW that releases, so a
+ *   release either sees WAITERS and dispatches, or happened before the
+ *   caster's fetch_or and the caster sees the freed lock in its return value.
+ *   No wake-up is lost in between.
+ *
+ * A VISITOR'S STATE (hb_visitor.state, atomic)
+ *
+ *   phase (low 4 bits): IDLE -> CAST -> RUNNING -> RAN
+ *                                   \-> CANCELLING -> CANCELLED
+ *   flags: GRANTED (its turn has come), WRITE, QUEUED (in the wait queue),
+ *          WAKER (hb_poll stored a waker), DETACHED (hb_visit_detached).
+ *
+ *   While a visitor is not granted, every change to its state happens under
+ *   the buffer's mutex (enqueue, grant, waker registration, cancel, detach).
+ *   Once granted, the only changes are claims by CAS: a driver claims
+ *   CAST -> RUNNING, hb_cancel claims CAST -> CANCELLING; exactly one wins.
+ *   A cancelled visitor passes through CANCELLING while its ticket is
+ *   released, so a driver that sees CANCELLED may free the buffer at once;
+ *   drivers that see CANCELLING sleep on the state word until it ends.
+ *   hb_visit's "armed" flag is a separate field: only the visitor's owner
+ *   touches it.
+ *
+ * WAKING
+ *
+ *   The dispatcher grants under the mutex and collects what to do into an
+ *   hb__wakelist: wakers to call and detached visitors (claimed RUNNING under
+ *   the mutex) to run.  It calls and runs them only after unlocking, and
+ *   never touches a granted, non-detached visitor after unlocking: its owner
+ *   may already have run it and freed it.
+ *
+ *   hb_poll's registration and the grant both happen under the mutex, so
+ *   either the poll sees GRANTED, or the granter sees WAKER and calls the
+ *   waker (AtomicWaker's register/recheck, with a lock instead of a CAS loop
+ *   because the slow path needs the queue lock anyway).
+ *
+ *   hb_block_on polls with an internal waker that sets the visitor's park
+ *   word to 1 and wakes its futex.  It never polls again (and so never
+ *   returns) before it has seen park == 1, so the waker's store cannot land
+ *   in a visitor its owner already freed; the futex wake that follows the
+ *   store touches only the kernel's hash table.
+ */
+#include "internal.h"
+
+#include <stdbool.h>
+
+/* ---- the lock word --------------------------------------------------------
+ */
+#define HB__W_WRITER UINT64_C(0x1)     /* a write ticket is granted */
+#define HB__W_WAITERS UINT64_C(0x2)    /* the wait queue is not empty */
+#define HB__W_READER UINT64_C(0x4)     /* one granted read ticket */
+#define HB__W_READERS UINT64_C(0xfffffffc) /* mask: granted read tickets */
+#define HB__W_DONE (UINT64_C(1) << 32) /* one finished read visit */
+
+/* ---- a visitor's state ----------------------------------------------------
+ */
+#define HB__V_PHASE 0xfu
+#define HB__V_IDLE 0u
+#define HB__V_CAST 1u
+#define HB__V_RUNNING 2u
+#define HB__V_RAN 3u
+#define HB__V_CANCELLING 4u
+#define HB__V_CANCELLED 5u
+#define HB__V_GRANTED 0x10u  /* its turn has come */
+#define HB__V_WRITE 0x20u    /* a write ticket */
+#define HB__V_QUEUED 0x40u   /* in the wait queue (under mu) */
+#define HB__V_WAKER 0x80u    /* v->waker is to be called (under mu) */
+#define HB__V_DETACHED 0x100u /* run by whoever grants it */
+
+static inline uint32_t hb__phase(uint32_t s) { return s & HB__V_PHASE; }
+static inline uint32_t hb__with_phase(uint32_t s, uint32_t phase) {
+  return (s & ~HB__V_PHASE) | phase;
+}
+static inline uint32_t hb__load_state(const hb_visitor *v) {
+  return __atomic_load_n(&v->state, __ATOMIC_ACQUIRE);
+}
+static inline void hb__store_state(hb_visitor *v, uint32_t s) {
+  __atomic_store_n(&v->state, s, __ATOMIC_RELEASE);
+}
+static inline bool hb__claim(hb_visitor *v, uint32_t *s, uint32_t phase) {
+  return __atomic_compare_exchange_n(&v->state, s, hb__with_phase(*s, phase),
+                                     false, __ATOMIC_ACQ_REL,
+                                     __ATOMIC_ACQUIRE);
+}
+
+bool hb__load_granted(const hb_visitor *v) {
+  return (hb__load_state(v) & HB__V_GRANTED) != 0;
+}
+
+/* ---- what to do once the mutex is released --------------------------------
+ */
+#define HB__WAKE_BATCH 16
+typedef struct {
+  hb_waker wakers[HB__WAKE_BATCH];
+  int n;
+  hb_visitor *detached; /* claimed RUNNING; linked through ->next */
+} hb__wakelist;
+
+static void hb__call_wakers(hb__wakelist *wl) {
+  for (int i = 0; i < wl->n; i++) wl->wakers[i].wake(wl->wakers[i].arg);
+  wl->n = 0;
+}
+
+/* ---- callbacks in flight on this thread, for deadlock detection -----------
+ */
+typedef struct hb__frame {
+  const hb_buf *buf;
+  struct hb__frame *prev;
+} hb__frame;
+static _Thread_local hb__frame *hb__frames;
+
+static bool hb__inside_visit_of(const hb_buf *b) {
+  for (const hb__frame *f = hb__frames; f != NULL; f = f->prev)
+    if (f->buf == b) return true;
+  return false;
+}
+
+/* ---- the wait queue (under e->mu) -----------------------------------------
+ */
+static void hb__queue_push(hb__buf *e, hb_visitor *v) {
+  v->next = NULL;
+  v->prev = e->tail;
+  if (e->tail != NULL)
+    e->tail->next = v;
+  else
+    e->head = v;
+  e->tail = v;
+  e->qlen++;
+  if (e->qlen > e->longest_queue) HB__BUMP(e->longest_queue, 1);
+}
+
+static void hb__queue_unlink(hb__buf *e, hb_visitor *v) {
+  if (v->prev != NULL)
+    v->prev->next = v->next;
+  else
+    e->head = v->next;
+  if (v->next != NULL)
+    v->next->prev = v->prev;
+  else
+    e->tail = v->prev;
+  v->next = v->prev = NULL;
+  e->qlen--;
+}
+
+/* Grant a queued visitor (under mu).  A detached one is claimed RUNNING here,
+ * so that hb_cancel cannot take it from the thread that will run it. */
+static void hb__grant(hb_visitor *v, hb__wakelist *wl) {
+  uint32_t s = hb__load_state(v);
+  uint32_t n = (s & ~(HB__V_QUEUED | HB__V_WAKER)) | HB__V_GRANTED;
+  if (s & HB__V_DETACHED) {
+    n = hb__with_phase(n, HB__V_RUNNING);
+    v->next = wl->detached;
+    wl->detached = v;
+  } else if (s & HB__V_WAKER) {
+    wl->wakers[wl->n++] = v->waker;
+  }
+  hb__store_state(v, n); /* pairs with the ACQUIRE loads in the drivers */
+}
+
+/* Grant from the head of the queue what the lock word allows (under mu).
+ * When the waker batch fills, it is called with the mutex dropped. */
+static void hb__dispatch(hb__buf *e, hb__wakelist *wl) {
+  uint64_t *lock = &e->pub.lock;
+  for (;;) {
+    hb_visitor *v = e->head;
+    if (v == NULL) {
+      __atomic_fetch_and(lock, ~HB__W_WAITERS, __ATOMIC_RELEASE);
+      return;
+    }
+    uint64_t w = __atomic_load_n(lock, __ATOMIC_ACQUIRE);
+    if (hb__load_state(v) & HB__V_WRITE) {
+      if (w & (HB__W_WRITER | HB__W_READERS)) return;
+      __atomic_fetch_add(lock, HB__W_WRITER, __ATOMIC_ACQ_REL);
+    } else {
+      if (w & HB__W_WRITER) return;
+      __atomic_fetch_add(lock, HB__W_READER, __ATOMIC_ACQ_REL);
+    }
+    hb__queue_unlink(e, v);
+    hb__grant(v, wl);
+    if (wl->n == HB__WAKE_BATCH) {
+      hb__mutex_unlock(&e->mu);
+      hb__call_wakers(wl);
+      hb__mutex_lock(&e->mu);
+    }
+  }
+}
+
+static void hb__release_slow(hb__buf *e, hb__wakelist *wl) {
+  hb__mutex_lock(&e->mu);
+  hb__dispatch(e, wl);
+  hb__mutex_unlock(&e->mu);
+}
+
+/* Give a granted ticket back.  `ran` counts a finished read visit.  What the
+ * dispatcher hands out is left in wl for the caller to run after. */
+static void hb__release(hb__buf *e, bool write, bool ran, hb__wakelist *wl) {
+  uint64_t *lock = &e->pub.lock;
+  uint64_t old;
+  if (write) {
+    /* RELEASE: the visit's writes happen before the next grant's ACQUIRE. */
+    old = __atomic_fetch_sub(lock, HB__W_WRITER, __ATOMIC_RELEASE);
+    if (old & HB__W_WAITERS) hb__release_slow(e, wl);
+    return;
+  }
+  uint64_t delta = ran ? HB__W_DONE - HB__W_READER : (uint64_t)0 - HB__W_READER;
+  old = __atomic_fetch_add(lock, delta, __ATOMIC_RELEASE);
+  if (ran && (old >> 32) == UINT32_MAX)
+    __atomic_fetch_add(&e->read_wraps, 1, __ATOMIC_RELEASE);
+  if ((old & HB__W_WAITERS) && (old & HB__W_READERS) == HB__W_READER)
+    hb__release_slow(e, wl);
+}
+
+/* ---- running a visit ------------------------------------------------------
+ */
+
+/* Run a visitor already claimed RUNNING; leave what it unblocked in wl. */
+static int hb__run_claimed(hb_visitor *v, uint32_t s, hb__wakelist *wl) {
+  hb_buf *b = v->buf;
+  hb__buf *e = hb__ext(b);
+  bool write = (s & HB__V_WRITE) != 0;
+  hb_view view = {b, v, b->len, v->type.size, write};
+  hb__frame frame = {b, hb__frames};
+  int r;
+
+  if (write && hb__reserve(b, v->reserve) != HB_OK) {
+    r = HB_ENOMEM; /* the turn came but the room could not be had */
+    HB__BUMP(e->reserve_failed, 1);
+  } else {
+    hb__frames = &frame;
+    r = v->fn(&view, v->ctx);
+    hb__frames = frame.prev;
+    if (write) {
+      if (r < 0) {
+        b->len = view.start_len; /* roll the appends back */
+        HB__BUMP(e->aborted, 1);
+      }
+      HB__BUMP(e->writes_run, 1);
+    }
+  }
+  v->result = r;
+  hb__release(e, write, true, wl);
+  /* The ticket is back; from here on, only v. */
+  hb__store_state(v, hb__with_phase(s, HB__V_RAN));
+  return r;
+}
+
+/* Run the detached visitors collected in wl, and call the wakers, until
+ * nothing is left: running one may unblock more. */
+static void hb__flush(hb__wakelist *wl) {
+  for (;;) {
+    hb__call_wakers(wl);
+    hb_visitor *v = wl->detached;
+    if (v == NULL) return;
+    wl->detached = v->next;
+    v->next = NULL;
+    hb_done_fn done = v->done;
+    void *arg = v->done_arg;
+    uint32_t s = hb__with_phase(hb__load_state(v), HB__V_CAST);
+    int r = hb__run_claimed(v, s, wl);
+    if (done != NULL) done(v, HB_OK, r, arg);
+  }
+}
+
+/* Wait out a concurrent hb_cancel that is releasing v's ticket. */
+static uint32_t hb__wait_cancelling(hb_visitor *v) {
+  uint32_t s;
+  while (hb__phase(s = hb__load_state(v)) == HB__V_CANCELLING)
+    hb__futex_wait(&v->state, s);
+  return s;
+}
+
+/* The drivers' common entry: HB_OK/HB_ECANCELED/HB_ESTATE/HB_EBUSY when the
+ * state alone answers, or HB_PENDING when it is armed and not finished. */
+static int hb__driver_check(hb_visitor *v, uint32_t *sp, int *result) {
+  uint32_t s = hb__load_state(v);
+  if (hb__phase(s) == HB__V_CANCELLING) s = hb__wait_cancelling(v);
+  *sp = s;
+  switch (hb__phase(s)) {
+  case HB__V_RAN:
+    if (s & HB__V_DETACHED) return HB_ESTATE;
+    if (result != NULL) *result = v->result;
+    return HB_OK;
+  case HB__V_CANCELLED:
+    return HB_ECANCELED;
+  case HB__V_RUNNING:
+    return (s & HB__V_DETACHED) ? HB_ESTATE : HB_EBUSY;
+  case HB__V_CAST:
+    if (!v->armed || (s & HB__V_DETACHED)) return HB_ESTATE;
+    return HB_PENDING;
+  default:
+    return HB_ESTATE;
+  }
+}
+
+/* Try to run an armed visitor whose turn has come.  Returns HB_EAGAIN when
+ * it has not come, or a final status. */
+static int hb__try_run(hb_visitor *v, int *result) {
+  for (;;) {
+    uint32_t s;
+    int rc = hb__driver_check(v, &s, result);
+    if (rc != HB_PENDING) return rc;
+    if (!(s & HB__V_GRANTED)) return HB_EAGAIN;
+    if (hb__claim(v, &s, HB__V_RUNNING)) {
+      hb__wakelist wl = {.n = 0, .detached = NULL};
+      int r = hb__run_claimed(v, s, &wl);
+      hb__flush(&wl);
+      if (result != NULL) *result = r;
+      return HB_OK;
+    }
+    /* lost the claim to hb_cancel: look again */
+  }
+}
+
+/* ---- casting --------------------------------------------------------------
+ */
+
+static int hb__cast(hb_visitor *v, hb_buf *b, hb_type t, bool write) {
+  if (v == NULL || b == NULL || t.size == 0 || t.align == 0 ||
+      (t.align & (t.align - 1)) != 0 || t.align > hb_align(b) ||
+      t.size % t.align != 0)
+    return HB_EINVAL;
+  uint32_t phase = hb__phase(hb__load_state(v));
+  if (phase != HB__V_IDLE && phase != HB__V_RAN && phase != HB__V_CANCELLED)
+    return HB_ESTATE;
+
+  v->next = v->prev = NULL;
+  v->buf = b;
+  v->type = t;
+  v->fn = NULL;
+  v->ctx = NULL;
+  v->reserve = 0;
+  v->waker = (hb_waker){NULL, NULL};
+  v->done = NULL;
+  v->done_arg = NULL;
+  v->park = 0;
+  v->armed = 0;
+  v->result = 0;
+  uint32_t s = HB__V_CAST | (write ? HB__V_WRITE : 0u);
+
+  /* Fast path: one CAS.  ACQUIRE pairs with the RELEASE of the last
+   * ticket's hb__release, so this visit sees what earlier writers wrote. */
+  uint64_t w = __atomic_load_n(&b->lock, __ATOMIC_RELAXED);
+  for (;;) {
+    uint64_t busy = write ? HB__LIVE_MASK : (HB__W_WRITER | HB__W_WAITERS);
+    if (w & busy) break;
+    uint64_t n = w + (write ? HB__W_WRITER : HB__W_READER);
+    if (__atomic_compare_exchange_n(&b->lock, &w, n, true, __ATOMIC_ACQUIRE,
+                                    __ATOMIC_RELAXED)) {
+      hb__store_state(v, s | HB__V_GRANTED);
+      return HB_OK;
+    }
+  }
+
+  /* Slow path: announce a waiter, then decide with the word as it was. */
+  hb__buf *e = hb__ext(b);
+  hb__mutex_lock(&e->mu);
+  w = __atomic_fetch_or(&b->lock, HB__W_WAITERS, __ATOMIC_ACQ_REL);
+  bool free_now = write ? !(w & (HB__W_WRITER | HB__W_READERS))
+                        : !(w & HB__W_WRITER);
+  if (e->head == NULL && free_now) {
+    /* Nobody waits and the lock allows it: take it and drop WAITERS in the
+     * same add (only this thread could have set it: the queue is empty and
+     * we hold the mutex). */
+    uint64_t d = (write ? HB__W_WRITER : HB__W_READER) - HB__W_WAITERS;
+    __atomic_fetch_add(&b->lock, d, __ATOMIC_ACQ_REL);
+    hb__store_state(v, s | HB__V_GRANTED);
+  } else {
+    hb__store_state(v, s | HB__V_QUEUED);
+    hb__queue_push(e, v);
+  }
+  hb__mutex_unlock(&e->mu);
+  return HB_OK;
+}
+
+int hb_cast(hb_visitor *v, hb_buf *b, hb_type t) {
+  return hb__cast(v, b, t, false);
+}
+
+int hb_cast_mut(hb_visitor *v, hb_buf *b, hb_type t) {
+  return hb__cast(v, b, t, true);
+}
+
+/* ---- arming ---------------------------------------------------------------
+ */
+
+static int hb__arm(hb_visitor *v, size_t reserve, hb_visit_fn fn,
+                   void *ctx) {
+  if (v == NULL) return HB_EINVAL;
+  uint32_t s = hb__load_state(v);
+  if (hb__phase(s) != HB__V_CAST || v->armed) return HB_ESTATE;
+  if (fn == NULL) return HB_EINVAL;
+  if (reserve > (size_t)PTRDIFF_MAX) return HB_ERANGE;
+  v->fn = fn;
+  v->ctx = ctx;
+  v->reserve = reserve;
+  v->armed = 1;
+  return HB_OK;
+}
+
+int hb_visit(hb_visitor *v, size_t reserve, hb_visit_fn fn, void *ctx) {
+  return hb__arm(v, reserve, fn, ctx);
+}
+
+int hb_visit_detached(hb_visitor *v, size_t reserve, hb_visit_fn fn,
+                      void *ctx, hb_done_fn done, void *done_arg) {
+  int rc = hb__arm(v, reserve, fn, ctx);
+  if (rc != HB_OK) return rc;
+  v->done = done;
+  v->done_arg = done_arg;
+
+  hb__buf *e = hb__ext(v->buf);
+  uint32_t s = hb__load_state(v);
+  if (!(s & HB__V_GRANTED)) {
+    /* Queued: mark it detached under the mutex, so that the dispatcher
+     * either sees the mark and runs it, or granted it before and we do. */
+    hb__mutex_lock(&e->mu);
+    s = hb__load_state(v);
+    if (hb__phase(s) == HB__V_CAST && !(s & HB__V_GRANTED)) {
+      hb__store_state(v, s | HB__V_DETACHED);
+      hb__mutex_unlock(&e->mu);
+      return HB_OK;
+    }
+    hb__mutex_unlock(&e->mu);
+  }
+  /* Its turn has come: run it here -- unless a cancel that did not yet see
+   * it detached claimed it first; then done is ours to call. */
+  for (;;) {
+    if (hb__phase(s) != HB__V_CAST) {
+      hb__wait_cancelling(v);
+      if (done != NULL) done(v, HB_ECANCELED, 0, done_arg);
+      return HB_OK;
+    }
+    if (hb__claim(v, &s, HB__V_RUNNING)) break;
+  }
+  __atomic_fetch_or(&v->state, HB__V_DETACHED, __ATOMIC_RELAXED);
+  s |= HB__V_DETACHED;
+  hb__wakelist wl = {.n = 0, .detached = NULL};
+  int r = hb__run_claimed(v, s, &wl);
+  if (done != NULL) done(v, HB_OK, r, done_arg);
+  hb__flush(&wl);
+  return HB_OK;
+}
+
+/* ---- drivers --------------------------------------------------------------
+ */
+
+int hb_try_visit(hb_visitor *v, int *result) {
+  if (v == NULL) return HB_EINVAL;
+  return hb__try_run(v, result);
+}
+
+int hb_poll(hb_visitor *v, hb_waker w, int *result) {
+  if (v == NULL) return HB_EINVAL;
+  for (;;) {
+    int rc = hb__try_run(v, result);
+    if (rc != HB_EAGAIN) return rc;
+
+    /* Not its turn: register the waker, re-checking under the mutex the
+     * granter holds when it reads it. */
+    hb__buf *e = hb__ext(v->buf);
+    hb__mutex_lock(&e->mu);
+    uint32_t s = hb__load_state(v);
+    if (hb__phase(s) == HB__V_CAST && !(s & HB__V_GRANTED)) {
+      if (w.wake != NULL) {
+        v->waker = w;
+        hb__store_state(v, s | HB__V_WAKER);
+      }
+      hb__mutex_unlock(&e->mu);
+      return HB_PENDING;
+    }
+    hb__mutex_unlock(&e->mu);
+    /* granted or cancelled meanwhile: go round */
+  }
+}
+
+static void hb__park_wake(void *arg) {
+  hb_visitor *v = arg;
+  /* RELEASE pairs with the ACQUIRE load in hb_block_on's wait loop. */
+  __atomic_store_n(&v->park, 1, __ATOMIC_RELEASE);
+  hb__futex_wake_all(&v->park);
+}
+
+int hb_block_on(hb_visitor *v, int *result) {
+  if (v == NULL) return HB_EINVAL;
+  hb_waker w = {hb__park_wake, v};
+  for (;;) {
+    __atomic_store_n(&v->park, 0, __ATOMIC_RELAXED);
+    int rc = hb_poll(v, w, result);
+    if (rc != HB_PENDING) return rc;
+    if (hb__inside_visit_of(v->buf)) {
+      /* We hold a running ticket of this buffer and v waits behind it.
+       * Take the waker back so nobody touches v later. */
+      hb__buf *e = hb__ext(v->buf);
+      hb__mutex_lock(&e->mu);
+      uint32_t s = hb__load_state(v);
+      if (s & HB__V_WAKER) {
+        v->waker = (hb_waker){NULL, NULL};
+        hb__store_state(v, s & ~HB__V_WAKER);
+      }
+      hb__mutex_unlock(&e->mu);
+      return HB_EDEADLK;
+    }
+    /* A short spin covers a hand-off that is already under way; then sleep
+     * until the waker has run (see "WAKING" above). */
+    for (int i = 0; i < 64; i++) {
+      if (__atomic_load_n(&v->park, __ATOMIC_ACQUIRE)) break;
+      hb__cpu_relax();
+    }
+    while (!__atomic_load_n(&v->park, __ATOMIC_ACQUIRE))
+      hb__futex_wait(&v->park, 0);
+  }
+}
+
+/* ---- cancelling -----------------------------------------------------------
+ */
+
+int hb_cancel(hb_visitor *v) {
+  if (v == NULL) return HB_EINVAL;
+  for (;;) {
+    uint32_t s = hb__load_state(v);
+    switch (hb__phase(s)) {
+    case HB__V_CAST:
+      break;
+    case HB__V_RUNNING:
+      return HB_EBUSY;
+    default:
+      return HB_ESTATE; /* idle, finished, or another cancel under way */
+    }
+    hb_buf *b = v->buf;
+    hb__buf *e = hb__ext(b);
+    hb_done_fn done = v->done;
+    void *done_arg = v->done_arg;
+    hb__wakelist wl = {.n = 0, .detached = NULL};
+
+    if (s & HB__V_GRANTED) {
+      /* Its turn has come: claim it against a driver, then hand the ticket
+       * back as a visit that did not run. */
+      if (!hb__claim(v, &s, HB__V_CANCELLING)) continue;
+      __atomic_fetch_add(&e->cancelled, 1, __ATOMIC_RELAXED);
+      hb__release(e, (s & HB__V_WRITE) != 0, false, &wl);
+      hb__store_state(v, hb__with_phase(s, HB__V_CANCELLED));
+      hb__futex_wake_all(&v->state); /* drivers waiting out CANCELLING */
+    } else {
+      hb__mutex_lock(&e->mu);
+      uint32_t now = hb__load_state(v);
+      if (now != s) { /* granted, or waker registered, meanwhile */
+        hb__mutex_unlock(&e->mu);
+        continue;
+      }
+      hb__queue_unlink(e, v);
+      if (s & HB__V_WAKER) wl.wakers[wl.n++] = v->waker;
+      __atomic_fetch_add(&e->cancelled, 1, __ATOMIC_RELAXED);
+      hb__store_state(v, hb__with_phase(s & ~(HB__V_QUEUED | HB__V_WAKER),
+                                        HB__V_CANCELLED));
+      /* Those behind it may be free to go now (a writer left the head). */
+      hb__dispatch(e, &wl);
+      hb__mutex_unlock(&e->mu);
+    }
+    if ((s & HB__V_DETACHED) && done != NULL) done(v, HB_ECANCELED, 0, done_arg);
+    hb__flush(&wl);
+    return HB_OK;
+  }
+}
+
+/* ---- views ----------------------------------------------------------------
+ */
+
+size_t hb_view_len(const hb_view *view) {
+  return view->buf->len / view->size;
+}
+
+hb_type hb_view_type(const hb_view *view) { return view->v->type; }
+
+const void *hb_view_read_array(hb_view *view, size_t *count) {
+  if (count != NULL) *count = hb_view_len(view);
+  return view->buf->data;
+}
+
+void *hb_view_write_array(hb_view *view, size_t *count) {
+  if (!view->write) {
+    if (count != NULL) *count = 0;
+    return NULL;
+  }
+  if (count != NULL) *count = hb_view_len(view);
+  return view->buf->data;
+}
+
+const uint8_t *hb_view_read_bytes(hb_view *view, size_t *nbytes) {
+  if (nbytes != NULL) *nbytes = view->buf->len;
+  return view->buf->data;
+}
+
+uint8_t *hb_view_write_bytes(hb_view *view, size_t *nbytes) {
+  if (!view->write) {
+    if (nbytes != NULL) *nbytes = 0;
+    return NULL;
+  }
+  if (nbytes != NULL) *nbytes = view->buf->len;
+  return view->buf->data;
+}
+
+const void *hb__view_array_checked(hb_view *view, size_t size, size_t *count,
+                                   int write) {
+  if (size != view->size) {
+    if (count != NULL) *count = 0;
+    return NULL;
+  }
+  return write ? hb_view_write_array(view, count)
+               : hb_view_read_array(view, count);
+}
+
+int hb_view_append_bytes(hb_view *view, const void *src, size_t n) {
+  if (!view->write) return HB_ESTATE;
+  if (src == NULL && n > 0) return HB_EINVAL;
+  return hb__put_bytes(view->buf, src, n);
+}
+
+int hb_view_append_all(hb_view *view, const void *elems, size_t count) {
+  if (!view->write) return HB_ESTATE;
+  if (elems == NULL && count > 0) return HB_EINVAL;
+  if (view->buf->len % view->size != 0) return HB_EINVAL;
+  if (count > (size_t)PTRDIFF_MAX / view->size) return HB_ERANGE;
+  return hb__put_bytes(view->buf, elems, count * view->size);
+}
+
+int hb_view_append(hb_view *view, const void *elem) {
+  if (view->write && elem == NULL) return HB_EINVAL;
+  return hb_view_append_all(view, elem, 1);
+}
+
+size_t hb_view_bytes_written(const hb_view *view) {
+  return view->buf->len - view->start_len;
+}
