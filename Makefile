@@ -11,9 +11,10 @@ DEMOS = frames seed packet_pipeline
 all: build/release/.configured
 	cmake --build build/release -j $(JOBS)
 
-build/release/.configured: CMakeLists.txt
+build/release/.configured: CMakeLists.txt Makefile
 	scripts/deps.sh build
-	cmake -S . -B build/release -DCMAKE_BUILD_TYPE=Release -DHB_BUILD_TESTS=OFF $(CMAKE_FLAGS) >/dev/null
+	cmake -S . -B build/release -DCMAKE_BUILD_TYPE=Release -DHB_BUILD_TESTS=OFF \
+	  -DHB_BUILD_EXAMPLES=ON $(CMAKE_FLAGS) >/dev/null
 	@touch $@
 
 demo: all
@@ -46,10 +47,14 @@ test-tsan:
 	scripts/deps.sh test
 	$(call hb_test_build,tsan,-DHB_TSAN=ON,)
 
+# The same -O2 for the library and every C/C++ peer (Debian builds GLib,
+# libevent and hiredis with -O2); Rust peers use cargo's --release.
 bench:
 	scripts/deps.sh bench
 	cmake -S . -B build/bench -DCMAKE_BUILD_TYPE=Release -DHB_BUILD_TESTS=OFF \
-	  -DHB_BUILD_BENCH=ON $(CMAKE_FLAGS) >/dev/null
+	  -DHB_BUILD_EXAMPLES=OFF -DHB_BUILD_BENCH=ON \
+	  -DCMAKE_C_FLAGS_RELEASE="-O2 -DNDEBUG" \
+	  -DCMAKE_CXX_FLAGS_RELEASE="-O2 -DNDEBUG" $(CMAKE_FLAGS) >/dev/null
 	cmake --build build/bench -j $(JOBS)
 	scripts/bench.sh build/bench
 

@@ -214,7 +214,8 @@ HB_EXTERN hb_buf *hb_new_aligned(size_t capacity, size_t align);
 /**
  * Create a buffer holding a copy of the n bytes at src (src may be NULL
  * when n is 0).  The cursor is at 0.
- * @return the buffer, or NULL on the failures of hb_new.
+ * @return the buffer, or NULL on the failures of hb_new or if src is NULL
+ *         while n > 0.
  */
 HB_EXTERN hb_buf *hb_wrap(const void *src, size_t n);
 
@@ -293,7 +294,8 @@ static inline void hb_clear(hb_buf *b) {
  * Append n bytes copied from src (src may be NULL when n is 0; src may
  * point into the buffer itself).
  * Invalidates: hb_data() and view pointers, if it grows.
- * @return HB_OK; HB_ERANGE or HB_ENOMEM as hb_reserve (nothing changes).
+ * @return HB_OK; HB_EINVAL if src is NULL while n > 0; HB_ERANGE or
+ *         HB_ENOMEM as hb_reserve (nothing changes in any case).
  */
 HB_EXTERN int hb_put(hb_buf *b, const void *src, size_t n);
 
@@ -361,16 +363,18 @@ HB__PUT_INT(64, le, LE)
 HB__PUT_INT(64, be, BE)
 #undef HB__PUT_INT
 
-#define HB__PUT_FLOAT(name, ftype, bits, order)                              \
+#define HB__PUT_FLOAT(name, ftype, bits, order, ORD)                         \
   static inline int hb_put_##name##_##order(hb_buf *b, ftype v) {            \
+    HB__CHECK_DIRECT(b);                                                     \
     uint##bits##_t u;                                                        \
     memcpy(&u, &v, sizeof u);                                                \
-    return hb_put_u##bits##_##order(b, u);                                   \
+    u = (uint##bits##_t)HB__##ORD##bits(u);                                  \
+    return hb__put_n(b, &u, sizeof u);                                       \
   }
-HB__PUT_FLOAT(f32, float, 32, le)
-HB__PUT_FLOAT(f32, float, 32, be)
-HB__PUT_FLOAT(f64, double, 64, le)
-HB__PUT_FLOAT(f64, double, 64, be)
+HB__PUT_FLOAT(f32, float, 32, le, LE)
+HB__PUT_FLOAT(f32, float, 32, be, BE)
+HB__PUT_FLOAT(f64, double, 64, le, LE)
+HB__PUT_FLOAT(f64, double, 64, be, BE)
 #undef HB__PUT_FLOAT
 
 /* ======================================================================== */
@@ -391,7 +395,8 @@ static inline size_t hb_remaining(const hb_buf *b) {
 
 /**
  * Copy n bytes at the cursor into dst and advance the cursor by n.
- * @return HB_OK; HB_ERANGE if fewer than n bytes remain (nothing consumed).
+ * @return HB_OK; HB_EINVAL if dst is NULL while n > 0; HB_ERANGE if fewer
+ *         than n bytes remain.  On error nothing is consumed or copied.
  */
 HB_EXTERN int hb_get(hb_buf *b, void *dst, size_t n);
 
@@ -432,17 +437,21 @@ HB__GET_INT(64, le, LE)
 HB__GET_INT(64, be, BE)
 #undef HB__GET_INT
 
-#define HB__GET_FLOAT(name, ftype, bits, order)                              \
+#define HB__GET_FLOAT(name, ftype, bits, order, ORD)                         \
   static inline int hb_get_##name##_##order(hb_buf *b, ftype *out) {         \
+    HB__CHECK_DIRECT(b);                                                     \
     uint##bits##_t u;                                                        \
-    int rc = hb_get_u##bits##_##order(b, &u);                                \
-    if (rc == HB_OK) memcpy(out, &u, sizeof u);                              \
+    int rc = hb__get_n(b, &u, sizeof u);                                     \
+    if (rc == HB_OK) {                                                       \
+      u = (uint##bits##_t)HB__##ORD##bits(u);                                \
+      memcpy(out, &u, sizeof u);                                             \
+    }                                                                        \
     return rc;                                                               \
   }
-HB__GET_FLOAT(f32, float, 32, le)
-HB__GET_FLOAT(f32, float, 32, be)
-HB__GET_FLOAT(f64, double, 64, le)
-HB__GET_FLOAT(f64, double, 64, be)
+HB__GET_FLOAT(f32, float, 32, le, LE)
+HB__GET_FLOAT(f32, float, 32, be, BE)
+HB__GET_FLOAT(f64, double, 64, le, LE)
+HB__GET_FLOAT(f64, double, 64, be, BE)
 #undef HB__GET_FLOAT
 
 /**
@@ -657,8 +666,222 @@ HB_EXTERN const void *hb__view_array_checked(hb_view *view, size_t size,
 /*  Wakers, event loops and I/O                                              */
 /* ======================================================================== */
 
-/* (filled in by the event-loop work: eventfd waker, libuv adapter,
- *  hb_read_fd / hb_write_fd) */
+/*
+ * These calls connect visitors to event loops and move bytes between a
+ * buffer and a file descriptor (a socket, a pipe, a file).
+ *
+ * I/O status convention: every call returns an int status and reports the
+ * bytes moved through an optional size_t out-parameter (NULL is fine),
+ * which is set on every return (0 unless the status is HB_OK).
+ *   HB_OK      bytes moved (possibly fewer than asked: short reads/writes)
+ *   HB_EAGAIN  the descriptor is non-blocking and not ready; nothing moved
+ *   HB_EOF     read() returned 0: the peer closed its end; nothing moved
+ *   HB_EIO     the system call failed; errno says why; nothing moved
+ * EINTR is retried inside the calls.  Writes to a socket use MSG_NOSIGNAL,
+ * so a closed peer gives HB_EIO with errno EPIPE, not SIGPIPE.
+ */
+
+/**
+ * Read once from fd into the buffer's spare capacity, like evbuffer_read:
+ * reserve `max` bytes (growing if needed), read() up to `max` into them,
+ * and commit what arrived by extending the length.  One read() per call;
+ * call again until HB_EAGAIN (edge-triggered epoll) or once per readiness
+ * (level-triggered).  The reserve/read/commit loop this replaces:
+ *
+ *     hb_reserve(b, max);
+ *     n = read(fd, hb_data(b) + hb_len(b), max);    (EINTR: again)
+ *     if (n > 0) hb_resize(b, hb_len(b) + n, 0);    (but without the fill)
+ *
+ * Requires: no visitor of b is live (direct mode; use hb_view_read_fd
+ * inside a write visitor).
+ * Invalidates: hb_data() and view pointers, if it grows (it may grow even
+ * when nothing is read).
+ * @return HB_OK (*nread >= 1 bytes appended); HB_EAGAIN; HB_EOF; HB_EIO;
+ *         HB_EINVAL if max is 0; HB_ERANGE or HB_ENOMEM as hb_reserve.
+ *         On every error the length and bytes are unchanged.
+ */
+HB_EXTERN int hb_read_fd(hb_buf *b, int fd, size_t max, size_t *nread);
+
+/**
+ * Write the bytes between the cursor and the end to fd and advance the
+ * cursor past what was written.  Short writes are continued until
+ * everything is written or the descriptor would block, so on a blocking
+ * descriptor HB_OK means all of hb_remaining(b) went out.  The bytes stay
+ * stored (hb_len is unchanged); hb_compact drops them.
+ * Requires: no visitor of b is live (use hb_view_write_fd inside one).
+ * @return HB_OK (*nwritten bytes written, 0 if nothing remained, fewer
+ *         than hb_remaining if the descriptor would then block); HB_EAGAIN
+ *         (nothing could be written); HB_EIO (errno set; the cursor stays
+ *         past any bytes written before the error, *nwritten counts them).
+ */
+HB_EXTERN int hb_write_fd(hb_buf *b, int fd, size_t *nwritten);
+
+/**
+ * hb_read_fd from inside a write visitor: append up to `max` bytes read
+ * once from fd.  No whole-element rule (a socket delivers any number of
+ * bytes; hb_view_len counts whole elements).  The bytes count in
+ * hb_view_bytes_written and are rolled back if the callback aborts.
+ * Invalidates: array pointers taken earlier in this callback, if the
+ * append goes beyond the visit's reservation.
+ * @return as hb_read_fd; HB_ESTATE in a read visitor.
+ */
+HB_EXTERN int hb_view_read_fd(hb_view *view, int fd, size_t max,
+                              size_t *nread);
+
+/**
+ * Write the buffer's bytes [offset, length) to fd from inside a read or a
+ * write visitor, continuing short writes as hb_write_fd does.  Views have
+ * no cursor, so the caller tracks offset (add *nwritten to it).
+ * @return as hb_write_fd; HB_ERANGE if offset is beyond the length.
+ */
+HB_EXTERN int hb_view_write_fd(hb_view *view, int fd, size_t offset,
+                               size_t *nwritten);
+
+/**
+ * Drop the first n bytes of the buffer from inside a write visitor (like
+ * evbuffer_drain or hb_compact): the rest moves to the front and the
+ * length shrinks by n.  Only bytes that were stored when the visit began
+ * can be dropped, so the bytes appended in this visit stay intact and
+ * countable.  Like in-place edits, a drain is NOT undone if the callback
+ * aborts (only the appended bytes are rolled back).  Direct mode's cursor
+ * moves back with the bytes (to 0 if it pointed into the dropped part).
+ * Invalidates: array pointers and offsets taken earlier in this callback.
+ * @return HB_OK; HB_ESTATE in a read visitor; HB_ERANGE if n exceeds the
+ *         length the buffer had when the visit began (nothing dropped).
+ */
+HB_EXTERN int hb_view_drain(hb_view *view, size_t n);
+
+/*
+ * A coalescing file-descriptor waker, for epoll, poll, select and io_uring
+ * loops (like libuv's uv_async_send): hb_poll stores its hb_waker; when the
+ * visitor may run, the waker makes `fd` readable; the loop drains the
+ * waker and calls hb_poll again on the visitors that wait on it.  Any
+ * number of wakes between two drains write the descriptor only once: a
+ * pending flag is set, and only its 0 -> 1 transition writes.  One
+ * hb_fd_waker may serve many visitors (poll each of them after a drain).
+ *
+ *     hb_fd_waker w;  hb_fd_waker_init(&w);
+ *     epoll_ctl(ep, EPOLL_CTL_ADD, w.fd, &(struct epoll_event){EPOLLIN});
+ *     if (hb_poll(&v, hb_fd_waker_get(&w), &res) == HB_PENDING)
+ *       for (;;) {
+ *         epoll_wait(ep, ...);           (w.fd readable)
+ *         hb_fd_waker_drain(&w);         (drain first, then poll)
+ *         if (hb_poll(&v, hb_fd_waker_get(&w), &res) != HB_PENDING) break;
+ *       }
+ *
+ * Zero-initialised storage is not a valid waker: call hb_fd_waker_init.
+ */
+typedef struct hb_fd_waker {
+  /* read-only */
+  int fd;          /* readable while a wake is pending: watch this one */
+  /* private */
+  int wfd;         /* the end the wakers write: fd (eventfd) or a pipe's */
+  uint32_t pending; /* 1 between a wake's write and the next drain (atomic) */
+  uint32_t reserved;
+} hb_fd_waker;
+
+/**
+ * Create the waker's descriptor: an eventfd (non-blocking, close-on-exec),
+ * or a non-blocking pipe where eventfd is unavailable.
+ * @return HB_OK; HB_EINVAL if w is NULL; HB_EIO (errno set) if neither
+ *         could be created (w->fd is then -1).
+ */
+HB_EXTERN int hb_fd_waker_init(hb_fd_waker *w);
+
+/**
+ * The hb_waker to hand to hb_poll.  Its wake is thread-safe, never blocks
+ * and allocates nothing.  w must stay initialised until every visitor
+ * polled with it has finished.
+ * @return the waker (fn + arg; arg is w).
+ */
+HB_EXTERN hb_waker hb_fd_waker_get(hb_fd_waker *w);
+
+/**
+ * Wake by hand (what the hb_waker does): make fd readable unless a wake
+ * is already pending.  Thread-safe; never blocks.
+ */
+HB_EXTERN void hb_fd_waker_wake(hb_fd_waker *w);
+
+/**
+ * Consume pending wakes: empty the descriptor, then clear the pending
+ * flag, in that order, so a wake racing with the drain is either seen by
+ * the hb_poll calls that follow it or makes fd readable again.  Call it
+ * from the loop thread before polling the visitors.
+ * @return 1 if a wake was pending, 0 if not.
+ */
+HB_EXTERN int hb_fd_waker_drain(hb_fd_waker *w);
+
+/**
+ * Close the descriptor(s).  Requires: no visitor still holds the waker.
+ * @return HB_OK; HB_EIO (errno set) if close failed (the descriptors are
+ *         released anyway).
+ */
+HB_EXTERN int hb_fd_waker_close(hb_fd_waker *w);
+
+/**
+ * A non-coalescing waker over a descriptor the caller owns: each wake
+ * writes the 8-byte value 1 to fd, which increments an eventfd, or makes a
+ * non-blocking pipe readable (pass the pipe's write end).  A full pipe is
+ * not an error: it is readable anyway.
+ * @return the waker (arg is the descriptor, carried in the pointer).
+ */
+HB_EXTERN hb_waker hb_waker_eventfd(int fd);
+
+#ifdef HB_HAVE_LIBUV
+#include <uv.h>
+
+/*
+ * libuv adapter (built when libuv is present; HB_HAVE_LIBUV is then defined
+ * for users of the library).  hb_uv_visit drives a visitor from a uv loop:
+ * the waker is a uv_async_t, and both the visit callback and `done` run on
+ * the loop thread, inside uv_run.  While the visit is outstanding the
+ * async handle keeps the loop alive.
+ */
+typedef struct hb_uv_req hb_uv_req;
+
+/**
+ * Called on the loop thread when the visit is over: status HB_OK (the
+ * callback ran; result is what it returned) or HB_ECANCELED (result 0).
+ * The library no longer touches req or its visitor: both may be reused or
+ * freed.
+ */
+typedef void (*hb_uv_done_fn)(hb_uv_req *req, int status, int result);
+
+struct hb_uv_req {
+  /* public */
+  void *data;           /* free for the caller's use */
+  /* read-only */
+  hb_visitor *visitor;  /* the visitor being driven */
+  /* private */
+  uv_async_t async;
+  hb_uv_done_fn done;
+  int status, result;
+  void *reserved[2];
+};
+
+/**
+ * Arm the cast visitor v (as hb_visit) and drive it from loop: it is
+ * polled on the loop thread, first on the next loop iteration and then
+ * each time its waker fires; when it has run or been cancelled, the async
+ * handle is closed and done(req, status, result) is called.  Nothing runs
+ * before hb_uv_visit returns.  Cancel with hb_cancel(v) from any thread.
+ * Requires: called on the loop's thread (it initialises a uv handle);
+ * req stays valid until done has been called.
+ * @return HB_OK; the errors of hb_visit (nothing started); HB_EIO if the
+ *         async handle could not be created (v is then cancelled).
+ */
+HB_EXTERN int hb_uv_visit(uv_loop_t *loop, hb_uv_req *req, hb_visitor *v,
+                          size_t reserve, hb_visit_fn fn, void *ctx,
+                          hb_uv_done_fn done);
+
+/**
+ * A waker that calls uv_async_send(async), for loops that poll visitors
+ * from their own async callback.  async must stay open until every
+ * visitor polled with it has finished.
+ * @return the waker (arg is async).
+ */
+HB_EXTERN hb_waker hb_uv_waker(uv_async_t *async);
+#endif /* HB_HAVE_LIBUV */
 
 /* ======================================================================== */
 /*  Allocator and statistics                                                 */

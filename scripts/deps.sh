@@ -7,7 +7,8 @@ build=(cmake make gcc g++ pkg-config libuv1-dev)
 test=("${build[@]}" libcmocka-dev clang libclang-rt-14-dev)
 bench=("${build[@]}" libhiredis-dev libglib2.0-dev libevent-dev gnuplot-nox
        cargo rustc librust-bytes-dev librust-parking-lot-dev
-       librust-tokio-dev librust-async-lock-dev)
+       librust-tokio-dev librust-async-lock-dev
+       librust-futures-lite-dev)
 lint=(cppcheck clang-tidy valgrind)
 
 case "${1:-build}" in

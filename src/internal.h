@@ -110,6 +110,9 @@ struct hb_view {
   size_t start_len; /* length when the visit began: the rollback point */
   size_t size;      /* cast element size */
   int write;        /* a write visit */
+  unsigned shift;   /* log2(size) when size is a power of two, else
+                       HB__NO_SHIFT: a shift instead of a division */
 };
+#define HB__NO_SHIFT 255u
 
 #endif /* HB_INTERNAL_H */

@@ -128,6 +128,9 @@ typedef struct {
   hb_visitor *detached; /* claimed RUNNING; linked through ->next */
 } hb__wakelist;
 
+/* Not "= {0}": zeroing 16 wakers would cost every visit a memset. */
+#define HB__WAKELIST_INIT(wl) ((wl).n = 0, (wl).detached = NULL)
+
 static void hb__call_wakers(hb__wakelist *wl) {
   for (int i = 0; i < wl->n; i++) wl->wakers[i].wake(wl->wakers[i].arg);
   wl->n = 0;
@@ -139,7 +142,12 @@ typedef struct hb__frame {
   const hb_buf *buf;
   struct hb__frame *prev;
 } hb__frame;
-static _Thread_local hb__frame *hb__frames;
+#if defined(__GNUC__)
+#define HB__TLS_MODEL __attribute__((tls_model("initial-exec")))
+#else
+#define HB__TLS_MODEL
+#endif
+static _Thread_local hb__frame *hb__frames HB__TLS_MODEL;
 
 static bool hb__inside_visit_of(const hb_buf *b) {
   for (const hb__frame *f = hb__frames; f != NULL; f = f->prev)
@@ -250,7 +258,10 @@ static int hb__run_claimed(hb_visitor *v, uint32_t s, hb__wakelist *wl) {
   hb_buf *b = v->buf;
   hb__buf *e = hb__ext(b);
   bool write = (s & HB__V_WRITE) != 0;
-  hb_view view = {b, v, b->len, v->type.size, write};
+  size_t size = v->type.size;
+  hb_view view = {b, v, b->len, size, write,
+                  (size & (size - 1)) == 0 ? (unsigned)__builtin_ctzll(size)
+                                           : HB__NO_SHIFT};
   hb__frame frame = {b, hb__frames};
   int r;
 
@@ -278,7 +289,7 @@ static int hb__run_claimed(hb_visitor *v, uint32_t s, hb__wakelist *wl) {
 
 /* Run the detached visitors collected in wl, and call the wakers, until
  * nothing is left: running one may unblock more. */
-static void hb__flush(hb__wakelist *wl) {
+static void hb__flush_slow(hb__wakelist *wl) {
   for (;;) {
     hb__call_wakers(wl);
     hb_visitor *v = wl->detached;
@@ -291,6 +302,10 @@ static void hb__flush(hb__wakelist *wl) {
     int r = hb__run_claimed(v, s, wl);
     if (done != NULL) done(v, HB_OK, r, arg);
   }
+}
+
+static inline void hb__flush(hb__wakelist *wl) {
+  if (wl->n != 0 || wl->detached != NULL) hb__flush_slow(wl);
 }
 
 /* Wait out a concurrent hb_cancel that is releasing v's ticket. */
@@ -333,7 +348,8 @@ static int hb__try_run(hb_visitor *v, int *result) {
     if (rc != HB_PENDING) return rc;
     if (!(s & HB__V_GRANTED)) return HB_EAGAIN;
     if (hb__claim(v, &s, HB__V_RUNNING)) {
-      hb__wakelist wl = {.n = 0, .detached = NULL};
+      hb__wakelist wl;
+  HB__WAKELIST_INIT(wl);
       int r = hb__run_claimed(v, s, &wl);
       hb__flush(&wl);
       if (result != NULL) *result = r;
@@ -355,18 +371,13 @@ static int hb__cast(hb_visitor *v, hb_buf *b, hb_type t, bool write) {
   if (phase != HB__V_IDLE && phase != HB__V_RAN && phase != HB__V_CANCELLED)
     return HB_ESTATE;
 
-  v->next = v->prev = NULL;
+  /* Only what is read before hb_visit: the rest is written where it is
+   * first needed (links on enqueue, waker on registration, done on
+   * detaching, result on running), which keeps the stores in front of the
+   * CAS below few -- a locked instruction waits for them to drain. */
   v->buf = b;
   v->type = t;
-  v->fn = NULL;
-  v->ctx = NULL;
-  v->reserve = 0;
-  v->waker = (hb_waker){NULL, NULL};
-  v->done = NULL;
-  v->done_arg = NULL;
-  v->park = 0;
   v->armed = 0;
-  v->result = 0;
   uint32_t s = HB__V_CAST | (write ? HB__V_WRITE : 0u);
 
   /* Fast path: one CAS.  ACQUIRE pairs with the RELEASE of the last
@@ -425,6 +436,7 @@ static int hb__arm(hb_visitor *v, size_t reserve, hb_visit_fn fn,
   v->fn = fn;
   v->ctx = ctx;
   v->reserve = reserve;
+  v->done = NULL;
   v->armed = 1;
   return HB_OK;
 }
@@ -466,7 +478,8 @@ int hb_visit_detached(hb_visitor *v, size_t reserve, hb_visit_fn fn,
   }
   __atomic_fetch_or(&v->state, HB__V_DETACHED, __ATOMIC_RELAXED);
   s |= HB__V_DETACHED;
-  hb__wakelist wl = {.n = 0, .detached = NULL};
+  hb__wakelist wl;
+  HB__WAKELIST_INIT(wl);
   int r = hb__run_claimed(v, s, &wl);
   if (done != NULL) done(v, HB_OK, r, done_arg);
   hb__flush(&wl);
@@ -562,7 +575,8 @@ int hb_cancel(hb_visitor *v) {
     hb__buf *e = hb__ext(b);
     hb_done_fn done = v->done;
     void *done_arg = v->done_arg;
-    hb__wakelist wl = {.n = 0, .detached = NULL};
+    hb__wakelist wl;
+  HB__WAKELIST_INIT(wl);
 
     if (s & HB__V_GRANTED) {
       /* Its turn has come: claim it against a driver, then hand the ticket
@@ -598,6 +612,8 @@ int hb_cancel(hb_visitor *v) {
  */
 
 size_t hb_view_len(const hb_view *view) {
+  if (HB__LIKELY(view->shift != HB__NO_SHIFT))
+    return view->buf->len >> view->shift;
   return view->buf->len / view->size;
 }
 
@@ -650,7 +666,7 @@ int hb_view_append_bytes(hb_view *view, const void *src, size_t n) {
 int hb_view_append_all(hb_view *view, const void *elems, size_t count) {
   if (!view->write) return HB_ESTATE;
   if (elems == NULL && count > 0) return HB_EINVAL;
-  if (view->buf->len % view->size != 0) return HB_EINVAL;
+  if (hb_view_len(view) * view->size != view->buf->len) return HB_EINVAL;
   if (count > (size_t)PTRDIFF_MAX / view->size) return HB_ERANGE;
   return hb__put_bytes(view->buf, elems, count * view->size);
 }

@@ -595,6 +595,11 @@ static void misuse_get_u32_be(hb_buf *b) {
 }
 static void misuse_compact(hb_buf *b) { hb_compact(b); }
 static void misuse_resize(hb_buf *b) { (void)hb_resize(b, 4, 0); }
+static void misuse_put_f64_be(hb_buf *b) { (void)hb_put_f64_be(b, 1.5); }
+static void misuse_get_f32_le(hb_buf *b) {
+  float f;
+  (void)hb_get_f32_le(b, &f);
+}
 
 static void direct_calls_while_live_abort_in_debug(void **state) {
   (void)state;
@@ -605,6 +610,8 @@ static void direct_calls_while_live_abort_in_debug(void **state) {
   expect_misuse_abort(misuse_get_u32_be, "hb_get_u32_be");
   expect_misuse_abort(misuse_compact, "hb_compact");
   expect_misuse_abort(misuse_resize, "hb_resize");
+  expect_misuse_abort(misuse_put_f64_be, "hb_put_f64_be");
+  expect_misuse_abort(misuse_get_f32_le, "hb_get_f32_le");
 }
 #endif
 
