@@ -527,24 +527,17 @@ static void hb__park_wake(void *arg) {
 
 int hb_block_on(hb_visitor *v, int *result) {
   if (v == NULL) return HB_EINVAL;
+  /* Inside a callback of the same buffer, a visitor whose turn has not come
+   * never will: it waits for the ticket this thread is running. */
+  uint32_t s = hb__load_state(v);
+  if (hb__phase(s) == HB__V_CAST && v->armed &&
+      !(s & (HB__V_GRANTED | HB__V_DETACHED)) && hb__inside_visit_of(v->buf))
+    return HB_EDEADLK;
   hb_waker w = {hb__park_wake, v};
   for (;;) {
     __atomic_store_n(&v->park, 0, __ATOMIC_RELAXED);
     int rc = hb_poll(v, w, result);
     if (rc != HB_PENDING) return rc;
-    if (hb__inside_visit_of(v->buf)) {
-      /* We hold a running ticket of this buffer and v waits behind it.
-       * Take the waker back so nobody touches v later. */
-      hb__buf *e = hb__ext(v->buf);
-      hb__mutex_lock(&e->mu);
-      uint32_t s = hb__load_state(v);
-      if (s & HB__V_WAKER) {
-        v->waker = (hb_waker){NULL, NULL};
-        hb__store_state(v, s & ~HB__V_WAKER);
-      }
-      hb__mutex_unlock(&e->mu);
-      return HB_EDEADLK;
-    }
     /* A short spin covers a hand-off that is already under way; then sleep
      * until the waker has run (see "WAKING" above). */
     for (int i = 0; i < 64; i++) {
