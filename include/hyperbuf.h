@@ -224,6 +224,10 @@ HB_EXTERN hb_buf *hb_wrap(const void *src, size_t n);
 
 /**
  * Free a buffer and its bytes.  NULL is fine.
+ * Requires: no other call on b or on its visitors is in progress.  Every
+ * visitor of b must be finished (a driver returned HB_OK or HB_ECANCELED,
+ * hb_cancel returned HB_OK, or its hb_done_fn was called): the library
+ * stops touching b before it reports a visitor finished.
  * @return HB_OK, or HB_EBUSY (nothing freed) while any visitor of b is live.
  */
 HB_EXTERN int hb_free(hb_buf *b);

@@ -47,8 +47,9 @@
  *   the buffer's mutex (enqueue, grant, waker registration, cancel, detach).
  *   Once granted, the only changes are claims by CAS: a driver claims
  *   CAST -> RUNNING, hb_cancel claims CAST -> CANCELLING; exactly one wins.
- *   A cancelled visitor passes through CANCELLING while its ticket is
- *   released, so a driver that sees CANCELLED may free the buffer at once;
+ *   A cancelled visitor passes through CANCELLING while the canceller still
+ *   uses the buffer (releasing its ticket, or dispatching the queue behind
+ *   it), so a driver that sees CANCELLED may free the buffer at once;
  *   drivers that see CANCELLING sleep on the state word until it ends.
  *   hb_visit's "armed" flag is a separate field: only the visitor's owner
  *   touches it.
@@ -589,11 +590,16 @@ int hb_cancel(hb_visitor *v) {
       hb__queue_unlink(e, v);
       if (s & HB__V_WAKER) wl.wakers[wl.n++] = v->waker;
       __atomic_fetch_add(&e->cancelled, 1, __ATOMIC_RELAXED);
-      hb__store_state(v, hb__with_phase(s & ~(HB__V_QUEUED | HB__V_WAKER),
-                                        HB__V_CANCELLED));
+      /* CANCELLING, not CANCELLED, until we are done with the buffer: the
+       * dispatch below may drop the mutex to call a full batch of wakers,
+       * and a driver that saw CANCELLED could let the owner free it. */
+      s = hb__with_phase(s & ~(HB__V_QUEUED | HB__V_WAKER), HB__V_CANCELLING);
+      hb__store_state(v, s);
       /* Those behind it may be free to go now (a writer left the head). */
       hb__dispatch(e, &wl);
       hb__mutex_unlock(&e->mu);
+      hb__store_state(v, hb__with_phase(s, HB__V_CANCELLED));
+      hb__futex_wake_all(&v->state); /* drivers waiting out CANCELLING */
     }
     if ((s & HB__V_DETACHED) && done != NULL) done(v, HB_ECANCELED, 0, done_arg);
     hb__flush(&wl);

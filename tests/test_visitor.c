@@ -302,6 +302,44 @@ static void waker_called_exactly_once(void **state) {
   assert_int_equal(hb_free(b), HB_OK);
 }
 
+/* More readers than one waker batch holds are granted at once, whether a
+ * finishing writer or a cancelled one lets them go. */
+static void many_readers_granted_in_batches(void **state) {
+  (void)state;
+  enum { N = 40 };
+  for (int by_cancel = 0; by_cancel < 2; by_cancel++) {
+    hb_buf *b = hb_new(16);
+    hb_visitor w = HB_VISITOR_INIT, r[N];
+    int wakes[N] = {0};
+    probe p = {0};
+    memset(r, 0, sizeof r);
+    assert_int_equal(HB_CAST_MUT(&w, b, uint8_t), HB_OK);
+    for (int i = 0; i < N; i++) {
+      assert_int_equal(HB_CAST(&r[i], b, uint8_t), HB_OK);
+      assert_int_equal(hb_visit(&r[i], 0, cb_ret, &p), HB_OK);
+      assert_int_equal(hb_poll(&r[i], (hb_waker){count_wake, &wakes[i]}, NULL),
+                       HB_PENDING);
+    }
+    if (by_cancel) {
+      assert_int_equal(hb_cancel(&w), HB_OK);
+    } else {
+      assert_int_equal(hb_visit(&w, 0, cb_ret, &p), HB_OK);
+      assert_int_equal(hb_try_visit(&w, NULL), HB_OK);
+    }
+    for (int i = 0; i < N; i++) {
+      assert_int_equal(wakes[i], 1);
+      assert_true(hb__load_granted(&r[i]));
+    }
+    for (int i = 0; i < N; i++)
+      assert_int_equal(hb_poll(&r[i], (hb_waker){count_wake, &wakes[i]}, NULL),
+                       HB_OK);
+    hb_stats st;
+    assert_int_equal(hb_stats_get(b, &st), HB_OK);
+    assert_int_equal(st.longest_queue, N);
+    assert_int_equal(hb_free(b), HB_OK);
+  }
+}
+
 /* ---- views, reservation, rollback ---------------------------------------- */
 
 static Txx txx(uint64_t i) {
@@ -733,6 +771,7 @@ int main(void) {
       cmocka_unit_test(writer_waits_for_earlier_readers),
       cmocka_unit_test(cancel_in_the_middle),
       cmocka_unit_test(waker_called_exactly_once),
+      cmocka_unit_test(many_readers_granted_in_batches),
       cmocka_unit_test(seed_example_semantics),
       cmocka_unit_test(abort_rolls_back_appends),
       cmocka_unit_test(views_partial_elements_and_read_only),
