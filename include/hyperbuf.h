@@ -154,8 +154,10 @@ typedef int (*hb_visit_fn)(hb_view *view, void *ctx);
  *     the library has released its internal locks.
  *   - It must be cheap and thread-safe, must not block, and must not drive
  *     the visitor itself: it only arranges for hb_poll to be called again.
- *   - arg must stay valid until wake has been called or the visitor has
- *     finished.
+ *   - arg must stay valid until the visitor has finished.  A driver or
+ *     hb_cancel that finds a wake call still in flight on another thread
+ *     waits for it to return before it reports the visitor finished, so
+ *     no wake(arg) can come after that report.
  */
 typedef struct {
   void (*wake)(void *arg);

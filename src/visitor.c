@@ -99,6 +99,8 @@
 #define HB__V_QUEUED 0x40u   /* in the wait queue (under mu) */
 #define HB__V_WAKER 0x80u    /* v->waker is to be called (under mu) */
 #define HB__V_DETACHED 0x100u /* run by whoever grants it */
+#define HB__V_WAKING 0x200u   /* its waker is being called: wait it out */
+#define HB__V_SLEEPER 0x400u  /* somebody sleeps on the state word */
 
 static inline uint32_t hb__phase(uint32_t s) { return s & HB__V_PHASE; }
 static inline uint32_t hb__with_phase(uint32_t s, uint32_t phase) {
@@ -125,6 +127,7 @@ bool hb__load_granted(const hb_visitor *v) {
 #define HB__WAKE_BATCH 16
 typedef struct {
   hb_waker wakers[HB__WAKE_BATCH];
+  hb_visitor *whose[HB__WAKE_BATCH]; /* marked WAKING until called */
   int n;
   hb_visitor *detached; /* claimed RUNNING; linked through ->next */
 } hb__wakelist;
@@ -132,8 +135,19 @@ typedef struct {
 /* Not "= {0}": zeroing 16 wakers would cost every visit a memset. */
 #define HB__WAKELIST_INIT(wl) ((wl).n = 0, (wl).detached = NULL)
 
+/* Call each waker, then let its visitor's driver go on: until WAKING is
+ * cleared the drivers and hb_cancel wait, so nobody finishes the visitor
+ * (and frees the waker's arg) while its waker is still being called.
+ * Clearing WAKING is our last touch of the visitor; the futex wake after it
+ * only hands the address to the kernel. */
 static void hb__call_wakers(hb__wakelist *wl) {
-  for (int i = 0; i < wl->n; i++) wl->wakers[i].wake(wl->wakers[i].arg);
+  for (int i = 0; i < wl->n; i++) {
+    wl->wakers[i].wake(wl->wakers[i].arg);
+    uint32_t *st = &wl->whose[i]->state;
+    uint32_t old = __atomic_fetch_and(st, ~(HB__V_WAKING | HB__V_SLEEPER),
+                                      __ATOMIC_RELEASE);
+    if (old & HB__V_SLEEPER) hb__futex_wake_all(st);
+  }
   wl->n = 0;
 }
 
@@ -193,6 +207,8 @@ static void hb__grant(hb_visitor *v, hb__wakelist *wl) {
     v->next = wl->detached;
     wl->detached = v;
   } else if (s & HB__V_WAKER) {
+    n |= HB__V_WAKING;
+    wl->whose[wl->n] = v;
     wl->wakers[wl->n++] = v->waker;
   }
   hb__store_state(v, n); /* pairs with the ACQUIRE loads in the drivers */
@@ -309,11 +325,20 @@ static inline void hb__flush(hb__wakelist *wl) {
   if (wl->n != 0 || wl->detached != NULL) hb__flush_slow(wl);
 }
 
-/* Wait out a concurrent hb_cancel that is releasing v's ticket. */
-static uint32_t hb__wait_cancelling(hb_visitor *v) {
-  uint32_t s;
-  while (hb__phase(s = hb__load_state(v)) == HB__V_CANCELLING)
-    hb__futex_wait(&v->state, s);
+/* Wait out what another thread is still doing to v: an hb_cancel using
+ * the buffer (CANCELLING), or a granter calling v's waker (WAKING).  Both
+ * are short; we sleep on the state word, flagging SLEEPER so the waker's
+ * caller knows to wake us. */
+static uint32_t hb__wait_settled(hb_visitor *v) {
+  uint32_t s = hb__load_state(v);
+  while (hb__phase(s) == HB__V_CANCELLING || (s & HB__V_WAKING)) {
+    if (!(s & HB__V_SLEEPER) &&
+        !__atomic_compare_exchange_n(&v->state, &s, s | HB__V_SLEEPER, false,
+                                     __ATOMIC_ACQUIRE, __ATOMIC_ACQUIRE))
+      continue; /* s was reloaded */
+    hb__futex_wait(&v->state, s | HB__V_SLEEPER);
+    s = hb__load_state(v);
+  }
   return s;
 }
 
@@ -321,7 +346,8 @@ static uint32_t hb__wait_cancelling(hb_visitor *v) {
  * state alone answers, or HB_PENDING when it is armed and not finished. */
 static int hb__driver_check(hb_visitor *v, uint32_t *sp, int *result) {
   uint32_t s = hb__load_state(v);
-  if (hb__phase(s) == HB__V_CANCELLING) s = hb__wait_cancelling(v);
+  if (HB__UNLIKELY(hb__phase(s) == HB__V_CANCELLING || (s & HB__V_WAKING)))
+    s = hb__wait_settled(v);
   *sp = s;
   switch (hb__phase(s)) {
   case HB__V_RAN:
@@ -471,7 +497,7 @@ int hb_visit_detached(hb_visitor *v, size_t reserve, hb_visit_fn fn,
    * it detached claimed it first; then done is ours to call. */
   for (;;) {
     if (hb__phase(s) != HB__V_CAST) {
-      hb__wait_cancelling(v);
+      hb__wait_settled(v);
       if (done != NULL) done(v, HB_ECANCELED, 0, done_arg);
       return HB_OK;
     }
@@ -557,6 +583,7 @@ int hb_cancel(hb_visitor *v) {
   if (v == NULL) return HB_EINVAL;
   for (;;) {
     uint32_t s = hb__load_state(v);
+    if (HB__UNLIKELY(s & HB__V_WAKING)) s = hb__wait_settled(v);
     switch (hb__phase(s)) {
     case HB__V_CAST:
       break;
@@ -588,7 +615,7 @@ int hb_cancel(hb_visitor *v) {
         continue;
       }
       hb__queue_unlink(e, v);
-      if (s & HB__V_WAKER) wl.wakers[wl.n++] = v->waker;
+      hb_waker own = (s & HB__V_WAKER) ? v->waker : (hb_waker){NULL, NULL};
       __atomic_fetch_add(&e->cancelled, 1, __ATOMIC_RELAXED);
       /* CANCELLING, not CANCELLED, until we are done with the buffer: the
        * dispatch below may drop the mutex to call a full batch of wakers,
@@ -598,6 +625,9 @@ int hb_cancel(hb_visitor *v) {
       /* Those behind it may be free to go now (a writer left the head). */
       hb__dispatch(e, &wl);
       hb__mutex_unlock(&e->mu);
+      /* Its own waker is called while it is still CANCELLING, so no driver
+       * can finish it (and free the waker's arg) before the call returns. */
+      if (own.wake != NULL) own.wake(own.arg);
       hb__store_state(v, hb__with_phase(s, HB__V_CANCELLED));
       hb__futex_wake_all(&v->state); /* drivers waiting out CANCELLING */
     }

@@ -5,6 +5,7 @@
  */
 #include <errno.h>
 #include <pthread.h>
+#include <sched.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -302,6 +303,59 @@ static void detached_runs_on_granting_thread(void **state) {
   assert_int_equal(hb_free(b), HB_OK);
 }
 
+/* ---- a driver never finishes a visitor while its waker is being called -- */
+
+typedef struct {
+  int entered, returned;
+} slow_waker;
+
+static void slow_wake(void *arg) {
+  slow_waker *w = arg;
+  __atomic_store_n(&w->entered, 1, __ATOMIC_SEQ_CST);
+  struct timespec ms = {0, 50 * 1000 * 1000};
+  nanosleep(&ms, NULL);
+  __atomic_store_n(&w->returned, 1, __ATOMIC_SEQ_CST);
+}
+
+static void *run_writer_visit(void *arg) {
+  hb_try_visit(arg, NULL);
+  return NULL;
+}
+
+static void *cancel_visit(void *arg) {
+  hb_cancel(arg);
+  return NULL;
+}
+
+static void no_finish_while_waker_runs(void **state) {
+  (void)state;
+  for (int by_cancel = 0; by_cancel < 2; by_cancel++) {
+    hb_buf *b = hb_new(16);
+    hb_visitor w = HB_VISITOR_INIT, r = HB_VISITOR_INIT;
+    slow_waker sw = {0, 0};
+    hb_waker wk = {slow_wake, &sw};
+    assert_int_equal(HB_CAST_MUT(&w, b, uint8_t), HB_OK);
+    assert_int_equal(HB_CAST(&r, b, uint8_t), HB_OK);
+    assert_int_equal(hb_visit(&w, 0, cb_note_thread, &(where_ctx){0}), HB_OK);
+    assert_int_equal(hb_visit(&r, 0, cb_note_thread, &(where_ctx){0}), HB_OK);
+    assert_int_equal(hb_poll(&r, wk, NULL), HB_PENDING);
+    pthread_t t;
+    /* another thread grants r (the writer finishes) or cancels r */
+    assert_int_equal(pthread_create(&t, NULL,
+                                    by_cancel ? cancel_visit : run_writer_visit,
+                                    by_cancel ? (void *)&r : (void *)&w),
+                     0);
+    while (!__atomic_load_n(&sw.entered, __ATOMIC_SEQ_CST)) sched_yield();
+    /* the waker is running: a poll now must wait for it to return */
+    int rc = hb_poll(&r, wk, NULL);
+    assert_int_equal(__atomic_load_n(&sw.returned, __ATOMIC_SEQ_CST), 1);
+    assert_int_equal(rc, by_cancel ? HB_ECANCELED : HB_OK);
+    pthread_join(t, NULL);
+    if (by_cancel) assert_int_equal(hb_try_visit(&w, NULL), HB_OK);
+    assert_int_equal(hb_free(b), HB_OK);
+  }
+}
+
 /* ---- stress: mixed visits, random cancels and aborts, checksums ---------- */
 
 typedef struct {
@@ -469,6 +523,7 @@ int main(void) {
       cmocka_unit_test(fifo_whichever_thread_drives_first),
       cmocka_unit_test(poll_from_another_thread),
       cmocka_unit_test(cancel_wakes_blocked_thread),
+      cmocka_unit_test(no_finish_while_waker_runs),
       cmocka_unit_test(detached_runs_on_granting_thread),
       cmocka_unit_test(stress_mixed_visits),
   };
