@@ -545,11 +545,19 @@ int hb_poll(hb_visitor *v, hb_waker w, int *result) {
   }
 }
 
+/* hb_block_on's park word: 0 waiting, 1 woken, 2 waiting and asleep in
+ * the kernel.  The waker makes a system call only for a sleeper. */
+#define HB__PARK_WAITING 0u
+#define HB__PARK_WOKEN 1u
+#define HB__PARK_ASLEEP 2u
+#define HB__PARK_SPINS 64
+
 static void hb__park_wake(void *arg) {
   hb_visitor *v = arg;
-  /* RELEASE pairs with the ACQUIRE load in hb_block_on's wait loop. */
-  __atomic_store_n(&v->park, 1, __ATOMIC_RELEASE);
-  hb__futex_wake_all(&v->park);
+  /* RELEASE pairs with the ACQUIRE loads in hb_block_on's wait loop. */
+  if (__atomic_exchange_n(&v->park, HB__PARK_WOKEN, __ATOMIC_RELEASE) ==
+      HB__PARK_ASLEEP)
+    hb__futex_wake_all(&v->park);
 }
 
 int hb_block_on(hb_visitor *v, int *result) {
@@ -562,17 +570,22 @@ int hb_block_on(hb_visitor *v, int *result) {
     return HB_EDEADLK;
   hb_waker w = {hb__park_wake, v};
   for (;;) {
-    __atomic_store_n(&v->park, 0, __ATOMIC_RELAXED);
+    __atomic_store_n(&v->park, HB__PARK_WAITING, __ATOMIC_RELAXED);
     int rc = hb_poll(v, w, result);
     if (rc != HB_PENDING) return rc;
-    /* A short spin covers a hand-off that is already under way; then sleep
-     * until the waker has run (see "WAKING" above). */
-    for (int i = 0; i < 64; i++) {
-      if (__atomic_load_n(&v->park, __ATOMIC_ACQUIRE)) break;
+    /* A short, bounded spin covers a hand-off already under way (the visit
+     * ahead is about to finish); then sleep until the waker has run. */
+    for (int i = 0; i < HB__PARK_SPINS; i++) {
+      if (__atomic_load_n(&v->park, __ATOMIC_ACQUIRE) == HB__PARK_WOKEN)
+        break;
       hb__cpu_relax();
     }
-    while (!__atomic_load_n(&v->park, __ATOMIC_ACQUIRE))
-      hb__futex_wait(&v->park, 0);
+    uint32_t p = HB__PARK_WAITING;
+    if (__atomic_compare_exchange_n(&v->park, &p, HB__PARK_ASLEEP, false,
+                                    __ATOMIC_ACQUIRE, __ATOMIC_ACQUIRE)) {
+      while (__atomic_load_n(&v->park, __ATOMIC_ACQUIRE) != HB__PARK_WOKEN)
+        hb__futex_wait(&v->park, HB__PARK_ASLEEP);
+    }
   }
 }
 
