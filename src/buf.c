@@ -50,14 +50,27 @@ static size_t hb__pad(size_t align) {
 }
 
 static uint8_t *hb__align_up(void *p, size_t align) {
-  uintptr_t u = (uintptr_t)p;
-  return (uint8_t *)((u + align - 1) & ~(uintptr_t)(align - 1));
+  /* Step forward from p rather than casting an integer back to a pointer,
+   * so the result keeps p's provenance. */
+  size_t mis = (size_t)((uintptr_t)p & (align - 1));
+  return (uint8_t *)p + ((align - mis) & (align - 1));
 }
 
 /* a + b, or SIZE_MAX if the sum overflows or exceeds PTRDIFF_MAX. */
 static size_t hb__add(size_t a, size_t b) {
   if (a > (size_t)PTRDIFF_MAX || b > (size_t)PTRDIFF_MAX - a) return SIZE_MAX;
   return a + b;
+}
+
+/* memset(p, 0, n) for a small constant n, as plain vector stores.  GCC
+ * expands a constant memset above 128 bytes (the header is larger) into
+ * `rep stos`, whose start-up alone took 85% of hb_new's time in the W1
+ * benchmark (a create-write-free loop); pieces of 64 bytes are expanded
+ * into stores. */
+static inline void hb__zero(void *dst, size_t n) {
+  unsigned char *p = dst;
+  for (; n > 64; p += 64, n -= 64) memset(p, 0, 64);
+  memset(p, 0, n);
 }
 
 #define HB__HDR_SIZE                                                         \
@@ -72,7 +85,106 @@ void hb__misuse(const hb_buf *b, const char *call) {
   abort();
 }
 
+/* ---- a per-thread slot for one small freed buffer ------------------------
+ *
+ * Code that creates a small buffer, fills it and frees it, over and over
+ * (one per message, say), would pay malloc + free every time.  hb_free
+ * keeps the last such buffer of a thread in that thread's slot instead, and
+ * the next hb_new on the thread that fits in it takes it back: no
+ * allocator call at all.  The rules that keep this invisible:
+ *
+ *   - Only with the default allocator (malloc/realloc/free): a custom one
+ *     sees every allocation and every free, as the OOM tests need.  The slot
+ *     therefore only ever holds memory from malloc, released with free.
+ *   - Only buffers whose bytes never left the header's allocation (raw ==
+ *     NULL), at the default alignment, with at most HB__SLOT_MAX bytes.
+ *     hb_new reports exactly the capacity asked for, as without the slot.
+ *   - Thread exit frees the slot (a pthread key destructor), and so does
+ *     process exit for the exiting thread (a destructor function): leak
+ *     checkers find nothing.  After either, that thread stops using it.
+ *   - Off under AddressSanitizer, which must see every free to catch a use
+ *     of a buffer after hb_free.
+ */
+#if defined(__SANITIZE_ADDRESS__)
+#define HB__SLOT 0
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define HB__SLOT 0
+#endif
+#endif
+#ifndef HB__SLOT
+#define HB__SLOT 1
+#endif
+#define HB__SLOT_MAX 512
+
+#if HB__SLOT
+#include <pthread.h>
+
+enum { HB__SLOT_NEW, HB__SLOT_ON, HB__SLOT_OFF };
+static _Thread_local struct {
+  hb__buf *e;    /* the kept buffer, or NULL */
+  size_t cap;    /* its capacity */
+  int state;     /* HB__SLOT_*: ON once the thread-exit hook is set */
+} hb__slot __attribute__((tls_model("initial-exec")));
+
+static pthread_key_t hb__slot_key;
+static pthread_once_t hb__slot_once = PTHREAD_ONCE_INIT;
+static bool hb__slot_key_ok;
+
+static void hb__slot_drop(void *unused) {
+  (void)unused;
+  free(hb__slot.e);
+  hb__slot.e = NULL;
+  hb__slot.state = HB__SLOT_OFF;
+}
+
+static void hb__slot_key_init(void) {
+  hb__slot_key_ok = pthread_key_create(&hb__slot_key, hb__slot_drop) == 0;
+}
+
+__attribute__((destructor)) static void hb__slot_exit(void) {
+  hb__slot_drop(NULL);
+}
+
+static inline bool hb__alloc_is_default(void) {
+  return hb__alloc.m == malloc && hb__alloc.r == realloc &&
+         hb__alloc.f == free;
+}
+
+/* Keep e in this thread's slot; false if it cannot be kept. */
+static bool hb__slot_put(hb__buf *e) {
+  if (e->raw != NULL || e->align != HB__MAX_ALIGN ||
+      e->pub.cap > HB__SLOT_MAX || hb__slot.e != NULL ||
+      !hb__alloc_is_default())
+    return false;
+  if (HB__UNLIKELY(hb__slot.state != HB__SLOT_ON)) {
+    if (hb__slot.state == HB__SLOT_OFF) return false;
+    pthread_once(&hb__slot_once, hb__slot_key_init);
+    /* Any non-NULL value makes the destructor run at thread exit. */
+    if (!hb__slot_key_ok ||
+        pthread_setspecific(hb__slot_key, &hb__slot) != 0) {
+      hb__slot.state = HB__SLOT_OFF;
+      return false;
+    }
+    hb__slot.state = HB__SLOT_ON;
+  }
+  hb__slot.e = e;
+  hb__slot.cap = e->pub.cap;
+  return true;
+}
+#endif /* HB__SLOT */
+
 /* ---- creation ----------------------------------------------------------- */
+
+/* Set up the header of a fresh (or recycled) allocation. */
+static inline hb_buf *hb__init(hb__buf *e, size_t capacity, size_t align) {
+  /* Zero the header only; the bytes stay uninitialised, like malloc's. */
+  hb__zero(e, sizeof *e);
+  e->align = align;
+  e->pub.data = hb__align_up((uint8_t *)e + HB__HDR_SIZE, align);
+  e->pub.cap = capacity;
+  return &e->pub;
+}
 
 hb_buf *hb_new_aligned(size_t capacity, size_t align) {
   if (align == 0 || (align & (align - 1)) != 0) return NULL;
@@ -81,15 +193,17 @@ hb_buf *hb_new_aligned(size_t capacity, size_t align) {
   if (total == SIZE_MAX) return NULL;
   hb__buf *e = hb__malloc(total);
   if (e == NULL) return NULL;
-  /* Zero the header only; the bytes stay uninitialised, like malloc's. */
-  memset(e, 0, sizeof *e);
-  e->align = align;
-  e->pub.data = hb__align_up((uint8_t *)e + HB__HDR_SIZE, align);
-  e->pub.cap = capacity;
-  return &e->pub;
+  return hb__init(e, capacity, align);
 }
 
 hb_buf *hb_new(size_t capacity) {
+#if HB__SLOT
+  hb__buf *e = hb__slot.e;
+  if (e != NULL && capacity <= hb__slot.cap && hb__alloc_is_default()) {
+    hb__slot.e = NULL;
+    return hb__init(e, capacity, HB__MAX_ALIGN);
+  }
+#endif
   return hb_new_aligned(capacity, HB__MAX_ALIGN);
 }
 
@@ -106,12 +220,26 @@ hb_buf *hb_wrap(const void *src, size_t n) {
 int hb_free(hb_buf *b) {
   if (b == NULL) return HB_OK;
   hb__buf *e = hb__ext(b);
-  /* Taking the mutex waits out any thread still inside a wait-queue
-   * critical section (one that just released the last ticket, say). */
-  hb__mutex_lock(&e->mu);
+  /* A thread may still be inside a wait-queue critical section although
+   * no visitor is live any more (the dispatcher clears WAITERS under the
+   * mutex, then unlocks it).  Fast path, no atomic read-modify-write: the
+   * lock word shows nothing live, and then -- in this order -- the mutex is
+   * free.  The ACQUIRE load of the lock word pairs with the RELEASE of
+   * whatever made it zero (hb__release, hb__dispatch's fetch_and); a
+   * dispatcher that did so while holding the mutex locked it before, so the
+   * second load sees it still held, or its unlock (the RELEASE exchange in
+   * hb__mutex_unlock, its last touch of *e).  Otherwise take the mutex:
+   * that waits such a thread out, exactly as before. */
   uint64_t live = __atomic_load_n(&b->lock, __ATOMIC_ACQUIRE) & HB__LIVE_MASK;
-  hb__mutex_unlock(&e->mu);
-  if (live != 0) return HB_EBUSY;
+  if (live != 0 || __atomic_load_n(&e->mu.word, __ATOMIC_ACQUIRE) != 0) {
+    hb__mutex_lock(&e->mu);
+    live = __atomic_load_n(&b->lock, __ATOMIC_ACQUIRE) & HB__LIVE_MASK;
+    hb__mutex_unlock(&e->mu);
+    if (live != 0) return HB_EBUSY;
+  }
+#if HB__SLOT
+  if (hb__slot_put(e)) return HB_OK;
+#endif
   hb__free(e->raw);
   hb__free(e);
   return HB_OK;
@@ -175,8 +303,8 @@ int hb__put_bytes(hb_buf *b, const void *src, size_t n) {
   return HB_OK;
 }
 
-int hb_put(hb_buf *b, const void *src, size_t n) {
-  HB__CHECK_DIRECT(b);
+/* hb_put's slow path (the inline part in hyperbuf.h checked misuse). */
+int hb__put_slow(hb_buf *b, const void *src, size_t n) {
   if (src == NULL && n > 0) return HB_EINVAL;
   return hb__put_bytes(b, src, n);
 }
@@ -197,8 +325,8 @@ int hb_resize(hb_buf *b, size_t len, uint8_t fill) {
 
 /* ---- cursor ------------------------------------------------------------- */
 
-int hb_get(hb_buf *b, void *dst, size_t n) {
-  HB__CHECK_DIRECT(b);
+/* hb_get's slow path (the inline part in hyperbuf.h checked misuse). */
+int hb__get_slow(hb_buf *b, void *dst, size_t n) {
   if (n == 0) return HB_OK;
   if (dst == NULL) return HB_EINVAL;
   return hb__get_n(b, dst, n);

@@ -1,0 +1,384 @@
+/*
+ * bench_buf.c -- W1..W3, the byte-buffer workloads, for HyperBuf and its C
+ * peers: a hand-written realloc-doubling array (the limit, not a peer),
+ * Redis sds (hiredis), GLib GByteArray and libevent evbuffer.
+ * C++ std::vector is in bench_vector.cc, Rust in bench/rust.
+ *
+ *   W1 original  create with capacity 120, write 13 bytes by index, free.
+ *                ns per iteration, allocation included.
+ *   W2 put_u8    append 1 MiB one byte at a time, from an empty buffer
+ *                (W2-empty) and with the capacity reserved first
+ *                (W2-reserved).  ns per byte, creation and free included.
+ *   W3 packets   append 64 KiB as 64-byte chunks, then consume them in
+ *                64-byte pieces; the consumed bytes are then dropped (or
+ *                the buffer cleared), as the implementation does it.
+ *                ns per packet (one append + one consume).
+ *
+ * Each implementation uses its own fastest idiomatic API; see each unit.
+ * Usage: bench_buf [workload-prefix...]   (prints CSV; see bench.h)
+ */
+#include "bench.h"
+
+#include <event2/buffer.h>
+#include <glib.h>
+#include <hiredis/sds.h>
+#include <hyperbuf.h>
+
+#define W1_BATCH 1024
+#define W2_BYTES (1u << 20)
+#define W3_PACKETS 1024
+#define PKT 64
+
+#define NOINLINE __attribute__((noinline))
+#define CHECK(x)                                                             \
+  do {                                                                       \
+    if (!(x)) {                                                              \
+      fprintf(stderr, "bench_buf: %s failed at line %d\n", #x, __LINE__);    \
+      abort();                                                               \
+    }                                                                        \
+  } while (0)
+
+/* ======================================================================== */
+/*  The hand-written array: what a careful C programmer writes by hand       */
+/* ======================================================================== */
+
+typedef struct {
+  uint8_t *data;
+  size_t len, cap;
+} arr;
+
+/* Cold: double (at least 64, at least `need`). */
+static NOINLINE int arr_grow(arr *a, size_t need) {
+  size_t cap = a->cap ? a->cap * 2 : 64;
+  while (cap < need) cap *= 2;
+  void *p = realloc(a->data, cap);
+  if (p == NULL) return -1;
+  a->data = p;
+  a->cap = cap;
+  return 0;
+}
+
+static inline int arr_put(arr *a, const void *src, size_t n) {
+  if (a->cap - a->len < n && arr_grow(a, a->len + n) != 0) return -1;
+  memcpy(a->data + a->len, src, n);
+  a->len += n;
+  return 0;
+}
+
+/* ---- W1 ---- */
+
+static uint64_t w1_hb(void *ctx, uint64_t it) {
+  (void)ctx;
+  uint64_t sum = 0;
+  for (unsigned k = 0; k < W1_BATCH; k++) {
+    hb_buf *b = hb_new(120);
+    CHECK(b != NULL);
+    uint8_t *d = hb_data(b);
+    for (unsigned j = 0; j < 13; j++) d[j] = (uint8_t)(it + k + j);
+    bench_escape(d);
+    sum += d[k % 13];
+    hb_free(b);
+  }
+  return sum;
+}
+
+static uint64_t w1_arr(void *ctx, uint64_t it) {
+  (void)ctx;
+  uint64_t sum = 0;
+  for (unsigned k = 0; k < W1_BATCH; k++) {
+    arr a = {malloc(120), 0, 120};
+    CHECK(a.data != NULL);
+    for (unsigned j = 0; j < 13; j++) a.data[j] = (uint8_t)(it + k + j);
+    bench_escape(a.data);
+    sum += a.data[k % 13];
+    free(a.data);
+  }
+  return sum;
+}
+
+/* sds has no "capacity without length" constructor in hiredis 0.14:
+ * sdsnewlen(NULL, 120) is a zeroed 120-byte string, written by index. */
+static uint64_t w1_sds(void *ctx, uint64_t it) {
+  (void)ctx;
+  uint64_t sum = 0;
+  for (unsigned k = 0; k < W1_BATCH; k++) {
+    sds s = sdsnewlen(NULL, 120);
+    CHECK(s != NULL);
+    for (unsigned j = 0; j < 13; j++) s[j] = (char)(uint8_t)(it + k + j);
+    bench_escape(s);
+    sum += (uint8_t)s[k % 13];
+    sdsfree(s);
+  }
+  return sum;
+}
+
+static uint64_t w1_garray(void *ctx, uint64_t it) {
+  (void)ctx;
+  uint64_t sum = 0;
+  for (unsigned k = 0; k < W1_BATCH; k++) {
+    GByteArray *a = g_byte_array_sized_new(120);
+    g_byte_array_set_size(a, 13); /* no clearing: GByteArray's default */
+    for (unsigned j = 0; j < 13; j++) a->data[j] = (uint8_t)(it + k + j);
+    bench_escape(a->data);
+    sum += a->data[k % 13];
+    g_byte_array_free(a, TRUE);
+  }
+  return sum;
+}
+
+/* evbuffer: the capacity with evbuffer_expand, the bytes written in place
+ * through evbuffer_reserve_space / evbuffer_commit_space. */
+static uint64_t w1_evbuffer(void *ctx, uint64_t it) {
+  (void)ctx;
+  uint64_t sum = 0;
+  for (unsigned k = 0; k < W1_BATCH; k++) {
+    struct evbuffer *e = evbuffer_new();
+    CHECK(e != NULL && evbuffer_expand(e, 120) == 0);
+    struct evbuffer_iovec v;
+    CHECK(evbuffer_reserve_space(e, 13, &v, 1) == 1);
+    uint8_t *d = v.iov_base;
+    for (unsigned j = 0; j < 13; j++) d[j] = (uint8_t)(it + k + j);
+    v.iov_len = 13;
+    CHECK(evbuffer_commit_space(e, &v, 1) == 0);
+    bench_escape(d);
+    sum += d[k % 13];
+    evbuffer_free(e);
+  }
+  return sum;
+}
+
+/* ---- W2 ---- */
+
+static uint64_t w2_hb(void *ctx, uint64_t it) {
+  int reserve = *(int *)ctx;
+  hb_buf *b = hb_new(0);
+  CHECK(b != NULL);
+  if (reserve) CHECK(hb_reserve(b, W2_BYTES) == HB_OK);
+  for (uint32_t i = 0; i < W2_BYTES; i++)
+    if (hb_put_u8(b, (uint8_t)(i + it)) != HB_OK) abort();
+  bench_escape(hb_data(b));
+  uint64_t sum = hb_len(b) + hb_data(b)[it % W2_BYTES];
+  hb_free(b);
+  return sum;
+}
+
+/* The limit: the loop keeps data/len/cap in locals, so the byte store
+ * cannot make the compiler reload them. */
+static uint64_t w2_arr(void *ctx, uint64_t it) {
+  int reserve = *(int *)ctx;
+  arr a = {NULL, 0, 0};
+  if (reserve) CHECK(arr_grow(&a, W2_BYTES) == 0);
+  uint8_t *d = a.data;
+  size_t len = a.len, cap = a.cap;
+  for (uint32_t i = 0; i < W2_BYTES; i++) {
+    if (len == cap) {
+      a.len = len;
+      if (arr_grow(&a, len + 1) != 0) abort();
+      d = a.data;
+      cap = a.cap;
+    }
+    d[len++] = (uint8_t)(i + it);
+  }
+  a.len = len;
+  bench_escape(a.data);
+  uint64_t sum = a.len + a.data[it % W2_BYTES];
+  free(a.data);
+  return sum;
+}
+
+/* sds: the fast path its header offers (sdsavail/sdslen/sdsinclen are
+ * inline), sdsMakeRoomFor when full -- what sds documents for appends
+ * into spare room.  sdscatlen(s, &c, 1) per byte is ~4x slower. */
+static uint64_t w2_sds(void *ctx, uint64_t it) {
+  int reserve = *(int *)ctx;
+  sds s = sdsempty();
+  CHECK(s != NULL);
+  if (reserve) CHECK((s = sdsMakeRoomFor(s, W2_BYTES)) != NULL);
+  for (uint32_t i = 0; i < W2_BYTES; i++) {
+    if (sdsavail(s) == 0 && (s = sdsMakeRoomFor(s, 1)) == NULL) abort();
+    s[sdslen(s)] = (char)(uint8_t)(i + it);
+    sdsinclen(s, 1);
+  }
+  bench_escape(s);
+  uint64_t sum = sdslen(s) + (uint8_t)s[it % W2_BYTES];
+  sdsfree(s);
+  return sum;
+}
+
+static uint64_t w2_garray(void *ctx, uint64_t it) {
+  int reserve = *(int *)ctx;
+  GByteArray *a =
+      reserve ? g_byte_array_sized_new(W2_BYTES) : g_byte_array_new();
+  for (uint32_t i = 0; i < W2_BYTES; i++) {
+    uint8_t c = (uint8_t)(i + it);
+    g_byte_array_append(a, &c, 1);
+  }
+  bench_escape(a->data);
+  uint64_t sum = a->len + a->data[it % W2_BYTES];
+  g_byte_array_free(a, TRUE);
+  return sum;
+}
+
+static uint64_t w2_evbuffer(void *ctx, uint64_t it) {
+  int reserve = *(int *)ctx;
+  struct evbuffer *e = evbuffer_new();
+  CHECK(e != NULL);
+  if (reserve) CHECK(evbuffer_expand(e, W2_BYTES) == 0);
+  for (uint32_t i = 0; i < W2_BYTES; i++) {
+    uint8_t c = (uint8_t)(i + it);
+    if (evbuffer_add(e, &c, 1) != 0) abort();
+  }
+  uint64_t sum = evbuffer_get_length(e);
+  uint8_t c;
+  CHECK(evbuffer_copyout(e, &c, 1) == 1); /* the first byte */
+  sum += c;
+  evbuffer_free(e);
+  return sum;
+}
+
+/* ---- W3 ----
+ * One buffer per figure, reused: each unit appends 1024 packets, consumes
+ * them, and drops what was consumed; growth happens in the warm-up.  The
+ * packets are copied from a 64 KiB source of distinct bytes (writing a byte
+ * into one reused packet before each append would measure a store-to-load
+ * forwarding stall, not the buffer). */
+static uint8_t w3_src[W3_PACKETS][PKT];
+
+static uint64_t w3_hb(void *ctx, uint64_t it) {
+  hb_buf *b = ctx;
+  uint8_t out[PKT];
+  uint64_t sum = it;
+  for (unsigned k = 0; k < W3_PACKETS; k++) {
+    if (hb_put(b, w3_src[k], PKT) != HB_OK) abort();
+  }
+  for (unsigned k = 0; k < W3_PACKETS; k++) {
+    if (hb_get(b, out, PKT) != HB_OK) abort();
+    bench_escape(out);
+    sum += (uint64_t)out[0] + out[PKT - 1];
+  }
+  hb_compact(b);
+  return sum;
+}
+
+static uint64_t w3_arr(void *ctx, uint64_t it) {
+  arr *a = ctx;
+  uint8_t out[PKT];
+  uint64_t sum = it;
+  for (unsigned k = 0; k < W3_PACKETS; k++) {
+    if (arr_put(a, w3_src[k], PKT) != 0) abort();
+  }
+  size_t off = 0;
+  for (unsigned k = 0; k < W3_PACKETS; k++) {
+    if (a->len - off < PKT) abort();
+    memcpy(out, a->data + off, PKT);
+    off += PKT;
+    bench_escape(out);
+    sum += (uint64_t)out[0] + out[PKT - 1];
+  }
+  memmove(a->data, a->data + off, a->len - off); /* compact */
+  a->len -= off;
+  return sum;
+}
+
+static uint64_t w3_sds(void *ctx, uint64_t it) {
+  sds *sp = ctx;
+  sds s = *sp;
+  char out[PKT];
+  uint64_t sum = it;
+  for (unsigned k = 0; k < W3_PACKETS; k++) {
+    if ((s = sdscatlen(s, w3_src[k], PKT)) == NULL) abort();
+  }
+  size_t off = 0;
+  for (unsigned k = 0; k < W3_PACKETS; k++) {
+    if (sdslen(s) - off < PKT) abort();
+    memcpy(out, s + off, PKT);
+    off += PKT;
+    bench_escape(out);
+    sum += (uint64_t)(uint8_t)out[0] + (uint8_t)out[PKT - 1];
+  }
+  sdsrange(s, (ssize_t)off, -1); /* drop the consumed bytes */
+  *sp = s;
+  return sum;
+}
+
+static uint64_t w3_garray(void *ctx, uint64_t it) {
+  GByteArray *a = ctx;
+  uint8_t out[PKT];
+  uint64_t sum = it;
+  for (unsigned k = 0; k < W3_PACKETS; k++) {
+    g_byte_array_append(a, w3_src[k], PKT);
+  }
+  guint off = 0;
+  for (unsigned k = 0; k < W3_PACKETS; k++) {
+    if (a->len - off < PKT) abort();
+    memcpy(out, a->data + off, PKT);
+    off += PKT;
+    bench_escape(out);
+    sum += (uint64_t)out[0] + out[PKT - 1];
+  }
+  g_byte_array_remove_range(a, 0, off);
+  return sum;
+}
+
+static uint64_t w3_evbuffer(void *ctx, uint64_t it) {
+  struct evbuffer *e = ctx;
+  uint8_t out[PKT];
+  uint64_t sum = it;
+  for (unsigned k = 0; k < W3_PACKETS; k++) {
+    if (evbuffer_add(e, w3_src[k], PKT) != 0) abort();
+  }
+  for (unsigned k = 0; k < W3_PACKETS; k++) {
+    if (evbuffer_remove(e, out, PKT) != PKT) abort();
+    bench_escape(out);
+    sum += (uint64_t)out[0] + out[PKT - 1];
+  }
+  return sum;
+}
+
+int main(int argc, char **argv) {
+  if (bench_want(argc, argv, "W1")) {
+    bench_run("W1", "hyperbuf", "ns/iter", W1_BATCH, w1_hb, NULL);
+    bench_run("W1", "hand-array", "ns/iter", W1_BATCH, w1_arr, NULL);
+    bench_run("W1", "sds", "ns/iter", W1_BATCH, w1_sds, NULL);
+    bench_run("W1", "GByteArray", "ns/iter", W1_BATCH, w1_garray, NULL);
+    bench_run("W1", "evbuffer", "ns/iter", W1_BATCH, w1_evbuffer, NULL);
+  }
+  static const char *w2[2] = {"W2-empty", "W2-reserved"};
+  for (int reserve = 0; reserve < 2; reserve++) {
+    if (!bench_want(argc, argv, w2[reserve])) continue;
+    bench_run(w2[reserve], "hyperbuf", "ns/byte", W2_BYTES, w2_hb, &reserve);
+    bench_run(w2[reserve], "hand-array", "ns/byte", W2_BYTES, w2_arr,
+              &reserve);
+    bench_run(w2[reserve], "sds", "ns/byte", W2_BYTES, w2_sds, &reserve);
+    bench_run(w2[reserve], "GByteArray", "ns/byte", W2_BYTES, w2_garray,
+              &reserve);
+    bench_run(w2[reserve], "evbuffer", "ns/byte", W2_BYTES, w2_evbuffer,
+              &reserve);
+  }
+  if (bench_want(argc, argv, "W3")) {
+    for (unsigned k = 0; k < W3_PACKETS; k++)
+      for (unsigned j = 0; j < PKT; j++) w3_src[k][j] = (uint8_t)(k * 7 + j);
+    hb_buf *b = hb_new(0);
+    CHECK(b != NULL);
+    bench_run("W3", "hyperbuf", "ns/packet", W3_PACKETS, w3_hb, b);
+    hb_free(b);
+
+    arr a = {NULL, 0, 0};
+    bench_run("W3", "hand-array", "ns/packet", W3_PACKETS, w3_arr, &a);
+    free(a.data);
+
+    sds s = sdsempty();
+    bench_run("W3", "sds", "ns/packet", W3_PACKETS, w3_sds, &s);
+    sdsfree(s);
+
+    GByteArray *g = g_byte_array_new();
+    bench_run("W3", "GByteArray", "ns/packet", W3_PACKETS, w3_garray, g);
+    g_byte_array_free(g, TRUE);
+
+    struct evbuffer *e = evbuffer_new();
+    CHECK(e != NULL);
+    bench_run("W3", "evbuffer", "ns/packet", W3_PACKETS, w3_evbuffer, e);
+    evbuffer_free(e);
+  }
+  return 0;
+}
