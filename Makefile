@@ -6,7 +6,8 @@ JOBS ?= $(shell nproc 2>/dev/null || echo 2)
 CMAKE_FLAGS ?=
 DEMOS = frames seed packet_pipeline
 
-.PHONY: all demo test test-plain test-asan test-tsan bench clean
+.PHONY: all demo test test-plain test-asan test-tsan bench clean \
+	fuzz soak soak-plain soak-tsan lint valgrind
 
 all: build/release/.configured
 	cmake --build build/release -j $(JOBS)
@@ -46,6 +47,35 @@ test-asan:
 test-tsan:
 	scripts/deps.sh test
 	$(call hb_test_build,tsan,-DHB_TSAN=ON,)
+
+# Hardening (issue 6): the fuzzer for FUZZ_SECONDS, the soak for
+# SOAK_SECONDS under the plain debug build, static analysis, and the test
+# suite under valgrind memcheck.  .ci/run runs all four after `make test`.
+FUZZ_SECONDS ?= 60
+SOAK_SECONDS ?= 30
+
+fuzz:
+	scripts/deps.sh test
+	scripts/fuzz.sh $(FUZZ_SECONDS)
+
+SOAK_TSAN_SECONDS ?= 15
+
+# The soak alone, longer than in `make test`: debug build, then under TSan.
+soak: soak-plain soak-tsan
+soak-plain: export HB_SOAK_SECONDS = $(SOAK_SECONDS)
+soak-plain:
+	scripts/deps.sh test
+	$(call hb_test_build,test,,-R test_soak -V)
+soak-tsan: export HB_SOAK_SECONDS = $(SOAK_TSAN_SECONDS)
+soak-tsan:
+	scripts/deps.sh test
+	$(call hb_test_build,tsan,-DHB_TSAN=ON,-R test_soak -V)
+
+lint:
+	scripts/lint.sh
+
+valgrind:
+	scripts/valgrind.sh
 
 # The same -O2 for the library and every C/C++ peer (Debian builds GLib,
 # libevent and hiredis with -O2); Rust peers use cargo's --release.

@@ -1,0 +1,15 @@
+/*
+ * fuzz_ops.c -- libFuzzer entry point over the operation interpreter.
+ *
+ * Built by scripts/fuzz.sh with clang -fsanitize=fuzzer,address,undefined;
+ * the seed corpus is tests/fuzz/corpus (scripts/fuzz_seeds.sh), and every
+ * input that ever crashed goes to tests/fuzz/crashes, which
+ * tests/test_fuzz_replay.c replays in every test build.
+ */
+#include "fuzz_interp.c"
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
+  return fz_run(data, size);
+}

@@ -1,0 +1,94 @@
+/*
+ * fuzz_ops.h -- the byte encoding of the fuzzer's operation language.
+ *
+ * An input is a sequence of operations.  Each operation is one opcode byte
+ * (taken modulo FZ_OP_COUNT) followed by a fixed number of argument bytes,
+ * so that a mutation of one byte changes one operation, not the parse of
+ * everything after it.  Missing bytes at the end of the input read as 0.
+ *
+ * Shared by the interpreter (fuzz_interp.c), the libFuzzer entry point
+ * (fuzz_ops.c), the regression replay (tests/test_fuzz_replay.c) and the
+ * seed generator (make_seeds.c).
+ */
+#ifndef HB_FUZZ_OPS_H
+#define HB_FUZZ_OPS_H
+
+#define FZ_NBUF 2         /* buffer slots */
+#define FZ_NVIS 8         /* visitor slots */
+#define FZ_SCRIPT_MAX 24  /* bytes of callback script per visit */
+
+/* A size argument is 3 bytes: a class byte, then a 16-bit little-endian
+ * payload p.  Classes (class byte % 16):
+ *   0..7   p & 0xff                 small
+ *   8..9   p                        medium
+ *   10     p << 8                   large (beyond the harness allocator's
+ *                                   limit, so growth fails with HB_ENOMEM)
+ *   11     table[p % 13]            hostile: 0, 1, SIZE_MAX, SIZE_MAX - 1,
+ *                                   PTRDIFF_MAX, PTRDIFF_MAX + 1, ...
+ *   12     spare (cap - len) + d    d = (int8_t)(p & 0xff), wrapping
+ *   13     PTRDIFF_MAX - len + d
+ *   14     len + d
+ *   15     remaining (len - cursor) + d                                     */
+enum {
+  FZ_SZ_SMALL = 0,
+  FZ_SZ_MEDIUM = 8,
+  FZ_SZ_LARGE = 10,
+  FZ_SZ_HOSTILE = 11,
+  FZ_SZ_SPARE = 12,
+  FZ_SZ_PTRDIFF = 13,
+  FZ_SZ_LEN = 14,
+  FZ_SZ_REMAINING = 15
+};
+
+/* Operations; the argument bytes follow each name.  `slot` is a byte taken
+ * modulo FZ_NBUF, `vis` modulo FZ_NVIS, SIZE is a 3-byte size argument. */
+enum {
+  FZ_OP_NEW,       /* slot, kind(0 new,1 aligned,2 wrap,3 wrap NULL),
+                      align-index, SIZE, pattern-offset */
+  FZ_OP_FREE,      /* slot */
+  FZ_OP_RESERVE,   /* slot, SIZE */
+  FZ_OP_RESIZE,    /* slot, SIZE, fill */
+  FZ_OP_CLEAR,     /* slot */
+  FZ_OP_PUT,       /* slot, SIZE, pattern-offset (bit 7 set: src NULL) */
+  FZ_OP_PUT_SELF,  /* slot, off16, n16: append bytes from the buffer itself */
+  FZ_OP_PUT_INT,   /* slot, kind(0..10), value (8 bytes, little-endian) */
+  FZ_OP_GET_INT,   /* slot, kind(0..10) */
+  FZ_OP_GET,       /* slot, SIZE, flags (bit 0: dst NULL) */
+  FZ_OP_ADVANCE,   /* slot, SIZE */
+  FZ_OP_COMPACT,   /* slot */
+  FZ_OP_POKE,      /* slot, idx16, value: hb_data(b)[idx % len] = value */
+  FZ_OP_FAIL,      /* k: fail the (k % 8 + 1)-th allocation from now;
+                      k == 255 disarms */
+  FZ_OP_STATS,     /* slot */
+  FZ_OP_CAST,      /* vis, slot, type-index, flags (bit 0 write, bit 1
+                      NULL buffer) */
+  FZ_OP_VISIT,     /* vis, SIZE reserve, flags (bit 0 detached, bit 1
+                      NULL fn), script-len, script bytes (script-len %
+                      (FZ_SCRIPT_MAX + 1) of them) */
+  FZ_OP_POLL,      /* vis */
+  FZ_OP_TRY,       /* vis */
+  FZ_OP_BLOCK,     /* vis (skipped when it would wait forever) */
+  FZ_OP_CANCEL,    /* vis */
+  FZ_OP_COUNT
+};
+
+/* Script of a callback: byte 0 chooses the return value (< 48: abort with
+ * -1 - b % 8; else commit with b % 64), then steps of 3 bytes: an opcode
+ * (% FZ_S_COUNT) and two argument bytes a, c. */
+enum {
+  FZ_S_CHECK,       /* compare the view with the model */
+  FZ_S_POKE,        /* write bytes[(a | c << 8) % len] (writers only) */
+  FZ_S_APPEND,      /* hb_view_append of pattern[a] (c & 1: elem NULL) */
+  FZ_S_APPEND_ALL,  /* count a & 0x7f, or hostile table[a & 7] if a >= 128 */
+  FZ_S_APPEND_BYTES,/* n as APPEND_ALL, pattern offset c */
+  FZ_S_WRITTEN,     /* hb_view_bytes_written */
+  FZ_S_TYPED,       /* HB_READ_ARRAY / HB_WRITE_ARRAY size checks */
+  FZ_S_CANCEL,      /* hb_cancel(vis a) from inside the callback */
+  FZ_S_SELF,        /* drive or cancel our own (running) visitor: a % 4 */
+  FZ_S_NESTED,      /* cast vis a on this buffer (c & 1 write) and try it */
+  FZ_S_BLOCK,       /* hb_block_on(vis a) where that cannot hang */
+  FZ_S_TRY,         /* hb_try_visit(vis a) */
+  FZ_S_COUNT
+};
+
+#endif /* HB_FUZZ_OPS_H */

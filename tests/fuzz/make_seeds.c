@@ -1,0 +1,270 @@
+/*
+ * make_seeds.c -- write the fuzzer's seed corpus from readable scenarios.
+ *
+ * Each seed is a short program in the operation language of fuzz_ops.h,
+ * written with the encoder helpers below, that drives one meaningful path:
+ * the design's seed example, integer round trips, hostile sizes, the cursor
+ * model, allocation failure, FIFO order, wakers, aborts, detached visits.
+ * The fuzzer mutates from there.  Run by scripts/fuzz_seeds.sh:
+ *
+ *   make_seeds OUTDIR     writes OUTDIR/seed-<name>
+ */
+#include "fuzz_ops.h"
+
+#include <stdint.h>
+#include <stdio.h>
+#include <string.h>
+
+static uint8_t buf[4096];
+static size_t len;
+
+static void b(int x) { buf[len++] = (uint8_t)x; }
+
+/* Size arguments (see fuzz_ops.h). */
+static void sz_small(int v) { b(FZ_SZ_SMALL), b(v), b(0); }
+static void sz_medium(int v) { b(FZ_SZ_MEDIUM), b(v & 0xff), b(v >> 8); }
+static void sz_hostile(int idx) { b(FZ_SZ_HOSTILE), b(idx), b(0); }
+static void sz_rel(int cls, int d) { b(cls), b(d & 0xff), b(0); }
+
+static void new_buf(int slot, int cap) {
+  b(FZ_OP_NEW), b(slot), b(0), b(0), sz_small(cap), b(0);
+}
+static void new_aligned(int slot, int align_idx, int cap) {
+  b(FZ_OP_NEW), b(slot), b(1), b(align_idx), sz_small(cap), b(0);
+}
+static void wrap(int slot, int n, int off) {
+  b(FZ_OP_NEW), b(slot), b(2), b(0), sz_small(n), b(off);
+}
+static void put(int slot, int n, int off) {
+  b(FZ_OP_PUT), b(slot), sz_medium(n), b(off);
+}
+static void put_int(int slot, int kind, uint64_t v) {
+  b(FZ_OP_PUT_INT), b(slot), b(kind);
+  for (int i = 0; i < 8; i++) b((int)(v >> (8 * i)) & 0xff);
+}
+static void get_int(int slot, int kind) { b(FZ_OP_GET_INT), b(slot), b(kind); }
+static void cast(int vis, int slot, int type, int write) {
+  b(FZ_OP_CAST), b(vis), b(slot), b(type), b(write);
+}
+/* visit: script = return byte, then steps of (op, a, c). */
+static void visit(int vis, int reserve, int detached, int ret,
+                  const uint8_t *steps, size_t nsteps) {
+  b(FZ_OP_VISIT), b(vis), sz_medium(reserve), b(detached);
+  b((int)(1 + 3 * nsteps)), b(ret);
+  for (size_t i = 0; i < 3 * nsteps; i++) b(steps[i]);
+}
+static void op1(int op, int arg) { b(op), b(arg); }
+
+static int save(const char *dir, const char *name) {
+  char path[1024];
+  snprintf(path, sizeof path, "%s/seed-%s", dir, name);
+  FILE *f = fopen(path, "wb");
+  if (f == NULL || fwrite(buf, 1, len, f) != len || fclose(f) != 0) {
+    perror(path);
+    return 1;
+  }
+  len = 0;
+  return 0;
+}
+
+#define COMMIT 64
+#define ABORT 0
+
+int main(int argc, char **argv) {
+  if (argc != 2) {
+    fprintf(stderr, "usage: %s OUTDIR\n", argv[0]);
+    return 2;
+  }
+  const char *d = argv[1];
+  int bad = 0;
+
+  /* DESIGN.md's seed example: wrap three 24-byte records, a writer that
+   * reserves four more and appends, then a u8 reader behind it. */
+  {
+    static const uint8_t grow[] = {FZ_S_CHECK, 0, 0, FZ_S_APPEND, 3, 0,
+                                   FZ_S_APPEND_ALL, 3, 0, FZ_S_WRITTEN, 0, 0,
+                                   FZ_S_CHECK, 0, 0};
+    static const uint8_t show[] = {FZ_S_CHECK, 0, 0, FZ_S_TYPED, 0, 0};
+    wrap(0, 72, 0);
+    cast(0, 0, 6, 1); /* rec24, write */
+    cast(1, 0, 0, 0); /* u8, read */
+    visit(0, 96, 0, COMMIT, grow, 5);
+    visit(1, 0, 0, COMMIT, show, 2);
+    op1(FZ_OP_POLL, 1); /* pending behind the writer */
+    op1(FZ_OP_BLOCK, 0);
+    op1(FZ_OP_BLOCK, 1);
+    op1(FZ_OP_STATS, 0);
+    bad |= save(d, "design-example");
+  }
+  /* Every integer width and byte order, put then read back. */
+  new_buf(0, 0);
+  for (int k = 0; k < 11; k++) put_int(0, k, 0x0123456789abcdefu + (unsigned)k);
+  for (int k = 0; k < 11; k++) get_int(0, k);
+  get_int(0, 5); /* past the end: HB_ERANGE */
+  bad |= save(d, "ints-roundtrip");
+
+  /* Hostile sizes on reserve, resize, put, get and advance. */
+  new_buf(0, 16);
+  put(0, 100, 1);
+  for (int i = 0; i < 13; i++) {
+    b(FZ_OP_RESERVE), b(0), sz_hostile(i);
+    b(FZ_OP_PUT), b(0), sz_hostile(i), b(0);
+    b(FZ_OP_GET), b(0), sz_hostile(i), b(0);
+    b(FZ_OP_ADVANCE), b(0), sz_hostile(i);
+  }
+  b(FZ_OP_RESERVE), b(0), sz_rel(FZ_SZ_PTRDIFF, 1);
+  b(FZ_OP_RESERVE), b(0), sz_rel(FZ_SZ_PTRDIFF, 0);
+  b(FZ_OP_RESIZE), b(0), sz_rel(FZ_SZ_PTRDIFF, 0), b(7);
+  bad |= save(d, "hostile-sizes");
+
+  /* The cursor model: reads, advance, compact, shrink below the cursor,
+   * append from the buffer's own bytes across a growth. */
+  new_buf(1, 8);
+  put(1, 40, 3);
+  b(FZ_OP_GET), b(1), sz_small(10), b(0);
+  b(FZ_OP_ADVANCE), b(1), sz_small(5);
+  b(FZ_OP_COMPACT), b(1);
+  b(FZ_OP_RESIZE), b(1), sz_small(30), b(0xee);
+  b(FZ_OP_ADVANCE), b(1), sz_rel(FZ_SZ_REMAINING, 0);
+  b(FZ_OP_RESIZE), b(1), sz_small(4), b(0);
+  b(FZ_OP_PUT_SELF), b(1), b(0), b(0), b(4), b(0);
+  b(FZ_OP_PUT_SELF), b(1), b(1), b(0), b(200), b(0);
+  b(FZ_OP_POKE), b(1), b(2), b(0), b(0x42);
+  b(FZ_OP_CLEAR), b(1);
+  bad |= save(d, "cursor-model");
+
+  /* Allocation failure at each growth, and in hb_new itself. */
+  for (int k = 0; k < 3; k++) {
+    op1(FZ_OP_FAIL, k);
+    new_buf(0, 0);
+    put(0, 64, 0);
+    put(0, 200, 0);
+    b(FZ_OP_RESERVE), b(0), sz_medium(5000);
+  }
+  bad |= save(d, "alloc-failure");
+
+  /* Large alignments and types that need them. */
+  new_aligned(0, 8, 10); /* 4096 */
+  new_aligned(1, 3, 10); /* 3: not a power of two */
+  put(0, 5000, 0);
+  cast(0, 0, 14, 0); /* 4096-byte type: fits a 4096-aligned buffer */
+  cast(1, 0, 15, 0); /* 2^63 alignment: refused */
+  cast(2, 0, 8, 1);  /* zero size: refused */
+  cast(3, 0, 9, 1);  /* size not a multiple of the alignment */
+  cast(4, 0, 10, 1); /* alignment not a power of two */
+  {
+    static const uint8_t chk[] = {FZ_S_CHECK, 0, 0};
+    visit(0, 0, 0, COMMIT, chk, 1);
+    op1(FZ_OP_TRY, 0);
+  }
+  bad |= save(d, "alignment");
+
+  /* FIFO: W0 R1 R2 W3 R4.  Polls park the later ones; cancelling W0 lets
+   * the readers run together, W3 waits for both. */
+  {
+    static const uint8_t app[] = {FZ_S_APPEND_BYTES, 8, 1, FZ_S_CHECK, 0, 0};
+    static const uint8_t chk[] = {FZ_S_CHECK, 0, 0};
+    new_buf(0, 0);
+    cast(0, 0, 0, 1);
+    cast(1, 0, 0, 0);
+    cast(2, 0, 1, 0);
+    cast(3, 0, 0, 1);
+    cast(4, 0, 2, 0);
+    for (int v = 0; v < 5; v++)
+      visit(v, 4, 0, COMMIT, v == 0 || v == 3 ? app : chk, v == 0 || v == 3 ? 2 : 1);
+    for (int v = 4; v >= 0; v--) op1(FZ_OP_POLL, v);
+    op1(FZ_OP_CANCEL, 0);
+    op1(FZ_OP_TRY, 3); /* EAGAIN: readers ahead */
+    op1(FZ_OP_POLL, 2);
+    op1(FZ_OP_POLL, 1);
+    op1(FZ_OP_POLL, 3);
+    op1(FZ_OP_POLL, 4);
+    op1(FZ_OP_POLL, 4); /* again: HB_OK with the same result */
+    op1(FZ_OP_CANCEL, 4); /* finished: HB_ESTATE */
+    op1(FZ_OP_STATS, 0);
+    bad |= save(d, "fifo-cancel");
+  }
+  /* An aborted write rolls its appends back; in-place edits stay. */
+  {
+    static const uint8_t ab[] = {FZ_S_POKE, 1, 0, FZ_S_APPEND_ALL, 10, 0,
+                                 FZ_S_APPEND_BYTES, 3, 0, FZ_S_WRITTEN, 0, 0};
+    static const uint8_t chk[] = {FZ_S_CHECK, 0, 0, FZ_S_APPEND, 0, 0};
+    wrap(0, 16, 5);
+    cast(0, 0, 2, 1);
+    visit(0, 8, 0, ABORT, ab, 4);
+    cast(1, 0, 2, 0);
+    visit(1, 0, 0, COMMIT, chk, 2);
+    op1(FZ_OP_TRY, 1); /* EAGAIN */
+    op1(FZ_OP_TRY, 0);
+    op1(FZ_OP_TRY, 1);
+    op1(FZ_OP_STATS, 0);
+    bad |= save(d, "abort-rollback");
+  }
+  /* Detached visits: a chain that runs on whoever unblocks it. */
+  {
+    static const uint8_t app[] = {FZ_S_APPEND, 1, 0, FZ_S_CHECK, 0, 0};
+    static const uint8_t chk[] = {FZ_S_CHECK, 0, 0};
+    new_buf(1, 0);
+    cast(0, 1, 0, 1);
+    cast(1, 1, 0, 1);
+    cast(2, 1, 0, 0);
+    cast(3, 1, 0, 0);
+    visit(1, 1, 1, COMMIT, app, 2);
+    visit(2, 0, 1, COMMIT, chk, 1);
+    visit(3, 0, 1, COMMIT, chk, 1);
+    visit(0, 2, 0, COMMIT, app, 2);
+    op1(FZ_OP_POLL, 0);
+    op1(FZ_OP_CANCEL, 3);
+    op1(FZ_OP_FREE, 1); /* HB_EBUSY? no: all finished by now */
+    bad |= save(d, "detached-chain");
+  }
+  /* Nested calls from inside callbacks: cancel a later ticket, cast and
+   * try one, block on one behind us (HB_EDEADLK), drive ourselves. */
+  {
+    static const uint8_t nest[] = {FZ_S_CANCEL, 2, 0, FZ_S_NESTED, 5, 0,
+                                   FZ_S_NESTED, 6, 1, FZ_S_BLOCK, 6, 0,
+                                   FZ_S_SELF, 0, 0, FZ_S_SELF, 3, 0,
+                                   FZ_S_TRY, 5, 0};
+    static const uint8_t chk[] = {FZ_S_CHECK, 0, 0};
+    new_buf(0, 0);
+    cast(0, 0, 0, 0);
+    cast(1, 0, 0, 1);
+    cast(2, 0, 0, 0);
+    visit(1, 0, 0, COMMIT, chk, 1);
+    visit(0, 0, 0, COMMIT, nest, 7);
+    op1(FZ_OP_TRY, 0);
+    op1(FZ_OP_FREE, 0); /* HB_EBUSY while tickets are live */
+    op1(FZ_OP_TRY, 1);
+    bad |= save(d, "nested");
+  }
+  /* Partial elements: a 6-byte type over 16 bytes refuses appends. */
+  {
+    static const uint8_t app[] = {FZ_S_APPEND, 0, 0, FZ_S_APPEND_ALL, 2, 0,
+                                  FZ_S_APPEND_BYTES, 2, 0, FZ_S_APPEND, 0, 0};
+    wrap(0, 16, 0);
+    cast(0, 0, 13, 1);
+    visit(0, 0, 0, COMMIT, app, 4);
+    op1(FZ_OP_BLOCK, 0);
+    bad |= save(d, "partial-elements");
+  }
+  /* Reservations that cannot be had: overflowing, and a failed
+   * allocation when the turn comes. */
+  {
+    static const uint8_t chk[] = {FZ_S_CHECK, 0, 0};
+    new_buf(0, 0);
+    put(0, 10, 0);
+    cast(0, 0, 0, 1);
+    b(FZ_OP_VISIT), b(0), sz_rel(FZ_SZ_PTRDIFF, 0), b(0), b(4), b(COMMIT),
+        b(FZ_S_CHECK), b(0), b(0);
+    op1(FZ_OP_TRY, 0); /* HB_OK, result HB_ENOMEM, no callback */
+    cast(1, 0, 0, 1);
+    visit(1, 4000, 0, COMMIT, chk, 1);
+    op1(FZ_OP_FAIL, 0);
+    op1(FZ_OP_POLL, 1);
+    cast(2, 0, 0, 1);
+    b(FZ_OP_VISIT), b(2), sz_hostile(5), b(0), b(0); /* > PTRDIFF_MAX */
+    op1(FZ_OP_STATS, 0);
+    bad |= save(d, "reserve-fails");
+  }
+  return bad;
+}
