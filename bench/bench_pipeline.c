@@ -93,17 +93,8 @@ static void *mx_worker_main(void *arg) {
       end = s->base + s->len / sizeof(struct packet);
     }
     /* Verify under the lock: the loop may realloc or move the bytes. */
-    const struct packet *p = (const struct packet *)(void *)s->data;
-    uint64_t i = w->next;
-    i += (w->id + k - i % k) % k;
-    for (; i < end; i += k) {
-      const struct packet *q = &p[i - s->base];
-      if (q->len == PP_LEN && q->seq == (uint32_t)i &&
-          q->checksum == pp_checksum(q))
-        w->verified++;
-      else
-        w->bad++;
-    }
+    pp_verify_share((const struct packet *)(void *)s->data, s->base, w->next,
+                    end, w->id, k, &w->verified, &w->bad);
     w->next = end;
     if (s->eof) break;
   }

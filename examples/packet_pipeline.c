@@ -180,23 +180,31 @@ static int pp_writer_cb(hb_view *view, void *ctx) {
 
 /* ---- the workers: read visitors ----------------------------------------- */
 
+/* Check worker `id`'s share (every k-th packet, by absolute index) of the
+ * packets [next, end), where packet i sits at p[i - base]; count them into
+ * *verified and *bad. */
+static void pp_verify_share(const struct packet *p, uint64_t base,
+                            uint64_t next, uint64_t end, unsigned id,
+                            uint64_t k, uint64_t *verified, uint64_t *bad) {
+  uint64_t i = next + (id + k - next % k) % k; /* the first of our share */
+  for (; i < end; i += k) {
+    const struct packet *q = &p[i - base];
+    if (q->len == PP_LEN && q->seq == (uint32_t)i &&
+        q->checksum == pp_checksum(q))
+      (*verified)++;
+    else
+      (*bad)++;
+  }
+}
+
 static int pp_worker_cb(hb_view *view, void *ctx) {
   struct pp_worker *w = ctx;
   const struct pp_server *s = w->s;
   size_t n;
   const struct packet *p = HB_READ_ARRAY(view, struct packet, &n);
-  uint64_t base = s->base, end = base + n;
-  uint64_t i = w->next; /* >= base: base is the smallest `next` */
-  uint64_t k = s->nworkers;
-  i += (w->id + k - i % k) % k; /* the first index of our share */
-  for (; i < end; i += k) {
-    const struct packet *q = &p[i - base];
-    if (q->len == PP_LEN && q->seq == (uint32_t)i &&
-        q->checksum == pp_checksum(q))
-      w->verified++;
-    else
-      w->bad++;
-  }
+  uint64_t end = s->base + n; /* w->next >= base: base is the least next */
+  pp_verify_share(p, s->base, w->next, end, w->id, s->nworkers, &w->verified,
+                  &w->bad);
   w->next = end;
   if (s->eof) w->finished = 1; /* the last writer ran before this visit */
   return 0;

@@ -29,42 +29,9 @@
 
 #include "internal.h"
 
-/* ---- the failing allocator ---------------------------------------------- */
+#include "fail_alloc.h"
 
-static long fail_at = -1; /* allocation index to fail; -1: none */
-static long allocs;
-static int injected;
-static long swept_total;
-
-static int should_fail(void) {
-  if (allocs++ == fail_at) {
-    injected = 1;
-    return 1;
-  }
-  return 0;
-}
-static void *sw_malloc(size_t n) { return should_fail() ? NULL : malloc(n); }
-static void *sw_realloc(void *p, size_t n) {
-  return should_fail() ? NULL : realloc(p, n);
-}
-
-static void arm(long k) {
-  fail_at = k;
-  allocs = 0;
-  injected = 0;
-}
-static void disarm(void) { fail_at = -1; }
-
-static int setup(void **state) {
-  (void)state;
-  disarm();
-  return hb_set_allocator(sw_malloc, sw_realloc, free) == HB_OK ? 0 : -1;
-}
-static int teardown(void **state) {
-  (void)state;
-  disarm();
-  return hb_set_allocator(malloc, realloc, free) == HB_OK ? 0 : -1;
-}
+static long swept_total; /* allocation points swept, for the report */
 
 /* ---- snapshots ---------------------------------------------------------- */
 
@@ -397,7 +364,7 @@ static void totals(void **state) {
 }
 
 int main(void) {
-#define T(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
+#define T(fn) cmocka_unit_test_setup_teardown(fn, fail_alloc_setup, fail_alloc_teardown)
   const struct CMUnitTest tests[] = {
       T(reserve_driven), T(reserve_detached), T(appends), T(read_fd_direct),
       T(totals),

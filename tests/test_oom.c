@@ -21,47 +21,7 @@
 
 #include "internal.h"
 
-/* ---- the failing allocator ---------------------------------------------- */
-
-static long fail_at = -1; /* index of the allocation to fail; -1: none */
-static long allocs;       /* allocations seen since the last arm() */
-static int injected;      /* a failure was injected since the last arm() */
-static long frees;
-
-static int should_fail(void) {
-  if (allocs++ == fail_at) {
-    injected = 1;
-    return 1;
-  }
-  return 0;
-}
-static void *fail_malloc(size_t n) { return should_fail() ? NULL : malloc(n); }
-static void *fail_realloc(void *p, size_t n) {
-  return should_fail() ? NULL : realloc(p, n);
-}
-static void fail_free(void *p) {
-  frees++;
-  free(p);
-}
-
-static void arm(long k) {
-  fail_at = k;
-  allocs = 0;
-  injected = 0;
-}
-static void disarm(void) { fail_at = -1; }
-
-static int setup(void **state) {
-  (void)state;
-  disarm();
-  return hb_set_allocator(fail_malloc, fail_realloc, fail_free) == HB_OK ? 0
-                                                                         : -1;
-}
-static int teardown(void **state) {
-  (void)state;
-  disarm();
-  return hb_set_allocator(malloc, realloc, free) == HB_OK ? 0 : -1;
-}
+#include "fail_alloc.h"
 
 /* ---- snapshots ---------------------------------------------------------- */
 
@@ -380,7 +340,7 @@ static void allocator_used(void **state) {
 }
 
 int main(void) {
-#define T(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
+#define T(fn) cmocka_unit_test_setup_teardown(fn, fail_alloc_setup, fail_alloc_teardown)
   const struct CMUnitTest tests[] = {
       T(oom_new),      T(oom_new_aligned), T(oom_wrap),
       T(oom_reserve),  T(oom_resize),      T(oom_put),
