@@ -4,7 +4,7 @@
 
 JOBS ?= $(shell nproc 2>/dev/null || echo 2)
 CMAKE_FLAGS ?=
-DEMOS = frames seed packet_pipeline
+DEMOS = frames seed detached uv_visit packet_pipeline
 
 .PHONY: all demo test test-plain test-asan test-tsan bench clean \
 	fuzz soak soak-plain soak-tsan lint valgrind

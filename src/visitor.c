@@ -130,7 +130,8 @@ typedef struct {
   hb_waker wakers[HB__WAKE_BATCH];
   hb_visitor *whose[HB__WAKE_BATCH]; /* marked WAKING until called */
   int n;
-  hb_visitor *detached; /* claimed RUNNING; linked through ->next */
+  hb_visitor *detached; /* claimed RUNNING; linked through ->next, FIFO */
+  hb_visitor *detached_tail;
 } hb__wakelist;
 
 /* Not "= {0}": zeroing 16 wakers would cost every visit a memset. */
@@ -205,8 +206,12 @@ static void hb__grant(hb_visitor *v, hb__wakelist *wl) {
   uint32_t n = (s & ~(HB__V_QUEUED | HB__V_WAKER)) | HB__V_GRANTED;
   if (s & HB__V_DETACHED) {
     n = hb__with_phase(n, HB__V_RUNNING);
-    v->next = wl->detached;
-    wl->detached = v;
+    v->next = NULL; /* run them in ticket order */
+    if (wl->detached == NULL)
+      wl->detached = v;
+    else
+      wl->detached_tail->next = v;
+    wl->detached_tail = v;
   } else if (s & HB__V_WAKER) {
     n |= HB__V_WAKING;
     wl->whose[wl->n] = v;

@@ -705,6 +705,27 @@ static void detached_runs_on_the_granting_call(void **state) {
   assert_int_equal(hb_free(b), HB_OK);
 }
 
+/* Detached visitors granted together run in ticket order. */
+static void detached_run_in_ticket_order(void **state) {
+  (void)state;
+  hb_buf *b = hb_new(16);
+  char log[8] = {0};
+  int n = 0;
+  order_ctx o[4] = {{log, &n, 'a'}, {log, &n, 'b'}, {log, &n, 'c'},
+                    {log, &n, 'd'}};
+  hb_visitor w = HB_VISITOR_INIT, d[4];
+  memset(d, 0, sizeof d);
+  assert_int_equal(HB_CAST_MUT(&w, b, uint8_t), HB_OK);
+  for (int i = 0; i < 4; i++) {
+    assert_int_equal(HB_CAST(&d[i], b, uint8_t), HB_OK);
+    assert_int_equal(
+        hb_visit_detached(&d[i], 0, cb_order, &o[i], NULL, NULL), HB_OK);
+  }
+  assert_int_equal(hb_cancel(&w), HB_OK); /* grants all four at once */
+  assert_string_equal(log, "abcd");
+  assert_int_equal(hb_free(b), HB_OK);
+}
+
 /* ---- zero allocation per visit ------------------------------------------- */
 
 static size_t n_allocs;
@@ -781,6 +802,7 @@ int main(void) {
       cmocka_unit_test(direct_calls_while_live_abort_in_debug),
 #endif
       cmocka_unit_test(detached_runs_on_the_granting_call),
+      cmocka_unit_test(detached_run_in_ticket_order),
       cmocka_unit_test(zero_allocations_per_visit),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
