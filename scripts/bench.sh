@@ -236,5 +236,16 @@ echo "results: $csv, $md"
 if [ "$publish" = 1 ]; then
   cp "$md" "$src/bench/RESULTS.md"
   [ -f "$png" ] && cp "$png" "$src/bench/results.png"
-  echo "published: bench/RESULTS.md, bench/results.png"
+  # The README shows the same results between its two bench markers: the
+  # report without its title, the chart path relative to the repository.
+  readme=$src/README.md
+  if grep -q '^<!-- bench:begin -->$' "$readme" &&
+    grep -q '^<!-- bench:end -->$' "$readme"; then
+    tail -n +3 "$md" | sed 's|(results.png)|(bench/results.png)|' >"$dir/readme-bench.md"
+    awk -v f="$dir/readme-bench.md" '
+      /^<!-- bench:begin -->$/ { print; while ((getline l < f) > 0) print l; skip = 1; next }
+      /^<!-- bench:end -->$/ { skip = 0 }
+      !skip' "$readme" >"$dir/README.new" && mv "$dir/README.new" "$readme"
+  fi
+  echo "published: bench/RESULTS.md, bench/results.png, README.md"
 fi
