@@ -32,6 +32,10 @@
  *                                 | driver of v blocked or polling elsewhere
  *   hb_free(b)                    | nothing on b (returns HB_EBUSY while any
  *                                 | visitor of b is live)
+ *
+ * No call waits for another visitor's callback except hb_block_on.  A
+ * driver or hb_cancel may wait out, briefly, what another thread is still
+ * doing to the same visitor: calling its waker, or cancelling it.
  */
 #ifndef HYPERBUF_H
 #define HYPERBUF_H
@@ -623,7 +627,10 @@ HB_EXTERN int hb_poll(hb_visitor *v, hb_waker w, int *result);
 
 /**
  * Park this thread until the visitor has run (on this thread) or has been
- * cancelled.  Waiting spins briefly, then sleeps on a futex.
+ * cancelled.  Waiting spins for up to about 25 us, then sleeps on a futex:
+ * when threads hand a buffer back and forth, a waiter that sleeps turns
+ * every hand-off into a wake-up at the scheduler's pace (measured here:
+ * ~1.3 us per visit sleeping, ~0.1-0.4 us spinning).
  * @return HB_OK (ran; *result as hb_poll); HB_ECANCELED; HB_ESTATE as
  *         hb_poll; HB_EDEADLK if called from inside a callback on the same
  *         buffer for a visitor whose turn has not come (it never could).

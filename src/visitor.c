@@ -41,7 +41,9 @@
  *   phase (low 4 bits): IDLE -> CAST -> RUNNING -> RAN
  *                                   \-> CANCELLING -> CANCELLED
  *   flags: GRANTED (its turn has come), WRITE, QUEUED (in the wait queue),
- *          WAKER (hb_poll stored a waker), DETACHED (hb_visit_detached).
+ *          WAKER (hb_poll stored a waker), DETACHED (hb_visit_detached),
+ *          WAKING (its waker is being called), SLEEPER (a thread sleeps on
+ *          the state word, waiting for CANCELLING or WAKING to end).
  *
  *   While a visitor is not granted, every change to its state happens under
  *   the buffer's mutex (enqueue, grant, waker registration, cancel, detach).
@@ -58,20 +60,27 @@
  *
  *   The dispatcher grants under the mutex and collects what to do into an
  *   hb__wakelist: wakers to call and detached visitors (claimed RUNNING under
- *   the mutex) to run.  It calls and runs them only after unlocking, and
- *   never touches a granted, non-detached visitor after unlocking: its owner
- *   may already have run it and freed it.
+ *   the mutex) to run, in ticket order.  It calls and runs them only after
+ *   unlocking.  A granted visitor whose waker is due carries WAKING until the
+ *   call has returned: drivers and hb_cancel wait while it is set, so the
+ *   owner cannot finish the visitor -- and free it, or the waker's arg --
+ *   under a waker still running.  Clearing WAKING is the granter's last
+ *   touch of the visitor.  (A cancelled queued visitor's own waker is called
+ *   by the canceller while the visitor is still CANCELLING, to the same end.)
  *
  *   hb_poll's registration and the grant both happen under the mutex, so
  *   either the poll sees GRANTED, or the granter sees WAKER and calls the
  *   waker (AtomicWaker's register/recheck, with a lock instead of a CAS loop
  *   because the slow path needs the queue lock anyway).
  *
- *   hb_block_on polls with an internal waker that sets the visitor's park
- *   word to 1 and wakes its futex.  It never polls again (and so never
- *   returns) before it has seen park == 1, so the waker's store cannot land
- *   in a visitor its owner already freed; the futex wake that follows the
- *   store touches only the kernel's hash table.
+ *   hb_block_on polls with an internal waker that exchanges WOKEN into the
+ *   visitor's park word and makes a futex wake only if the waiter had gone
+ *   to sleep (ASLEEP).  The waiter spins first, up to HB__PARK_SPIN_NS: when
+ *   two threads hand the buffer back and forth, sleeping would make every
+ *   hand-off wait for a wake-up (a convoy).  It never polls again (and so
+ *   never returns) before it has seen WOKEN, so the waker's store cannot
+ *   land in a visitor its owner already freed; the futex wake that follows
+ *   touches only the kernel's hash table.
  */
 #include "internal.h"
 
@@ -333,14 +342,14 @@ static inline void hb__flush(hb__wakelist *wl) {
 
 #define HB__SETTLE_SPINS 256
 
-/* Wait out what another thread is still doing to v: an hb_cancel using
- * the buffer (CANCELLING), or a granter calling v's waker (WAKING).  Both
- * are short; we sleep on the state word, flagging SLEEPER so the waker's
- * caller knows to wake us. */
 static inline bool hb__unsettled(uint32_t s) {
   return hb__phase(s) == HB__V_CANCELLING || (s & HB__V_WAKING);
 }
 
+/* Wait out what another thread is still doing to v: an hb_cancel using
+ * the buffer (CANCELLING), or a granter calling v's waker (WAKING).  Both
+ * are short; we sleep on the state word, flagging SLEEPER so the waker's
+ * caller knows to wake us. */
 static uint32_t hb__wait_settled(hb_visitor *v) {
   uint32_t s = hb__load_state(v);
   /* WAKING usually ends within nanoseconds (our own block_on waker is a
@@ -364,8 +373,7 @@ static uint32_t hb__wait_settled(hb_visitor *v) {
  * state alone answers, or HB_PENDING when it is armed and not finished. */
 static int hb__driver_check(hb_visitor *v, uint32_t *sp, int *result) {
   uint32_t s = hb__load_state(v);
-  if (HB__UNLIKELY(hb__phase(s) == HB__V_CANCELLING || (s & HB__V_WAKING)))
-    s = hb__wait_settled(v);
+  if (HB__UNLIKELY(hb__unsettled(s))) s = hb__wait_settled(v);
   *sp = s;
   switch (hb__phase(s)) {
   case HB__V_RAN:
@@ -394,7 +402,7 @@ static int hb__try_run(hb_visitor *v, int *result) {
     if (!(s & HB__V_GRANTED)) return HB_EAGAIN;
     if (hb__claim(v, &s, HB__V_RUNNING)) {
       hb__wakelist wl;
-  HB__WAKELIST_INIT(wl);
+      HB__WAKELIST_INIT(wl);
       int r = hb__run_claimed(v, s, &wl);
       hb__flush(&wl);
       if (result != NULL) *result = r;
@@ -651,7 +659,7 @@ int hb_cancel(hb_visitor *v) {
     hb_done_fn done = v->done;
     void *done_arg = v->done_arg;
     hb__wakelist wl;
-  HB__WAKELIST_INIT(wl);
+    HB__WAKELIST_INIT(wl);
 
     if (s & HB__V_GRANTED) {
       /* Its turn has come: claim it against a driver, then hand the ticket
