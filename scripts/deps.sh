@@ -9,7 +9,7 @@ bench=("${build[@]}" libhiredis-dev libglib2.0-dev libevent-dev gnuplot-nox
        cargo rustc librust-bytes-dev librust-parking-lot-dev
        librust-tokio-dev librust-async-lock-dev
        librust-futures-lite-dev)
-lint=(cppcheck clang-tidy valgrind)
+lint=("${build[@]}" cppcheck clang-tidy valgrind)
 
 case "${1:-build}" in
   build) want=("${build[@]}") ;;
