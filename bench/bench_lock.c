@@ -6,15 +6,19 @@
  *   W4 uncontended  one thread: a write visit that increments a counter
  *                   (W4-write) or a read visit that reads it (W4-read);
  *                   for the locks, lock + the same access + unlock.
- *                   ns per pair.  HyperBuf's pair is the whole visit:
- *                   hb_cast[_mut] + hb_visit + hb_try_visit.
+ *                   ns per pair.  HyperBuf's pair is the whole visit,
+ *                   cast + visit + complete: "hyperbuf" in one call
+ *                   (hb_write_now / hb_read_now), "hyperbuf future" as a
+ *                   caller-owned visitor (hb_cast[_mut] + hb_visit +
+ *                   hb_try_visit), which may also be polled or cancelled.
  *   W5 contended    two threads, one incrementing the counter under the
  *                   write side, one reading it under the read side, until
  *                   a fixed total of operations is done (claimed in chunks
  *                   of 64 from a shared budget, so an unfair lock shows as
  *                   a lopsided share).  ns per operation (wall time / total),
- *                   and each thread's share.  HyperBuf's threads drive their
- *                   visits with hb_block_on.
+ *                   and each thread's share.  "hyperbuf": hb_write_now /
+ *                   hb_read_now, which wait their turn in the queue;
+ *                   "hyperbuf future": hb_cast + hb_visit + hb_block_on.
  *
  * Usage: bench_lock [workload-prefix...]   (prints CSV; see bench.h)
  */
@@ -26,7 +30,7 @@
 #include <hyperbuf.h>
 
 #define W4_BATCH 1024
-#define W5_TOTAL (1u << 17)
+#define W5_TOTAL (1u << 20)
 #define W5_CHUNK 64
 
 #define CHECK(x)                                                             \
@@ -101,6 +105,16 @@ static inline void hb_do(hb_visitor *v, hb_buf *b, int write, uint64_t *sum,
   if (rc == HB_EAGAIN) rc = hb_block_on(v, &res);
   if (rc != HB_OK || res != 0) abort();
 }
+/* The one-call form: cast, visit and complete in hb_write_now/hb_read_now
+ * (it waits like hb_block_on when the turn has not come). */
+static inline void hb_now(hb_buf *b, int write, uint64_t *sum) {
+  int res;
+  int rc = write ? HB_WRITE_NOW(b, uint64_t, 0, hb_inc, sum, &res)
+                 : HB_READ_NOW(b, uint64_t, hb_read, sum, &res);
+  if (rc != HB_OK || res != 0) abort();
+}
+#define HB_WRITE_NOW_OP(L, SUM) hb_now((L), 1, &(SUM))
+#define HB_READ_NOW_OP(L, SUM) hb_now((L), 0, &(SUM))
 #define HB_WRITE_TRY(L, SUM) hb_do(&vis, (L), 1, &(SUM), 0)
 #define HB_READ_TRY(L, SUM) hb_do(&vis, (L), 0, &(SUM), 0)
 #define HB_WRITE_BLOCK(L, SUM) hb_do(&vis, (L), 1, &(SUM), 1)
@@ -128,8 +142,10 @@ W4_UNIT(w4_mutex_read, locked, MUTEX_READ, MUTEX_READ)
 W4_UNIT(w4_rwlock_write, locked, RWLOCK_WRITE, RWLOCK_READ)
 W4_UNIT(w4_rwlock_read, locked, RWLOCK_READ, RWLOCK_READ)
 #ifdef HB_BENCH_VISITOR
-W4_UNIT(w4_hb_write, hb_buf, HB_WRITE_TRY, HB_READ_TRY)
-W4_UNIT(w4_hb_read, hb_buf, HB_READ_TRY, HB_READ_TRY)
+W4_UNIT(w4_hb_write, hb_buf, HB_WRITE_NOW_OP, HB_READ_NOW_OP)
+W4_UNIT(w4_hb_read, hb_buf, HB_READ_NOW_OP, HB_READ_NOW_OP)
+W4_UNIT(w4_hbf_write, hb_buf, HB_WRITE_TRY, HB_READ_TRY)
+W4_UNIT(w4_hbf_read, hb_buf, HB_READ_TRY, HB_READ_TRY)
 #endif
 
 /* ======================================================================== */
@@ -174,8 +190,10 @@ W5_THREAD(w5_mutex_r, locked, MUTEX_READ, 1)
 W5_THREAD(w5_rwlock_w, locked, RWLOCK_WRITE, 0)
 W5_THREAD(w5_rwlock_r, locked, RWLOCK_READ, 1)
 #ifdef HB_BENCH_VISITOR
-W5_THREAD(w5_hb_w, hb_buf, HB_WRITE_BLOCK, 0)
-W5_THREAD(w5_hb_r, hb_buf, HB_READ_BLOCK, 1)
+W5_THREAD(w5_hb_w, hb_buf, HB_WRITE_NOW_OP, 0)
+W5_THREAD(w5_hb_r, hb_buf, HB_READ_NOW_OP, 1)
+W5_THREAD(w5_hbf_w, hb_buf, HB_WRITE_BLOCK, 0)
+W5_THREAD(w5_hbf_r, hb_buf, HB_READ_BLOCK, 1)
 #endif
 
 /* One contended run of `total` operations; returns the wall time in ns,
@@ -221,6 +239,8 @@ int main(int argc, char **argv) {
   if (bench_want(argc, argv, "W4-write")) {
 #ifdef HB_BENCH_VISITOR
     bench_run("W4-write", "hyperbuf", "ns/pair", W4_BATCH, w4_hb_write, b);
+    bench_run("W4-write", "hyperbuf future", "ns/pair", W4_BATCH,
+              w4_hbf_write, b);
 #endif
     bench_run("W4-write", "pthread_mutex", "ns/pair", W4_BATCH,
               w4_mutex_write, &lk);
@@ -230,6 +250,8 @@ int main(int argc, char **argv) {
   if (bench_want(argc, argv, "W4-read")) {
 #ifdef HB_BENCH_VISITOR
     bench_run("W4-read", "hyperbuf", "ns/pair", W4_BATCH, w4_hb_read, b);
+    bench_run("W4-read", "hyperbuf future", "ns/pair", W4_BATCH, w4_hbf_read,
+              b);
 #endif
     bench_run("W4-read", "pthread_mutex", "ns/pair", W4_BATCH, w4_mutex_read,
               &lk);
@@ -240,6 +262,7 @@ int main(int argc, char **argv) {
 #ifdef HB_BENCH_VISITOR
     uint64_t hb_counter = 0; /* the buffer's counter is checked by the sum */
     w5_run("hyperbuf", b, &hb_counter, w5_hb_w, w5_hb_r);
+    w5_run("hyperbuf future", b, &hb_counter, w5_hbf_w, w5_hbf_r);
 #endif
     w5_run("pthread_mutex", &lk, &lk.counter, w5_mutex_w, w5_mutex_r);
     w5_run("pthread_rwlock", &lk, &lk.counter, w5_rwlock_w, w5_rwlock_r);

@@ -653,6 +653,41 @@ HB_EXTERN int hb_try_visit(hb_visitor *v, int *result);
  */
 HB_EXTERN int hb_cancel(hb_visitor *v);
 
+/**
+ * Cast, visit and run in one call, on this thread: visitor mode as a lock.
+ * The read ticket is taken in order, like hb_cast's; if its turn has come,
+ * fn runs at once, otherwise this thread waits for it as in hb_block_on.
+ * The visitor is internal, so nobody can cancel it, and when nobody holds
+ * a conflicting ticket or waits the call costs one atomic operation to
+ * take the ticket and one to give it back.
+ *
+ *     int n;
+ *     if (HB_READ_NOW(buf, struct packet, count_packets, &stats, &n) != HB_OK) ...
+ *
+ * @return HB_OK (fn ran; *result, if result is not NULL, holds what it
+ *         returned); HB_EINVAL if t is a bad type (see hb_cast) or fn is
+ *         NULL; HB_EDEADLK if called from inside a callback on b when the
+ *         ticket cannot be granted at once (it never could be).  No ticket
+ *         is taken on error.
+ */
+HB_EXTERN int hb_read_now(hb_buf *b, hb_type t, hb_visit_fn fn, void *ctx,
+                          int *result);
+
+/**
+ * The write form of hb_read_now: exclusive, after every earlier visitor,
+ * with `reserve` spare bytes made before fn runs (as hb_visit).  A negative
+ * return from fn rolls its appends back; if the reservation cannot be had
+ * fn does not run and *result is HB_ENOMEM.
+ * @return as hb_read_now; HB_ERANGE if reserve > PTRDIFF_MAX.
+ */
+HB_EXTERN int hb_write_now(hb_buf *b, hb_type t, size_t reserve,
+                           hb_visit_fn fn, void *ctx, int *result);
+
+#define HB_READ_NOW(b, T, fn, ctx, resultp)                                  \
+  hb_read_now((b), HB_TYPE(T), (fn), (ctx), (resultp))
+#define HB_WRITE_NOW(b, T, reserve, fn, ctx, resultp)                        \
+  hb_write_now((b), HB_TYPE(T), (reserve), (fn), (ctx), (resultp))
+
 /* ======================================================================== */
 /*  Views (inside a callback only)                                          */
 /* ======================================================================== */

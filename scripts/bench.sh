@@ -217,7 +217,7 @@ cpu=$(awk -F': ' '/^model name/ { print $2; exit }' /proc/cpuinfo 2>/dev/null ||
   echo "W2 append 1 MiB one byte at a time (from empty, and reserved first);"
   echo "W3 append 64 KiB as 64-byte packets, then consume them in 64-byte pieces;"
   echo "W4 one thread, a write (increment) or read visit / lock + unlock;"
-  echo "W5 two threads, a writer and a reader, $((1 << 17)) operations in all, with each"
+  echo "W5 two threads, a writer and a reader, $((1 << 20)) operations in all, with each"
   echo "thread's share of them; W6 the packet pipeline of examples/packet_pipeline.c"
   echo "(TCP on 127.0.0.1, 1M packets of 64 bytes, 2 verifying workers) against the"
   echo "same pipeline over a mutex-protected realloc buffer and a condition variable."

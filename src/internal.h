@@ -106,7 +106,7 @@ bool hb__load_granted(const hb_visitor *v);
  * I/O inside a write visitor (src/io.c) appends through it too. */
 struct hb_view {
   hb_buf *buf;
-  hb_visitor *v;
+  const hb_type *type; /* the cast type (the visitor's, or hb_*_now's) */
   size_t start_len; /* length when the visit began: the rollback point */
   size_t size;      /* cast element size */
   int write;        /* a write visit */

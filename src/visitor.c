@@ -285,24 +285,24 @@ static void hb__release(hb__buf *e, bool write, bool ran, hb__wakelist *wl) {
 /* ---- running a visit ------------------------------------------------------
  */
 
-/* Run a visitor already claimed RUNNING; leave what it unblocked in wl. */
-static int hb__run_claimed(hb_visitor *v, uint32_t s, hb__wakelist *wl) {
-  hb_buf *b = v->buf;
+/* Run fn under a granted ticket: the reservation, the view, the callback,
+ * the rollback of an aborted write.  The ticket stays held. */
+static int hb__run_fn(hb_buf *b, const hb_type *t, bool write, size_t reserve,
+                      hb_visit_fn fn, void *ctx) {
   hb__buf *e = hb__ext(b);
-  bool write = (s & HB__V_WRITE) != 0;
-  size_t size = v->type.size;
-  hb_view view = {b, v, b->len, size, write,
+  size_t size = t->size;
+  hb_view view = {b, t, b->len, size, write,
                   (size & (size - 1)) == 0 ? (unsigned)__builtin_ctzll(size)
                                            : HB__NO_SHIFT};
   hb__frame frame = {b, hb__frames};
   int r;
 
-  if (write && hb__reserve(b, v->reserve) != HB_OK) {
+  if (write && hb__reserve(b, reserve) != HB_OK) {
     r = HB_ENOMEM; /* the turn came but the room could not be had */
     HB__BUMP(e->reserve_failed, 1);
   } else {
     hb__frames = &frame;
-    r = v->fn(&view, v->ctx);
+    r = fn(&view, ctx);
     hb__frames = frame.prev;
     if (write) {
       if (r < 0) {
@@ -312,8 +312,15 @@ static int hb__run_claimed(hb_visitor *v, uint32_t s, hb__wakelist *wl) {
       HB__BUMP(e->writes_run, 1);
     }
   }
+  return r;
+}
+
+/* Run a visitor already claimed RUNNING; leave what it unblocked in wl. */
+static int hb__run_claimed(hb_visitor *v, uint32_t s, hb__wakelist *wl) {
+  bool write = (s & HB__V_WRITE) != 0;
+  int r = hb__run_fn(v->buf, &v->type, write, v->reserve, v->fn, v->ctx);
   v->result = r;
-  hb__release(e, write, true, wl);
+  hb__release(hb__ext(v->buf), write, true, wl);
   /* The ticket is back; from here on, only v. */
   hb__store_state(v, hb__with_phase(s, HB__V_RAN));
   return r;
@@ -415,11 +422,30 @@ static int hb__try_run(hb_visitor *v, int *result) {
 /* ---- casting --------------------------------------------------------------
  */
 
+static bool hb__type_ok(const hb_buf *b, hb_type t) {
+  return b != NULL && t.size != 0 && t.align != 0 &&
+         (t.align & (t.align - 1)) == 0 &&
+         t.align <= ((const hb__buf *)b)->align &&
+         t.size % t.align == 0;
+}
+
+/* The uncontended grant: one CAS, while nothing conflicting is granted and
+ * nobody waits.  ACQUIRE pairs with the RELEASE of the last ticket's
+ * hb__release, so the visit sees what earlier writers wrote. */
+static inline bool hb__grant_fast(hb_buf *b, bool write) {
+  uint64_t w = __atomic_load_n(&b->lock, __ATOMIC_RELAXED);
+  uint64_t busy = write ? HB__LIVE_MASK : (HB__W_WRITER | HB__W_WAITERS);
+  while (!(w & busy)) {
+    uint64_t n = w + (write ? HB__W_WRITER : HB__W_READER);
+    if (__atomic_compare_exchange_n(&b->lock, &w, n, true, __ATOMIC_ACQUIRE,
+                                    __ATOMIC_RELAXED))
+      return true;
+  }
+  return false;
+}
+
 static int hb__cast(hb_visitor *v, hb_buf *b, hb_type t, bool write) {
-  if (v == NULL || b == NULL || t.size == 0 || t.align == 0 ||
-      (t.align & (t.align - 1)) != 0 || t.align > hb_align(b) ||
-      t.size % t.align != 0)
-    return HB_EINVAL;
+  if (v == NULL || !hb__type_ok(b, t)) return HB_EINVAL;
   uint32_t phase = hb__phase(hb__load_state(v));
   if (phase != HB__V_IDLE && phase != HB__V_RAN && phase != HB__V_CANCELLED)
     return HB_ESTATE;
@@ -433,24 +459,15 @@ static int hb__cast(hb_visitor *v, hb_buf *b, hb_type t, bool write) {
   v->armed = 0;
   uint32_t s = HB__V_CAST | (write ? HB__V_WRITE : 0u);
 
-  /* Fast path: one CAS.  ACQUIRE pairs with the RELEASE of the last
-   * ticket's hb__release, so this visit sees what earlier writers wrote. */
-  uint64_t w = __atomic_load_n(&b->lock, __ATOMIC_RELAXED);
-  for (;;) {
-    uint64_t busy = write ? HB__LIVE_MASK : (HB__W_WRITER | HB__W_WAITERS);
-    if (w & busy) break;
-    uint64_t n = w + (write ? HB__W_WRITER : HB__W_READER);
-    if (__atomic_compare_exchange_n(&b->lock, &w, n, true, __ATOMIC_ACQUIRE,
-                                    __ATOMIC_RELAXED)) {
-      hb__store_state(v, s | HB__V_GRANTED);
-      return HB_OK;
-    }
+  if (hb__grant_fast(b, write)) {
+    hb__store_state(v, s | HB__V_GRANTED);
+    return HB_OK;
   }
 
   /* Slow path: announce a waiter, then decide with the word as it was. */
   hb__buf *e = hb__ext(b);
   hb__mutex_lock(&e->mu);
-  w = __atomic_fetch_or(&b->lock, HB__W_WAITERS, __ATOMIC_ACQ_REL);
+  uint64_t w = __atomic_fetch_or(&b->lock, HB__W_WAITERS, __ATOMIC_ACQ_REL);
   bool free_now = write ? !(w & (HB__W_WRITER | HB__W_READERS))
                         : !(w & HB__W_WRITER);
   if (e->head == NULL && free_now) {
@@ -638,6 +655,47 @@ int hb_block_on(hb_visitor *v, int *result) {
   }
 }
 
+/* ---- cast, visit and run in one call --------------------------------------
+ *
+ * The visitor of hb_read_now / hb_write_now never leaves this function, so
+ * nobody can cancel it: when the ticket is granted at once there is no
+ * claim to make, and the visit costs the grant's CAS and the release's add.
+ * Otherwise a visitor on this stack takes its place in the queue and this
+ * thread waits in hb_block_on.
+ */
+static int hb__visit_now(hb_buf *b, hb_type t, bool write, size_t reserve,
+                         hb_visit_fn fn, void *ctx, int *result) {
+  if (!hb__type_ok(b, t) || fn == NULL) return HB_EINVAL;
+  if (reserve > (size_t)PTRDIFF_MAX) return HB_ERANGE;
+  if (hb__grant_fast(b, write)) {
+    int r = hb__run_fn(b, &t, write, reserve, fn, ctx);
+    hb__wakelist wl;
+    HB__WAKELIST_INIT(wl);
+    hb__release(hb__ext(b), write, true, &wl);
+    hb__flush(&wl);
+    if (result != NULL) *result = r;
+    return HB_OK;
+  }
+  /* Inside a callback on b, a ticket that is not granted at once never
+   * will be: it would wait for the one this thread is running. */
+  if (hb__inside_visit_of(b)) return HB_EDEADLK;
+  hb_visitor v = HB_VISITOR_INIT;
+  int rc = hb__cast(&v, b, t, write);
+  if (rc == HB_OK) rc = hb__arm(&v, reserve, fn, ctx);
+  if (rc == HB_OK) rc = hb_block_on(&v, result);
+  return rc;
+}
+
+int hb_read_now(hb_buf *b, hb_type t, hb_visit_fn fn, void *ctx,
+                int *result) {
+  return hb__visit_now(b, t, false, 0, fn, ctx, result);
+}
+
+int hb_write_now(hb_buf *b, hb_type t, size_t reserve, hb_visit_fn fn,
+                 void *ctx, int *result) {
+  return hb__visit_now(b, t, true, reserve, fn, ctx, result);
+}
+
 /* ---- cancelling -----------------------------------------------------------
  */
 
@@ -708,7 +766,7 @@ size_t hb_view_len(const hb_view *view) {
   return view->buf->len / view->size;
 }
 
-hb_type hb_view_type(const hb_view *view) { return view->v->type; }
+hb_type hb_view_type(const hb_view *view) { return *view->type; }
 
 const void *hb_view_read_array(hb_view *view, size_t *count) {
   if (count != NULL) *count = hb_view_len(view);

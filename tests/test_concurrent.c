@@ -356,6 +356,44 @@ static void no_finish_while_waker_runs(void **state) {
   }
 }
 
+/* ---- hb_write_now waits for the tickets before it ---------------------- */
+
+typedef struct {
+  hb_buf *b;
+  int ran, status;
+} now_job;
+
+static int cb_mark_ran(hb_view *view, void *arg) {
+  (void)view;
+  __atomic_store_n(&((now_job *)arg)->ran, 1, __ATOMIC_SEQ_CST);
+  return 0;
+}
+
+static void *write_now_thread(void *arg) {
+  now_job *j = arg;
+  j->status = HB_WRITE_NOW(j->b, uint8_t, 0, cb_mark_ran, j, NULL);
+  return NULL;
+}
+
+static void write_now_waits_its_turn(void **state) {
+  (void)state;
+  hb_buf *b = hb_new(16);
+  hb_visitor r = HB_VISITOR_INIT;
+  now_job j = {b, 0, -1000};
+  assert_int_equal(HB_CAST(&r, b, uint8_t), HB_OK); /* granted, not run */
+  pthread_t t;
+  assert_int_equal(pthread_create(&t, NULL, write_now_thread, &j), 0);
+  struct timespec ms = {0, 30 * 1000 * 1000};
+  nanosleep(&ms, NULL);
+  assert_int_equal(__atomic_load_n(&j.ran, __ATOMIC_SEQ_CST), 0);
+  assert_int_equal(hb_visit(&r, 0, cb_note_thread, &(where_ctx){0}), HB_OK);
+  assert_int_equal(hb_try_visit(&r, NULL), HB_OK); /* lets the writer go */
+  pthread_join(t, NULL);
+  assert_int_equal(j.status, HB_OK);
+  assert_int_equal(j.ran, 1);
+  assert_int_equal(hb_free(b), HB_OK);
+}
+
 /* ---- stress: mixed visits, random cancels and aborts, checksums ---------- */
 
 typedef struct {
@@ -377,6 +415,7 @@ typedef struct {
   int iters;
   /* counts kept by this thread */
   uint64_t writes, aborts, reads, cancels, records, bad;
+  uint64_t nows; /* iterations that gave a ticket up for a one-call visit */
 } worker;
 
 typedef struct {
@@ -432,7 +471,17 @@ static void *stress_thread(void *arg) {
         w->cancels++;
         continue;
       }
-      rc = hb_block_on(&v, &result);
+      if (rand_r(&s) % 3 == 0) {
+        /* the one-call form for this write: give the ticket back unused
+         * and take a new one (order is by cast, so this is a later one) */
+        assert_int_equal(hb_cancel(&v), HB_OK);
+        w->cancels++;
+        w->nows++;
+        rc = hb_write_now(w->b, HB_TYPE(record), sizeof(record) * 2,
+                          cb_stress_write, &c, &result);
+      } else {
+        rc = hb_block_on(&v, &result);
+      }
       assert_int_equal(rc, HB_OK);
       if (result < 0) {
         assert_int_equal(result, -1);
@@ -449,8 +498,14 @@ static void *stress_thread(void *arg) {
         w->cancels++;
         continue;
       }
-      if (rand_r(&s) % 2) {
+      int how = rand_r(&s) % 3;
+      if (how == 0) {
         rc = hb_block_on(&v, &result);
+      } else if (how == 1) {
+        assert_int_equal(hb_cancel(&v), HB_OK);
+        w->cancels++;
+        w->nows++;
+        rc = hb_read_now(w->b, HB_TYPE(record), cb_stress_read, w, &result);
       } else {
         poll_job pj;
         memset(&pj, 0, sizeof pj);
@@ -485,7 +540,7 @@ static void stress_mixed_visits(void **state) {
   for (int i = 0; i < THREADS; i++) pthread_join(t[i], NULL);
 
   uint64_t writes = 0, aborts = 0, reads = 0, cancels = 0, records = 0,
-           bad = 0;
+           bad = 0, nows = 0;
   for (int i = 0; i < THREADS; i++) {
     writes += w[i].writes;
     aborts += w[i].aborts;
@@ -493,9 +548,11 @@ static void stress_mixed_visits(void **state) {
     cancels += w[i].cancels;
     records += w[i].records;
     bad += w[i].bad;
+    nows += w[i].nows;
   }
   assert_int_equal(bad, 0);
-  assert_int_equal(writes + reads + cancels, (uint64_t)THREADS * ITERS);
+  assert_int_equal(writes + reads + cancels, (uint64_t)THREADS * ITERS + nows);
+  assert_true(nows > 0);
   /* the buffer holds exactly the committed records, all intact */
   assert_int_equal(hb_len(b), records * sizeof(record));
   const record *all = (const record *)hb_data(b);
@@ -524,6 +581,7 @@ int main(void) {
       cmocka_unit_test(poll_from_another_thread),
       cmocka_unit_test(cancel_wakes_blocked_thread),
       cmocka_unit_test(no_finish_while_waker_runs),
+      cmocka_unit_test(write_now_waits_its_turn),
       cmocka_unit_test(detached_runs_on_granting_thread),
       cmocka_unit_test(stress_mixed_visits),
   };

@@ -726,6 +726,118 @@ static void detached_run_in_ticket_order(void **state) {
   assert_int_equal(hb_free(b), HB_OK);
 }
 
+/* ---- hb_read_now / hb_write_now ---------------------------------------- */
+
+static int cb_append_u32s(hb_view *w, void *ctx) {
+  const uint32_t *src = ctx;
+  uint8_t *before = hb_view_write_bytes(w, NULL);
+  if (hb_view_append_all(w, src, 4) != HB_OK) return -100;
+  /* the reservation was made first: appending did not move the bytes */
+  return hb_view_write_bytes(w, NULL) == before ? 4 : -101;
+}
+
+static int cb_sum_u32s(hb_view *r, void *ctx) {
+  size_t n;
+  const uint32_t *a = HB_READ_ARRAY(r, uint32_t, &n);
+  uint64_t sum = 0;
+  for (size_t i = 0; i < n; i++) sum += a[i];
+  *(uint64_t *)ctx = sum;
+  return (int)n;
+}
+
+static int cb_append_then_fail(hb_view *w, void *ctx) {
+  (void)ctx;
+  uint32_t x = 9;
+  return hb_view_append(w, &x) == HB_OK ? -3 : -100;
+}
+
+static void now_runs_at_once(void **state) {
+  (void)state;
+  hb_buf *b = hb_new(0);
+  uint32_t src[4] = {1, 2, 3, 4};
+  uint64_t sum = 0;
+  int result = 0;
+  assert_int_equal(HB_WRITE_NOW(b, uint32_t, 64, cb_append_u32s, src, &result),
+                   HB_OK);
+  assert_int_equal(result, 4);
+  assert_int_equal(HB_READ_NOW(b, uint32_t, cb_sum_u32s, &sum, &result), HB_OK);
+  assert_int_equal(result, 4);
+  assert_int_equal(sum, 10);
+  /* an aborting write is rolled back */
+  assert_int_equal(
+      HB_WRITE_NOW(b, uint32_t, 0, cb_append_then_fail, NULL, &result), HB_OK);
+  assert_int_equal(result, -3);
+  assert_int_equal(hb_len(b), 16);
+  /* errors take no ticket and change nothing */
+  assert_int_equal(hb_read_now(b, (hb_type){3, 2, "bad"}, cb_sum_u32s, &sum,
+                               &result),
+                   HB_EINVAL);
+  assert_int_equal(HB_READ_NOW(b, uint32_t, NULL, NULL, &result), HB_EINVAL);
+  assert_int_equal(HB_WRITE_NOW(b, uint32_t, (size_t)PTRDIFF_MAX + 1,
+                                cb_append_u32s, src, &result),
+                   HB_ERANGE);
+  assert_int_equal(HB_READ_NOW(NULL, uint32_t, cb_sum_u32s, &sum, &result),
+                   HB_EINVAL);
+  assert_int_equal(b->lock & HB__LIVE_MASK, 0);
+  hb_stats st;
+  assert_int_equal(hb_stats_get(b, &st), HB_OK);
+  assert_int_equal(st.visits_run, 3);
+  assert_int_equal(st.visits_aborted, 1);
+  hb__check(b);
+  assert_int_equal(hb_free(b), HB_OK);
+}
+
+static void now_reservation_failure(void **state) {
+  (void)state;
+  hb_buf *b = hb_new(16);
+  int result = 0;
+  assert_int_equal(hb_set_allocator(failing_malloc, failing_realloc, free),
+                   HB_OK);
+  fail_every_alloc = 1;
+  int rc = HB_WRITE_NOW(b, uint8_t, 4096, cb_never, NULL, &result);
+  fail_every_alloc = 0;
+  assert_int_equal(hb_set_allocator(malloc, realloc, free), HB_OK);
+  assert_int_equal(rc, HB_OK);
+  assert_int_equal(result, HB_ENOMEM);
+  assert_int_equal(hb_capacity(b), 16);
+  assert_int_equal(b->lock & HB__LIVE_MASK, 0);
+  assert_int_equal(hb_free(b), HB_OK);
+}
+
+typedef struct {
+  hb_buf *b;
+  int rc_read, rc_write, read_result;
+} now_nest;
+
+static int cb_count(hb_view *r, void *ctx) {
+  (void)ctx;
+  return (int)hb_view_len(r);
+}
+
+static int cb_nest_now(hb_view *view, void *arg) {
+  (void)view;
+  now_nest *n = arg;
+  /* another read ticket is granted at once beside ours: it runs nested */
+  n->rc_read = HB_READ_NOW(n->b, uint8_t, cb_count, NULL, &n->read_result);
+  /* a write ticket would wait for ours: refused, no ticket taken */
+  n->rc_write = HB_WRITE_NOW(n->b, uint8_t, 0, cb_count, NULL, NULL);
+  return 0;
+}
+
+static void now_inside_a_callback(void **state) {
+  (void)state;
+  uint8_t bytes[5] = {0};
+  hb_buf *b = HB_WRAP(bytes);
+  now_nest n = {.b = b};
+  int result;
+  assert_int_equal(HB_READ_NOW(b, uint8_t, cb_nest_now, &n, &result), HB_OK);
+  assert_int_equal(n.rc_read, HB_OK);
+  assert_int_equal(n.read_result, 5);
+  assert_int_equal(n.rc_write, HB_EDEADLK);
+  assert_int_equal(b->lock & HB__LIVE_MASK, 0);
+  assert_int_equal(hb_free(b), HB_OK);
+}
+
 /* ---- zero allocation per visit ------------------------------------------- */
 
 static size_t n_allocs;
@@ -774,10 +886,13 @@ static void zero_allocations_per_visit(void **state) {
     assert_int_equal(hb_visit(&r, 0, cb_touch, NULL), HB_OK);
     assert_int_equal(hb_try_visit(&r, NULL), HB_OK);
     assert_int_equal(hb_poll(&w, (hb_waker){count_wake, &wakes}, NULL), HB_OK);
+    /* and the one-call forms */
+    assert_int_equal(HB_WRITE_NOW(b, uint8_t, 16, cb_touch, NULL, NULL), HB_OK);
+    assert_int_equal(HB_READ_NOW(b, uint8_t, cb_touch, NULL, NULL), HB_OK);
   }
   assert_int_equal(wakes, 5000);
   assert_int_equal(n_allocs, before);
-  assert_int_equal(hb_data(b)[0], (uint8_t)(5000 * 2));
+  assert_int_equal(hb_data(b)[0], (uint8_t)(5000 * 3));
   assert_int_equal(hb_free(b), HB_OK);
   assert_int_equal(hb_set_allocator(malloc, realloc, free), HB_OK);
 }
@@ -803,6 +918,9 @@ int main(void) {
 #endif
       cmocka_unit_test(detached_runs_on_the_granting_call),
       cmocka_unit_test(detached_run_in_ticket_order),
+      cmocka_unit_test(now_runs_at_once),
+      cmocka_unit_test(now_reservation_failure),
+      cmocka_unit_test(now_inside_a_callback),
       cmocka_unit_test(zero_allocations_per_visit),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);

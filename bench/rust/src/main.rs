@@ -18,7 +18,7 @@ const W2_BYTES: usize = 1 << 20;
 const W3_PACKETS: usize = 1024;
 const PKT: usize = 64;
 const W4_BATCH: u64 = 1024;
-const W5_TOTAL: i64 = 1 << 17;
+const W5_TOTAL: i64 = 1 << 20;
 const W5_CHUNK: i64 = 64;
 
 /// Warm up until WARMUP has passed, then time as many units; print ns per
