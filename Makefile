@@ -3,6 +3,8 @@
 # The work is CMake's; this file only strings the steps together.
 
 JOBS ?= $(shell nproc 2>/dev/null || echo 2)
+# CMake's makefiles recurse; keep their directory chatter out of the output.
+MAKEFLAGS += --no-print-directory
 CMAKE_FLAGS ?=
 DEMOS = frames seed detached uv_visit packet_pipeline
 
