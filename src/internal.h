@@ -77,6 +77,9 @@ typedef struct hb__buf {
   uint64_t cancelled;       /* atomic */
   uint64_t read_wraps;      /* atomic: carries of the lock word's count */
   uint64_t longest_queue;   /* under mu */
+  /* hb_block_on's spin budget follows this average wait (atomic, a hint:
+   * racing updates may lose one sample, never correctness) */
+  uint32_t wait_avg_ns;
 } hb__buf;
 
 /* Add to a counter that only its owner (a write-ticket or direct-mode

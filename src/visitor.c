@@ -594,6 +594,7 @@ int hb_poll(hb_visitor *v, hb_waker w, int *result) {
 #define HB__PARK_WOKEN 1u
 #define HB__PARK_ASLEEP 2u
 #define HB__PARK_SPIN_NS 25000 /* the most hb_block_on spins before it sleeps */
+#define HB__PARK_SPIN_MIN_NS 1000 /* and the least */
 
 static uint64_t hb__now_ns(void) {
   struct timespec ts;
@@ -601,20 +602,41 @@ static uint64_t hb__now_ns(void) {
   return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
 }
 
-/* Spin until *park is WOKEN or HB__PARK_SPIN_NS have passed (the clock is
- * read every 32 pauses: a pause costs 10 to 140 cycles, by CPU). */
-static void hb__spin_until_woken(const uint32_t *park) {
-  uint64_t deadline = 0;
+/* How long to spin before sleeping, from the buffer's recent waits.  A
+ * spin pays off only when the wait ends within it: threads handing the
+ * buffer back and forth wait well under a microsecond (once they spin),
+ * while a worker waiting for the next batch from a socket waits tens of
+ * microseconds and its spin would only take the CPU from the threads that
+ * make progress.  So: spin about twice the average wait, within
+ * [HB__PARK_SPIN_MIN_NS, HB__PARK_SPIN_NS], and only the minimum when the
+ * average wait is longer than a spin could cover.  Before any wait was
+ * measured, spin the most. */
+static uint64_t hb__spin_budget(const hb__buf *e) {
+  uint64_t avg = __atomic_load_n(&e->wait_avg_ns, __ATOMIC_RELAXED);
+  if (avg == 0) return HB__PARK_SPIN_NS;
+  if (avg > HB__PARK_SPIN_NS) return HB__PARK_SPIN_MIN_NS;
+  uint64_t b = 2 * avg;
+  return b < HB__PARK_SPIN_MIN_NS ? HB__PARK_SPIN_MIN_NS
+                                  : b > HB__PARK_SPIN_NS ? HB__PARK_SPIN_NS : b;
+}
+
+/* Fold one measured wait into the average (weight 1/8). */
+static void hb__note_wait(hb__buf *e, uint64_t waited_ns) {
+  if (waited_ns > UINT32_MAX / 2) waited_ns = UINT32_MAX / 2;
+  int64_t avg = __atomic_load_n(&e->wait_avg_ns, __ATOMIC_RELAXED);
+  avg += ((int64_t)waited_ns - avg) / 8;
+  __atomic_store_n(&e->wait_avg_ns, (uint32_t)(avg > 0 ? avg : 1),
+                   __ATOMIC_RELAXED);
+}
+
+/* Spin until *park is WOKEN or `budget_ns` have passed since `start` (the
+ * clock is read every 32 pauses: a pause costs 10 to 140 cycles, by CPU). */
+static void hb__spin_until_woken(const uint32_t *park, uint64_t start,
+                                 uint64_t budget_ns) {
   for (unsigned i = 1;; i++) {
     if (__atomic_load_n(park, __ATOMIC_ACQUIRE) == HB__PARK_WOKEN) return;
     hb__cpu_relax();
-    if ((i & 31) == 0) {
-      uint64_t now = hb__now_ns();
-      if (deadline == 0)
-        deadline = now + HB__PARK_SPIN_NS;
-      else if (now >= deadline)
-        return;
-    }
+    if ((i & 31) == 0 && hb__now_ns() - start >= budget_ns) return;
   }
 }
 
@@ -644,14 +666,19 @@ int hb_block_on(hb_visitor *v, int *result) {
      * that went to sleep must be woken for its turn, and the waker's own
      * next ticket then waits for that wake-up -- a convoy at the scheduler's
      * pace (~1.3 us per visit measured, against ~0.17 us spinning).  The
-     * spin has to outlast a wake-up to break it, hence microseconds. */
-    hb__spin_until_woken(&v->park);
+     * spin has to outlast a wake-up to break it, hence microseconds; how
+     * many follows the buffer's recent waits (hb__spin_budget). */
+    hb__buf *e = hb__ext(v->buf);
+    uint64_t start = hb__now_ns();
+    hb__spin_until_woken(&v->park, start, hb__spin_budget(e));
     uint32_t p = HB__PARK_WAITING;
     if (__atomic_compare_exchange_n(&v->park, &p, HB__PARK_ASLEEP, false,
                                     __ATOMIC_ACQUIRE, __ATOMIC_ACQUIRE)) {
       while (__atomic_load_n(&v->park, __ATOMIC_ACQUIRE) != HB__PARK_WOKEN)
         hb__futex_wait(&v->park, HB__PARK_ASLEEP);
     }
+    /* v is granted or cancelled but not finished: the buffer is alive. */
+    hb__note_wait(e, hb__now_ns() - start);
   }
 }
 
