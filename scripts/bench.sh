@@ -166,8 +166,22 @@ targets() { # $1 = text | md
     }' "$csv"
 }
 
+# W6 as throughput: packets/s and MB/s from the median ns per packet (a
+# packet is 64 bytes: struct packet in examples/packet_pipeline.c).
+throughput() { # $1 = text | md
+  awk -F, -v fmt="$1" '
+    $1 == "W6-pipeline" && $4 > 0 {
+      pps = 1e9 / $4; mbs = pps * 64 / 1e6
+      if (fmt == "md") printf "- %s: %.2f M packets/s, %.0f MB/s\n", $2, pps / 1e6, mbs
+      else printf "  %-15s %6.2f M packets/s  %6.0f MB/s\n", $2, pps / 1e6, mbs
+    }' "$csv"
+}
+
 echo
 table text
+echo
+echo "W6 pipeline throughput (from the medians):"
+throughput text
 echo
 echo "Targets (issue 4; median ratios, this run):"
 targets text
@@ -224,6 +238,10 @@ cpu=$(awk -F': ' '/^model name/ { print $2; exit }' /proc/cpuinfo 2>/dev/null ||
   echo "Sources: \`bench/\`; method: \`bench/bench.h\`."
   echo
   table md
+  echo
+  echo "W6 pipeline throughput (from the medians):"
+  echo
+  throughput md
   echo
   echo "Targets (issue 4):"
   echo
