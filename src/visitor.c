@@ -40,11 +40,12 @@
  *
  *   phase (low 4 bits): IDLE -> CAST -> RUNNING -> RAN
  *                                   \-> CANCELLING -> CANCELLED
- *   flags: GRANTED (its turn has come), WRITE, QUEUED (in the wait queue),
+ *   flags: GRANTED (its turn has come), WRITE,
  *          WAKER (hb_poll stored a waker), DETACHED (hb_visit_detached),
  *          WAKING (its waker is being called), SLEEPER (a thread sleeps on
  *          the state word, waiting for CANCELLING or WAKING to end).
  *
+ *   A visitor is in the wait queue exactly while it is CAST and not GRANTED.
  *   While a visitor is not granted, every change to its state happens under
  *   the buffer's mutex (enqueue, grant, waker registration, cancel, detach).
  *   Once granted, the only changes are claims by CAS: a driver claims
@@ -106,7 +107,6 @@
 #define HB__V_CANCELLED 5u
 #define HB__V_GRANTED 0x10u  /* its turn has come */
 #define HB__V_WRITE 0x20u    /* a write ticket */
-#define HB__V_QUEUED 0x40u   /* in the wait queue (under mu) */
 #define HB__V_WAKER 0x80u    /* v->waker is to be called (under mu) */
 #define HB__V_DETACHED 0x100u /* run by whoever grants it */
 #define HB__V_WAKING 0x200u   /* its waker is being called: wait it out */
@@ -212,7 +212,7 @@ static void hb__queue_unlink(hb__buf *e, hb_visitor *v) {
  * so that hb_cancel cannot take it from the thread that will run it. */
 static void hb__grant(hb_visitor *v, hb__wakelist *wl) {
   uint32_t s = hb__load_state(v);
-  uint32_t n = (s & ~(HB__V_QUEUED | HB__V_WAKER)) | HB__V_GRANTED;
+  uint32_t n = (s & ~HB__V_WAKER) | HB__V_GRANTED;
   if (s & HB__V_DETACHED) {
     n = hb__with_phase(n, HB__V_RUNNING);
     v->next = NULL; /* run them in ticket order */
@@ -478,7 +478,7 @@ static int hb__cast(hb_visitor *v, hb_buf *b, hb_type t, bool write) {
     __atomic_fetch_add(&b->lock, d, __ATOMIC_ACQ_REL);
     hb__store_state(v, s | HB__V_GRANTED);
   } else {
-    hb__store_state(v, s | HB__V_QUEUED);
+    hb__store_state(v, s); /* queued: cast and not granted */
     hb__queue_push(e, v);
   }
   hb__mutex_unlock(&e->mu);
@@ -767,7 +767,7 @@ int hb_cancel(hb_visitor *v) {
       /* CANCELLING, not CANCELLED, until we are done with the buffer: the
        * dispatch below may drop the mutex to call a full batch of wakers,
        * and a driver that saw CANCELLED could let the owner free it. */
-      s = hb__with_phase(s & ~(HB__V_QUEUED | HB__V_WAKER), HB__V_CANCELLING);
+      s = hb__with_phase(s & ~HB__V_WAKER, HB__V_CANCELLING);
       hb__store_state(v, s);
       /* Those behind it may be free to go now (a writer left the head). */
       hb__dispatch(e, &wl);
