@@ -42,6 +42,15 @@ static inline uint64_t bench_now_ns(void) {
  * eliding an allocation or the stores into it (no instruction emitted). */
 #define bench_escape(p) __asm__ __volatile__("" : : "g"(p) : "memory")
 
+/* A spin-wait's pause. */
+static inline void bench_relax(void) {
+#if defined(__x86_64__) || defined(__i386__)
+  __builtin_ia32_pause();
+#elif defined(__aarch64__)
+  __asm__ __volatile__("yield");
+#endif
+}
+
 /* Every loop adds into this and every figure prints it. */
 static volatile uint64_t bench_sink;
 

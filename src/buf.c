@@ -230,6 +230,8 @@ int hb_free(hb_buf *b) {
    * second load sees it still held, or its unlock (the RELEASE exchange in
    * hb__mutex_unlock, its last touch of *e).  Otherwise take the mutex:
    * that waits such a thread out, exactly as before. */
+  if (__atomic_load_n(&b->held, __ATOMIC_RELAXED) != 0)
+    return HB_EBUSY; /* inside this thread's own biased visit */
   uint64_t live = __atomic_load_n(&b->lock, __ATOMIC_ACQUIRE) & HB__LIVE_MASK;
   if (live != 0 || __atomic_load_n(&e->mu.word, __ATOMIC_ACQUIRE) != 0) {
     hb__mutex_lock(&e->mu);
@@ -353,9 +355,10 @@ void hb_compact(hb_buf *b) {
 int hb_stats_get(hb_buf *b, hb_stats *out) {
   if (b == NULL || out == NULL) return HB_EINVAL;
   hb__buf *e = hb__ext(b);
-  /* Completed reads are counted in the lock word's high half (one atomic
+  /* Completed reads are counted in the lock word's top bits (one atomic
    * add per read visit, the same one that releases the ticket); carries out
-   * of it are counted in read_wraps.  Re-read until both agree. */
+   * of them are counted in read_wraps.  Re-read until both agree.  A biased
+   * thread's reads are in bias_reads. */
   uint64_t wraps, word;
   do {
     wraps = __atomic_load_n(&e->read_wraps, __ATOMIC_ACQUIRE);
@@ -363,7 +366,8 @@ int hb_stats_get(hb_buf *b, hb_stats *out) {
   } while (wraps != __atomic_load_n(&e->read_wraps, __ATOMIC_ACQUIRE));
   hb__mutex_lock(&e->mu);
 #define HB__READ(f) __atomic_load_n(&e->f, __ATOMIC_RELAXED)
-  out->visits_run = HB__READ(writes_run) + (wraps << 32) + (word >> 32);
+  out->visits_run = HB__READ(writes_run) + HB__READ(bias_reads) +
+                    (wraps << (64 - HB__DONE_SHIFT)) + (word >> HB__DONE_SHIFT);
   out->visits_cancelled = HB__READ(cancelled);
   out->visits_aborted = HB__READ(aborted);
   out->reserve_failed = HB__READ(reserve_failed);

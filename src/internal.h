@@ -47,6 +47,18 @@ static inline void hb__mutex_unlock(hb__mutex *m) {
     hb__mutex_wake(m);
 }
 
+/* The lock word's high bits count finished read visits (src/visitor.c);
+ * hb_stats_get adds them up. */
+#define HB__DONE_SHIFT 33
+
+/* ---- an asymmetric fence (src/sync.c) ----
+ * hb__asym_fence acts as a full memory barrier on every thread of the
+ * process (membarrier(2)), so those threads may order a store before a
+ * load with a compiler barrier alone.  hb__asym_fence_ready registers the
+ * process, once; it is false where the kernel cannot do it. */
+bool hb__asym_fence_ready(void);
+void hb__asym_fence(void);
+
 /* ---- futex wrappers (src/sync.c) ---- */
 void hb__futex_wait(uint32_t *addr, uint32_t expected);
 void hb__futex_wake_all(uint32_t *addr);
@@ -61,6 +73,11 @@ static inline void hb__cpu_relax(void) {
 /* ---- the buffer as the library allocates it ---- */
 typedef struct hb__buf {
   hb_buf pub;            /* first: an hb_buf * is an hb__buf * */
+  /* the bias (see "BIAS" in src/visitor.c) */
+  const void *bias_owner;  /* NULL: never tried; the biased thread's token;
+                              or HB__BIAS_SHARED (atomic) */
+  const void *bias_thread; /* the thread it was ever biased to (set once) */
+  uint32_t bias_decision;  /* what the revoker found (atomic, futex word) */
   size_t align;          /* alignment of pub.data */
   void *raw;             /* the separate data allocation, NULL while the
                             data still lives in this allocation */
@@ -76,6 +93,7 @@ typedef struct hb__buf {
   uint64_t bytes_moved;     /* under exclusive access */
   uint64_t cancelled;       /* atomic */
   uint64_t read_wraps;      /* atomic: carries of the lock word's count */
+  uint64_t bias_reads;      /* the biased thread's own read visits */
   uint64_t longest_queue;   /* under mu */
   /* hb_block_on's spin budget follows this average wait (atomic, a hint:
    * racing updates may lose one sample, never correctness) */
@@ -104,6 +122,12 @@ void hb__check(hb_buf *b);
 
 /* For tests: has v's turn come? (src/visitor.c) */
 bool hb__load_granted(const hb_visitor *v);
+
+/* For tests (src/visitor.c): can buffers be biased in this build and on
+ * this kernel, and is b biased now? */
+bool hb__bias_available(void);
+bool hb__is_biased(const hb_buf *b);
+bool hb__bias_moved(const hb_buf *b); /* revoked with a visit in flight */
 
 /* ---- what a callback sees (src/visitor.c builds it on the driver's stack)
  * I/O inside a write visitor (src/io.c) appends through it too. */

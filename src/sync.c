@@ -10,6 +10,9 @@
 
 #include <errno.h>
 #include <linux/futex.h>
+#include <linux/membarrier.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
@@ -39,4 +42,29 @@ void hb__mutex_lock_slow(hb__mutex *m) {
   /* Mark "sleepers" and sleep until we take it as 0 -> 2. */
   while (__atomic_exchange_n(&m->word, 2, __ATOMIC_ACQUIRE) != 0)
     hb__futex_wait(&m->word, 2);
+}
+
+/* 0 not yet asked, 1 registered, 2 not available. */
+static int hb__membarrier_state;
+
+bool hb__asym_fence_ready(void) {
+  int st = __atomic_load_n(&hb__membarrier_state, __ATOMIC_ACQUIRE);
+  if (st == 0) {
+    /* Registering twice is harmless, so racing first callers may both. */
+    long ok = syscall(SYS_membarrier,
+                      MEMBARRIER_CMD_REGISTER_PRIVATE_EXPEDITED, 0, 0);
+    st = ok == 0 ? 1 : 2;
+    __atomic_store_n(&hb__membarrier_state, st, __ATOMIC_RELEASE);
+  }
+  return st == 1;
+}
+
+void hb__asym_fence(void) {
+  /* Registered before any buffer was biased, so this cannot fail short of
+   * a kernel that changed its mind; the global form needs no registration. */
+  if (syscall(SYS_membarrier, MEMBARRIER_CMD_PRIVATE_EXPEDITED, 0, 0) == 0 ||
+      syscall(SYS_membarrier, MEMBARRIER_CMD_GLOBAL, 0, 0) == 0)
+    return;
+  fprintf(stderr, "hyperbuf: membarrier failed (errno %d)\n", errno);
+  abort();
 }

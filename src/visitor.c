@@ -11,7 +11,8 @@
  *        bit  0       HB__W_WRITER   a write ticket is granted
  *        bit  1       HB__W_WAITERS  the wait queue is not empty
  *        bits 2..31   readers        granted read tickets (HB__W_READER each)
- *        bits 32..63  done reads     finished read visits, a wrapping counter
+ *        bit  32      HB__W_BIASED   the buffer is biased (see BIAS below)
+ *        bits 33..63  done reads     finished read visits, a wrapping counter
  *                                    for hb_stats (carries go to read_wraps)
  *
  *      The low half is the "live" mask: zero means no visitor is live, which
@@ -57,6 +58,42 @@
  *   hb_visit's "armed" flag is a separate field: only the visitor's owner
  *   touches it.
  *
+ * BIAS
+ *
+ *   Most buffers are only ever visited by one thread, and there even the
+ *   two atomic instructions of an uncontended visit are most of its cost.
+ *   So the first thread to make a one-call visit (hb_read_now /
+ *   hb_write_now) on a buffer that nothing else has visited gets the
+ *   buffer biased to it, as the JVM once biased its monitors: BIASED is
+ *   set in the lock word, and every other caster's fast path fails on it.
+ *   The biased thread's one-call visits then take no atomic RMW:
+ *
+ *     store held = READ or WRITE; compiler barrier; load the lock word:
+ *     BIASED still set -> run the callback; store held = 0 (RELEASE);
+ *     compiler barrier; load the lock word: BIASED still set -> done.
+ *
+ *   Any other cast (another thread's, or a caller-owned visitor of the
+ *   biased thread's own, whose driver may be anywhere) revokes the bias
+ *   for good, under the mutex: it clears BIASED and sets WAITERS in one
+ *   CAS, runs membarrier(2) -- a full barrier on every thread of the
+ *   process, so the biased thread's store-then-load above is ordered as
+ *   if it had a fence of its own -- and then reads held.  Either the
+ *   biased thread's load saw BIASED gone, or its store is visible to the
+ *   revoker.  If held is set, the revoker adds that hold to the lock word
+ *   as a granted ticket ("moved"); then it publishes its decision in
+ *   bias_decision.  A biased thread that sees BIASED gone waits for the
+ *   decision (microseconds): on "moved" it holds a real ticket, and gives
+ *   it back with an ordinary release, which dispatches whoever queued
+ *   meanwhile; otherwise it takes the shared path like anybody.
+ *
+ *   Order is kept: a visit the revoker saw is ahead of the revoker's cast,
+ *   one it did not see comes after it, through the lock word.  A buffer is
+ *   never biased again once revoked.  Biased visits push no deadlock
+ *   frame; hb__inside_visit_of reads held instead.  Off under
+ *   ThreadSanitizer (it cannot see membarrier's ordering) and where
+ *   membarrier is missing; a debug build's direct-mode checks and hb_free
+ *   read held too.
+ *
  * WAKING
  *
  *   The dispatcher grants under the mutex and collects what to do into an
@@ -94,7 +131,8 @@
 #define HB__W_WAITERS UINT64_C(0x2)    /* the wait queue is not empty */
 #define HB__W_READER UINT64_C(0x4)     /* one granted read ticket */
 #define HB__W_READERS UINT64_C(0xfffffffc) /* mask: granted read tickets */
-#define HB__W_DONE (UINT64_C(1) << 32) /* one finished read visit */
+#define HB__W_BIASED (UINT64_C(1) << 32) /* biased to one thread (BIAS) */
+#define HB__W_DONE (UINT64_C(1) << HB__DONE_SHIFT) /* a finished read visit */
 
 /* ---- a visitor's state ----------------------------------------------------
  */
@@ -175,10 +213,18 @@ typedef struct hb__frame {
 #endif
 static _Thread_local hb__frame *hb__frames HB__TLS_MODEL;
 
+/* This thread's token for the bias: the address of a thread-local. */
+static _Thread_local char hb__me HB__TLS_MODEL;
+static inline const void *hb__self(void) { return &hb__me; }
+
+/* Is this thread inside a callback on b?  Biased visits push no frame;
+ * they show in b->held, which only the biased thread sets. */
 static bool hb__inside_visit_of(const hb_buf *b) {
   for (const hb__frame *f = hb__frames; f != NULL; f = f->prev)
     if (f->buf == b) return true;
-  return false;
+  const hb__buf *e = (const hb__buf *)b;
+  return __atomic_load_n(&b->held, __ATOMIC_RELAXED) != 0 &&
+         __atomic_load_n(&e->bias_thread, __ATOMIC_RELAXED) == hb__self();
 }
 
 /* ---- the wait queue (under e->mu) -----------------------------------------
@@ -276,7 +322,7 @@ static void hb__release(hb__buf *e, bool write, bool ran, hb__wakelist *wl) {
   }
   uint64_t delta = ran ? HB__W_DONE - HB__W_READER : (uint64_t)0 - HB__W_READER;
   old = __atomic_fetch_add(lock, delta, __ATOMIC_RELEASE);
-  if (ran && (old >> 32) == UINT32_MAX)
+  if (ran && (old >> HB__DONE_SHIFT) == (UINT64_MAX >> HB__DONE_SHIFT))
     __atomic_fetch_add(&e->read_wraps, 1, __ATOMIC_RELEASE);
   if ((old & HB__W_WAITERS) && (old & HB__W_READERS) == HB__W_READER)
     hb__release_slow(e, wl);
@@ -287,8 +333,9 @@ static void hb__release(hb__buf *e, bool write, bool ran, hb__wakelist *wl) {
 
 /* Run fn under a granted ticket: the reservation, the view, the callback,
  * the rollback of an aborted write.  The ticket stays held. */
-static int hb__run_fn(hb_buf *b, const hb_type *t, bool write, size_t reserve,
-                      hb_visit_fn fn, void *ctx) {
+static inline int hb__run_fn(hb_buf *b, const hb_type *t, bool write,
+                             size_t reserve, hb_visit_fn fn, void *ctx,
+                             bool track) {
   hb__buf *e = hb__ext(b);
   size_t size = t->size;
   hb_view view = {b, t, b->len, size, write,
@@ -301,9 +348,9 @@ static int hb__run_fn(hb_buf *b, const hb_type *t, bool write, size_t reserve,
     r = HB_ENOMEM; /* the turn came but the room could not be had */
     HB__BUMP(e->reserve_failed, 1);
   } else {
-    hb__frames = &frame;
+    if (track) hb__frames = &frame;
     r = fn(&view, ctx);
-    hb__frames = frame.prev;
+    if (track) hb__frames = frame.prev;
     if (write) {
       if (r < 0) {
         b->len = view.start_len; /* roll the appends back */
@@ -318,7 +365,8 @@ static int hb__run_fn(hb_buf *b, const hb_type *t, bool write, size_t reserve,
 /* Run a visitor already claimed RUNNING; leave what it unblocked in wl. */
 static int hb__run_claimed(hb_visitor *v, uint32_t s, hb__wakelist *wl) {
   bool write = (s & HB__V_WRITE) != 0;
-  int r = hb__run_fn(v->buf, &v->type, write, v->reserve, v->fn, v->ctx);
+  int r = hb__run_fn(v->buf, &v->type, write, v->reserve, v->fn, v->ctx,
+                     true);
   v->result = r;
   hb__release(hb__ext(v->buf), write, true, wl);
   /* The ticket is back; from here on, only v. */
@@ -419,6 +467,162 @@ static int hb__try_run(hb_visitor *v, int *result) {
   }
 }
 
+/* ---- the bias -------------------------------------------------------------
+ *
+ * (See BIAS at the top.)  held: what the biased thread's visit in progress
+ * holds.  bias_decision: what the revoker found, published once.
+ */
+#define HB__HELD_READ 1u
+#define HB__HELD_WRITE 2u
+#define HB__DECIDE_PENDING 0u
+#define HB__DECIDE_KEPT 1u   /* nothing held: the lock word was right as is */
+#define HB__DECIDE_MOVED 2u  /* the holder's ticket was moved into the word */
+#define HB__DECIDE_MASK 3u
+#define HB__DECIDE_SLEEPER 4u /* the biased thread sleeps on the word */
+
+static const char hb__shared_tag;
+#define HB__BIAS_SHARED ((const void *)&hb__shared_tag)
+
+#if defined(__SANITIZE_THREAD__)
+#define HB__BIAS_ON 0
+#elif defined(__has_feature)
+#if __has_feature(thread_sanitizer)
+#define HB__BIAS_ON 0
+#endif
+#endif
+#ifndef HB__BIAS_ON
+#define HB__BIAS_ON 1 /* ThreadSanitizer cannot see membarrier's ordering */
+#endif
+
+bool hb__bias_available(void) { return HB__BIAS_ON && hb__asym_fence_ready(); }
+
+bool hb__is_biased(const hb_buf *b) {
+  return (__atomic_load_n(&b->lock, __ATOMIC_ACQUIRE) & HB__W_BIASED) != 0;
+}
+
+bool hb__bias_moved(const hb_buf *b) {
+  const hb__buf *e = (const hb__buf *)b;
+  return (__atomic_load_n(&e->bias_decision, __ATOMIC_ACQUIRE) &
+          HB__DECIDE_MASK) == HB__DECIDE_MOVED;
+}
+
+/* Bias the buffer to this thread if nothing of it is live and it was never
+ * biased or shared: called by the first one-call visit, which finds
+ * bias_owner NULL (and perhaps by others racing it; the first decides). */
+static void hb__bias_try(hb__buf *e) {
+  uint64_t *lock = &e->pub.lock;
+  hb__mutex_lock(&e->mu);
+  if (__atomic_load_n(&e->bias_owner, __ATOMIC_RELAXED) == NULL) {
+    uint64_t w = __atomic_load_n(lock, __ATOMIC_RELAXED);
+    bool ok = HB__BIAS_ON && !(w & HB__LIVE_MASK) && hb__asym_fence_ready() &&
+              __atomic_compare_exchange_n(lock, &w, w | HB__W_BIASED, false,
+                                          __ATOMIC_ACQUIRE, __ATOMIC_RELAXED);
+    /* BIASED is set before the owner is, and both under mu, where every
+     * caster that sees BIASED goes to revoke it. */
+    if (ok) __atomic_store_n(&e->bias_thread, hb__self(), __ATOMIC_RELAXED);
+    __atomic_store_n(&e->bias_owner, ok ? hb__self() : HB__BIAS_SHARED,
+                     __ATOMIC_RELAXED);
+  }
+  hb__mutex_unlock(&e->mu);
+}
+
+/* End the bias (under mu, BIASED set): from now on the buffer is shared.
+ * WAITERS goes up with BIASED's fall, so no caster takes the fast path
+ * before the biased thread's hold, if any, is in the lock word. */
+static void hb__unbias(hb__buf *e) {
+  uint64_t *lock = &e->pub.lock;
+  uint64_t w = __atomic_load_n(lock, __ATOMIC_RELAXED);
+  while (!__atomic_compare_exchange_n(lock, &w,
+                                      (w & ~HB__W_BIASED) | HB__W_WAITERS,
+                                      false, __ATOMIC_ACQ_REL,
+                                      __ATOMIC_RELAXED)) {
+  }
+  const void *owner = __atomic_load_n(&e->bias_owner, __ATOMIC_RELAXED);
+  __atomic_store_n(&e->bias_owner, HB__BIAS_SHARED, __ATOMIC_RELAXED);
+  /* The biased thread stores held, then loads the lock word, with only a
+   * compiler barrier between; the fence makes that a full barrier.  So
+   * either its load sees BIASED gone (and it waits for our decision), or
+   * its store of held is visible to the load below.  Its own revocation
+   * (a caller-owned cast, or a nested one) needs no fence. */
+  if (owner != hb__self()) hb__asym_fence();
+  uint32_t held = __atomic_load_n(&e->pub.held, __ATOMIC_ACQUIRE);
+  if (held != 0)
+    __atomic_fetch_add(lock, held == HB__HELD_WRITE ? HB__W_WRITER
+                                                    : HB__W_READER,
+                       __ATOMIC_ACQ_REL);
+  uint32_t old = __atomic_exchange_n(
+      &e->bias_decision, held != 0 ? HB__DECIDE_MOVED : HB__DECIDE_KEPT,
+      __ATOMIC_RELEASE);
+  if (old & HB__DECIDE_SLEEPER) hb__futex_wake_all(&e->bias_decision);
+  /* The queue is empty (while BIASED, every slow-path caster came here
+   * first): WAITERS has done its job. */
+  __atomic_fetch_and(lock, ~HB__W_WAITERS, __ATOMIC_RELEASE);
+}
+
+/* The biased thread found BIASED gone: wait for the revoker's decision
+ * (published within microseconds, under the mutex it holds). */
+static uint32_t hb__bias_decision(hb__buf *e) {
+  uint32_t *word = &e->bias_decision;
+  uint32_t d = __atomic_load_n(word, __ATOMIC_ACQUIRE);
+  for (int i = 0; i < HB__SETTLE_SPINS && d == HB__DECIDE_PENDING; i++) {
+    hb__cpu_relax();
+    d = __atomic_load_n(word, __ATOMIC_ACQUIRE);
+  }
+  while ((d & HB__DECIDE_MASK) == HB__DECIDE_PENDING) {
+    if (!(d & HB__DECIDE_SLEEPER) &&
+        !__atomic_compare_exchange_n(word, &d, d | HB__DECIDE_SLEEPER, false,
+                                     __ATOMIC_ACQUIRE, __ATOMIC_ACQUIRE))
+      continue;
+    hb__futex_wait(word, d | HB__DECIDE_SLEEPER);
+    d = __atomic_load_n(word, __ATOMIC_ACQUIRE);
+  }
+  return d & HB__DECIDE_MASK;
+}
+
+/* A one-call visit by the thread b is biased to.  Returns false, having
+ * done nothing, when the visit must take the shared path instead. */
+static bool hb__visit_biased(hb_buf *b, const hb_type *t, bool write,
+                             size_t reserve, hb_visit_fn fn, void *ctx,
+                             int *result) {
+  hb__buf *e = hb__ext(b);
+  if (__atomic_load_n(&b->held, __ATOMIC_RELAXED) != 0)
+    return false; /* nested in our own visit: the shared path sorts it out */
+  __atomic_store_n(&b->held, write ? HB__HELD_WRITE : HB__HELD_READ,
+                   __ATOMIC_RELAXED);
+  __atomic_signal_fence(__ATOMIC_SEQ_CST); /* the revoker's fence does the rest */
+  bool moved = false;
+  /* ACQUIRE: on weakly ordered CPUs the callback's loads stay after it. */
+  if (HB__UNLIKELY(!(__atomic_load_n(&b->lock, __ATOMIC_ACQUIRE) &
+                     HB__W_BIASED))) {
+    /* Revoked as we came: either our hold was seen and moved into the
+     * lock word (so the ticket is ours), or we go the shared way. */
+    if (hb__bias_decision(e) != HB__DECIDE_MOVED) {
+      __atomic_store_n(&b->held, 0, __ATOMIC_RELAXED);
+      return false;
+    }
+    moved = true;
+  }
+  int r = hb__run_fn(b, t, write, reserve, fn, ctx, false);
+  /* RELEASE: a revoker that reads 0 here sees everything the visit did. */
+  __atomic_store_n(&b->held, 0, __ATOMIC_RELEASE);
+  __atomic_signal_fence(__ATOMIC_SEQ_CST);
+  if (!moved &&
+      HB__UNLIKELY(!(__atomic_load_n(&b->lock, __ATOMIC_RELAXED) &
+                     HB__W_BIASED)))
+    moved = hb__bias_decision(e) == HB__DECIDE_MOVED;
+  if (moved) {
+    /* Our hold is a ticket in the lock word now: give it back there. */
+    hb__wakelist wl;
+    HB__WAKELIST_INIT(wl);
+    hb__release(e, write, true, &wl);
+    hb__flush(&wl);
+  } else if (!write) {
+    HB__BUMP(e->bias_reads, 1);
+  }
+  if (result != NULL) *result = r;
+  return true;
+}
+
 /* ---- casting --------------------------------------------------------------
  */
 
@@ -434,7 +638,8 @@ static bool hb__type_ok(const hb_buf *b, hb_type t) {
  * hb__release, so the visit sees what earlier writers wrote. */
 static inline bool hb__grant_fast(hb_buf *b, bool write) {
   uint64_t w = __atomic_load_n(&b->lock, __ATOMIC_RELAXED);
-  uint64_t busy = write ? HB__LIVE_MASK : (HB__W_WRITER | HB__W_WAITERS);
+  uint64_t busy = write ? HB__LIVE_MASK | HB__W_BIASED
+                        : HB__W_WRITER | HB__W_WAITERS | HB__W_BIASED;
   while (!(w & busy)) {
     uint64_t n = w + (write ? HB__W_WRITER : HB__W_READER);
     if (__atomic_compare_exchange_n(&b->lock, &w, n, true, __ATOMIC_ACQUIRE,
@@ -467,6 +672,8 @@ static int hb__cast(hb_visitor *v, hb_buf *b, hb_type t, bool write) {
   /* Slow path: announce a waiter, then decide with the word as it was. */
   hb__buf *e = hb__ext(b);
   hb__mutex_lock(&e->mu);
+  if (__atomic_load_n(&b->lock, __ATOMIC_RELAXED) & HB__W_BIASED)
+    hb__unbias(e);
   uint64_t w = __atomic_fetch_or(&b->lock, HB__W_WAITERS, __ATOMIC_ACQ_REL);
   bool free_now = write ? !(w & (HB__W_WRITER | HB__W_READERS))
                         : !(w & HB__W_WRITER);
@@ -694,11 +901,31 @@ static int hb__visit_now(hb_buf *b, hb_type t, bool write, size_t reserve,
                          hb_visit_fn fn, void *ctx, int *result) {
   if (!hb__type_ok(b, t) || fn == NULL) return HB_EINVAL;
   if (reserve > (size_t)PTRDIFF_MAX) return HB_ERANGE;
-  if (hb__grant_fast(b, write)) {
-    int r = hb__run_fn(b, &t, write, reserve, fn, ctx);
+  hb__buf *e = hb__ext(b);
+  const void *owner = __atomic_load_n(&e->bias_owner, __ATOMIC_RELAXED);
+  if (HB__UNLIKELY(owner == NULL)) {
+    hb__bias_try(e);
+    owner = __atomic_load_n(&e->bias_owner, __ATOMIC_RELAXED);
+  }
+  if (owner == hb__self() &&
+      hb__visit_biased(b, &t, write, reserve, fn, ctx, result))
+    return HB_OK;
+  bool granted = hb__grant_fast(b, write);
+  if (!granted &&
+      (__atomic_load_n(&b->lock, __ATOMIC_RELAXED) & HB__W_BIASED)) {
+    /* Biased to another thread, or to this one inside its own visit: end
+     * the bias first, so the deadlock check below sees the real holders. */
+    hb__mutex_lock(&e->mu);
+    if (__atomic_load_n(&b->lock, __ATOMIC_RELAXED) & HB__W_BIASED)
+      hb__unbias(e);
+    hb__mutex_unlock(&e->mu);
+    granted = hb__grant_fast(b, write);
+  }
+  if (granted) {
+    int r = hb__run_fn(b, &t, write, reserve, fn, ctx, true);
     hb__wakelist wl;
     HB__WAKELIST_INIT(wl);
-    hb__release(hb__ext(b), write, true, &wl);
+    hb__release(e, write, true, &wl);
     hb__flush(&wl);
     if (result != NULL) *result = r;
     return HB_OK;
