@@ -149,6 +149,7 @@
 #define HB__V_DETACHED 0x100u /* run by whoever grants it */
 #define HB__V_WAKING 0x200u   /* its waker is being called: wait it out */
 #define HB__V_SLEEPER 0x400u  /* somebody sleeps on the state word */
+#define HB__V_PARKED 0x800u   /* hb_*_now's own: waits on the state word */
 
 static inline uint32_t hb__phase(uint32_t s) { return s & HB__V_PHASE; }
 static inline uint32_t hb__with_phase(uint32_t s, uint32_t phase) {
@@ -258,6 +259,17 @@ static void hb__queue_unlink(hb__buf *e, hb_visitor *v) {
  * so that hb_cancel cannot take it from the thread that will run it. */
 static void hb__grant(hb_visitor *v, hb__wakelist *wl) {
   uint32_t s = hb__load_state(v);
+  if (s & HB__V_PARKED) {
+    /* hb_*_now's internal visitor, whose thread waits for GRANTED on the
+     * state word itself: the grant is the wake-up, with no waker and no
+     * WAKING.  An RMW, as that thread may be setting SLEEPER.  The visitor
+     * may be gone once GRANTED is seen; the futex wake only hands its
+     * address to the kernel. */
+    if (__atomic_fetch_or(&v->state, HB__V_GRANTED, __ATOMIC_RELEASE) &
+        HB__V_SLEEPER)
+      hb__futex_wake_all(&v->state);
+    return;
+  }
   uint32_t n = (s & ~HB__V_WAKER) | HB__V_GRANTED;
   if (s & HB__V_DETACHED) {
     n = hb__with_phase(n, HB__V_RUNNING);
@@ -649,6 +661,33 @@ static inline bool hb__grant_fast(hb_buf *b, bool write) {
   return false;
 }
 
+/* The slow path of a cast, for v in state s (CAST, and WRITE for a write
+ * ticket): announce a waiter, then decide with the word as it was --
+ * granted at once, or queued.  Returns whether it was granted. */
+static bool hb__cast_slow(hb__buf *e, hb_visitor *v, uint32_t s) {
+  uint64_t *lock = &e->pub.lock;
+  bool write = (s & HB__V_WRITE) != 0;
+  hb__mutex_lock(&e->mu);
+  if (__atomic_load_n(lock, __ATOMIC_RELAXED) & HB__W_BIASED) hb__unbias(e);
+  uint64_t w = __atomic_fetch_or(lock, HB__W_WAITERS, __ATOMIC_ACQ_REL);
+  bool free_now = write ? !(w & (HB__W_WRITER | HB__W_READERS))
+                        : !(w & HB__W_WRITER);
+  bool granted = e->head == NULL && free_now;
+  if (granted) {
+    /* Nobody waits and the lock allows it: take it and drop WAITERS in the
+     * same add (only this thread could have set it: the queue is empty and
+     * we hold the mutex). */
+    uint64_t d = (write ? HB__W_WRITER : HB__W_READER) - HB__W_WAITERS;
+    __atomic_fetch_add(lock, d, __ATOMIC_ACQ_REL);
+    hb__store_state(v, s | HB__V_GRANTED);
+  } else {
+    hb__store_state(v, s); /* queued: cast and not granted */
+    hb__queue_push(e, v);
+  }
+  hb__mutex_unlock(&e->mu);
+  return granted;
+}
+
 static int hb__cast(hb_visitor *v, hb_buf *b, hb_type t, bool write) {
   if (v == NULL || !hb__type_ok(b, t)) return HB_EINVAL;
   uint32_t phase = hb__phase(hb__load_state(v));
@@ -668,27 +707,7 @@ static int hb__cast(hb_visitor *v, hb_buf *b, hb_type t, bool write) {
     hb__store_state(v, s | HB__V_GRANTED);
     return HB_OK;
   }
-
-  /* Slow path: announce a waiter, then decide with the word as it was. */
-  hb__buf *e = hb__ext(b);
-  hb__mutex_lock(&e->mu);
-  if (__atomic_load_n(&b->lock, __ATOMIC_RELAXED) & HB__W_BIASED)
-    hb__unbias(e);
-  uint64_t w = __atomic_fetch_or(&b->lock, HB__W_WAITERS, __ATOMIC_ACQ_REL);
-  bool free_now = write ? !(w & (HB__W_WRITER | HB__W_READERS))
-                        : !(w & HB__W_WRITER);
-  if (e->head == NULL && free_now) {
-    /* Nobody waits and the lock allows it: take it and drop WAITERS in the
-     * same add (only this thread could have set it: the queue is empty and
-     * we hold the mutex). */
-    uint64_t d = (write ? HB__W_WRITER : HB__W_READER) - HB__W_WAITERS;
-    __atomic_fetch_add(&b->lock, d, __ATOMIC_ACQ_REL);
-    hb__store_state(v, s | HB__V_GRANTED);
-  } else {
-    hb__store_state(v, s); /* queued: cast and not granted */
-    hb__queue_push(e, v);
-  }
-  hb__mutex_unlock(&e->mu);
+  hb__cast_slow(hb__ext(b), v, s);
   return HB_OK;
 }
 
@@ -889,13 +908,39 @@ int hb_block_on(hb_visitor *v, int *result) {
   }
 }
 
+/* Wait until a PARKED visitor is granted: spin as hb_block_on does, then
+ * sleep on the state word (hb__grant wakes a SLEEPER). */
+static void hb__wait_granted(hb_visitor *v, hb__buf *e) {
+  uint64_t start = hb__now_ns(), budget = hb__spin_budget(e);
+  uint32_t s;
+  for (unsigned i = 1;; i++) {
+    s = hb__load_state(v);
+    if (s & HB__V_GRANTED) goto granted;
+    hb__cpu_relax();
+    if ((i & 31) == 0 && hb__now_ns() - start >= budget) break;
+  }
+  while (!(s & HB__V_GRANTED)) {
+    if ((s & HB__V_SLEEPER) ||
+        __atomic_compare_exchange_n(&v->state, &s, s | HB__V_SLEEPER, false,
+                                    __ATOMIC_ACQUIRE, __ATOMIC_ACQUIRE)) {
+      hb__futex_wait(&v->state, s | HB__V_SLEEPER);
+      s = hb__load_state(v);
+    }
+  }
+granted:
+  hb__note_wait(e, hb__now_ns() - start);
+}
+
 /* ---- cast, visit and run in one call --------------------------------------
  *
  * The visitor of hb_read_now / hb_write_now never leaves this function, so
  * nobody can cancel it: when the ticket is granted at once there is no
- * claim to make, and the visit costs the grant's CAS and the release's add.
- * Otherwise a visitor on this stack takes its place in the queue and this
- * thread waits in hb_block_on.
+ * claim to make, and the visit costs the grant's CAS and the release's add
+ * (or, on a buffer biased to this thread, no atomic RMW at all: see BIAS).
+ * Otherwise a visitor on this stack takes its place in the queue, marked
+ * PARKED: this thread waits on its state word, and the dispatcher's grant
+ * is the whole wake-up -- one RMW on the waiter's line where hb_block_on
+ * needs a waker call, its WAKING round and a claim.
  */
 static int hb__visit_now(hb_buf *b, hb_type t, bool write, size_t reserve,
                          hb_visit_fn fn, void *ctx, int *result) {
@@ -933,11 +978,19 @@ static int hb__visit_now(hb_buf *b, hb_type t, bool write, size_t reserve,
   /* Inside a callback on b, a ticket that is not granted at once never
    * will be: it would wait for the one this thread is running. */
   if (hb__inside_visit_of(b)) return HB_EDEADLK;
+  /* Queue a visitor of our own, wait for its grant on its state word, and
+   * run: nobody else can see it, so no claim, waker or WAKING is needed. */
   hb_visitor v = HB_VISITOR_INIT;
-  int rc = hb__cast(&v, b, t, write);
-  if (rc == HB_OK) rc = hb__arm(&v, reserve, fn, ctx);
-  if (rc == HB_OK) rc = hb_block_on(&v, result);
-  return rc;
+  v.buf = b;
+  uint32_t s = HB__V_CAST | HB__V_PARKED | (write ? HB__V_WRITE : 0u);
+  if (!hb__cast_slow(e, &v, s)) hb__wait_granted(&v, e);
+  int r = hb__run_fn(b, &t, write, reserve, fn, ctx, true);
+  hb__wakelist wl;
+  HB__WAKELIST_INIT(wl);
+  hb__release(e, write, true, &wl);
+  hb__flush(&wl);
+  if (result != NULL) *result = r;
+  return HB_OK;
 }
 
 int hb_read_now(hb_buf *b, hb_type t, hb_visit_fn fn, void *ctx,
