@@ -124,7 +124,7 @@ table() { # $1 = text | md
     }' "$csv"
 }
 
-# ---- the targets (issue 4) -------------------------------------------------
+# ---- the targets (issues 3 and 4) -------------------------------------------
 # Library peers exclude the hand-written array (the limit, not a peer).
 targets() { # $1 = text | md
   awk -F, -v fmt="$1" '
@@ -163,6 +163,17 @@ targets() { # $1 = text | md
       row("W5", "pthread_mutex", 1.00, "pthread_mutex")
       row("W5", fastest("W5", "tokio RwLock|async_lock"), 0.50, "fastest async lock")
       row("W6-pipeline", "mutex-condvar", 1.00, "same pipeline, mutex+condvar")
+      # issue 3: a visit against pthread_rwlock, alone and contended
+      row("W4-write", "pthread_rwlock", 1.00, "pthread_rwlock [issue 3]")
+      row("W4-read", "pthread_rwlock", 1.00, "pthread_rwlock [issue 3]")
+      row("W5", "pthread_rwlock", 1.00, "pthread_rwlock [issue 3]")
+      # ... and what FIFO order allows at best: the bare hand-off
+      f = "W5|FIFO floor (hand-off)"; p = "W5|pthread_rwlock"
+      if ((f in m) && (p in m)) {
+        r = sprintf("%.2f", m[f] / m[p])
+        if (fmt == "md") printf "| W5 | FIFO floor (no lock, strict turns) / pthread_rwlock | %s | (any FIFO lock >= this) | |\n", r
+        else printf "  %-11s FIFO floor / pthread_rwlock %14s %6s  (any FIFO lock pays at least this)\n", "W5", "", r
+      }
     }' "$csv"
 }
 
@@ -183,7 +194,7 @@ echo
 echo "W6 pipeline throughput (from the medians):"
 throughput text
 echo
-echo "Targets (issue 4; median ratios, this run):"
+echo "Targets (issues 3 and 4; median ratios, this run):"
 targets text
 echo
 
@@ -243,7 +254,7 @@ cpu=$(awk -F': ' '/^model name/ { print $2; exit }' /proc/cpuinfo 2>/dev/null ||
   echo
   throughput md
   echo
-  echo "Targets (issue 4):"
+  echo "Targets (issues 3 and 4):"
   echo
   targets md
   echo
