@@ -519,23 +519,22 @@ bool hb__bias_moved(const hb_buf *b) {
 }
 
 /* Bias the buffer to this thread if nothing of it is live and it was never
- * biased or shared: called by the first one-call visit, which finds
- * bias_owner NULL (and perhaps by others racing it; the first decides). */
+ * biased or shared: called by a one-call visit that finds bias_owner NULL.
+ * The owner is claimed first and BIASED set second, so a revoker (who acts
+ * only on BIASED) always finds the owner's token.  Two atomic operations,
+ * once per buffer; racing callers lose the first and take the shared path. */
 static void hb__bias_try(hb__buf *e) {
   uint64_t *lock = &e->pub.lock;
-  hb__mutex_lock(&e->mu);
-  if (__atomic_load_n(&e->bias_owner, __ATOMIC_RELAXED) == NULL) {
-    uint64_t w = __atomic_load_n(lock, __ATOMIC_RELAXED);
-    bool ok = HB__BIAS_ON && !(w & HB__LIVE_MASK) && hb__asym_fence_ready() &&
-              __atomic_compare_exchange_n(lock, &w, w | HB__W_BIASED, false,
-                                          __ATOMIC_ACQUIRE, __ATOMIC_RELAXED);
-    /* BIASED is set before the owner is, and both under mu, where every
-     * caster that sees BIASED goes to revoke it. */
-    if (ok) __atomic_store_n(&e->bias_thread, hb__self(), __ATOMIC_RELAXED);
-    __atomic_store_n(&e->bias_owner, ok ? hb__self() : HB__BIAS_SHARED,
-                     __ATOMIC_RELAXED);
-  }
-  hb__mutex_unlock(&e->mu);
+  const void *none = NULL;
+  if (!__atomic_compare_exchange_n(&e->bias_owner, &none, hb__self(), false,
+                                   __ATOMIC_RELAXED, __ATOMIC_RELAXED))
+    return;
+  __atomic_store_n(&e->bias_thread, hb__self(), __ATOMIC_RELAXED);
+  uint64_t w = __atomic_load_n(lock, __ATOMIC_RELAXED);
+  bool ok = HB__BIAS_ON && !(w & HB__LIVE_MASK) && hb__asym_fence_ready() &&
+            __atomic_compare_exchange_n(lock, &w, w | HB__W_BIASED, false,
+                                        __ATOMIC_ACQ_REL, __ATOMIC_RELAXED);
+  if (!ok) __atomic_store_n(&e->bias_owner, HB__BIAS_SHARED, __ATOMIC_RELAXED);
 }
 
 /* End the bias (under mu, BIASED set): from now on the buffer is shared.
