@@ -555,7 +555,6 @@ struct hb_visitor {
   hb_done_fn done;       /* detached visits */
   void *done_arg;
   uint32_t state;        /* phase and flags (atomic; see src/visitor.c) */
-  uint32_t park;         /* hb_block_on's futex word (atomic) */
   uint32_t armed;        /* set by hb_visit; the driving thread's alone */
   int result;            /* what the callback returned */
   void *reserved[4];

@@ -111,14 +111,16 @@
  *   waker (AtomicWaker's register/recheck, with a lock instead of a CAS loop
  *   because the slow path needs the queue lock anyway).
  *
- *   hb_block_on polls with an internal waker that exchanges WOKEN into the
- *   visitor's park word and makes a futex wake only if the waiter had gone
- *   to sleep (ASLEEP).  The waiter spins first, up to HB__PARK_SPIN_NS: when
- *   two threads hand the buffer back and forth, sleeping would make every
- *   hand-off wait for a wake-up (a convoy).  It never polls again (and so
- *   never returns) before it has seen WOKEN, so the waker's store cannot
- *   land in a visitor its owner already freed; the futex wake that follows
- *   touches only the kernel's hash table.
+ *   hb_block_on (and hb_*_now when it must queue) needs no waker: it marks
+ *   its queued visitor PARKED under the mutex and waits on the visitor's
+ *   state word.  The dispatcher grants a PARKED visitor with one fetch_or
+ *   of GRANTED, and makes a futex wake only if the waiter had gone to
+ *   sleep (SLEEPER); hb_cancel's wake after CANCELLED covers a cancel.
+ *   The waiter spins first, up to HB__PARK_SPIN_NS: when two threads hand
+ *   the buffer back and forth, sleeping would make every hand-off wait for
+ *   a wake-up (a convoy).  The grant's fetch_or is the granter's last touch
+ *   of the visitor; the futex wake after it touches only the kernel's hash
+ *   table.
  */
 #include "internal.h"
 
@@ -149,7 +151,7 @@
 #define HB__V_DETACHED 0x100u /* run by whoever grants it */
 #define HB__V_WAKING 0x200u   /* its waker is being called: wait it out */
 #define HB__V_SLEEPER 0x400u  /* somebody sleeps on the state word */
-#define HB__V_PARKED 0x800u   /* hb_*_now's own: waits on the state word */
+#define HB__V_PARKED 0x800u   /* its driver waits on the state word */
 
 static inline uint32_t hb__phase(uint32_t s) { return s & HB__V_PHASE; }
 static inline uint32_t hb__with_phase(uint32_t s, uint32_t phase) {
@@ -260,11 +262,11 @@ static void hb__queue_unlink(hb__buf *e, hb_visitor *v) {
 static void hb__grant(hb_visitor *v, hb__wakelist *wl) {
   uint32_t s = hb__load_state(v);
   if (s & HB__V_PARKED) {
-    /* hb_*_now's internal visitor, whose thread waits for GRANTED on the
-     * state word itself: the grant is the wake-up, with no waker and no
-     * WAKING.  An RMW, as that thread may be setting SLEEPER.  The visitor
-     * may be gone once GRANTED is seen; the futex wake only hands its
-     * address to the kernel. */
+    /* Its driver (hb_block_on, or hb_*_now's own visitor) waits for GRANTED
+     * on the state word itself: the grant is the wake-up, with no waker and
+     * no WAKING.  An RMW, as that thread may be setting SLEEPER.  The
+     * visitor may be gone once GRANTED is seen; the futex wake only hands
+     * its address to the kernel. */
     if (__atomic_fetch_or(&v->state, HB__V_GRANTED, __ATOMIC_RELEASE) &
         HB__V_SLEEPER)
       hb__futex_wake_all(&v->state);
@@ -813,12 +815,7 @@ int hb_poll(hb_visitor *v, hb_waker w, int *result) {
   }
 }
 
-/* hb_block_on's park word: 0 waiting, 1 woken, 2 waiting and asleep in
- * the kernel.  The waker makes a system call only for a sleeper. */
-#define HB__PARK_WAITING 0u
-#define HB__PARK_WOKEN 1u
-#define HB__PARK_ASLEEP 2u
-#define HB__PARK_SPIN_NS 25000 /* the most hb_block_on spins before it sleeps */
+#define HB__PARK_SPIN_NS 25000 /* the most a waiter spins before it sleeps */
 #define HB__PARK_SPIN_MIN_NS 1000 /* and the least */
 
 static uint64_t hb__now_ns(void) {
@@ -854,23 +851,42 @@ static void hb__note_wait(hb__buf *e, uint64_t waited_ns) {
                    __ATOMIC_RELAXED);
 }
 
-/* Spin until *park is WOKEN or `budget_ns` have passed since `start` (the
- * clock is read every 32 pauses: a pause costs 10 to 140 cycles, by CPU). */
-static void hb__spin_until_woken(const uint32_t *park, uint64_t start,
-                                 uint64_t budget_ns) {
-  for (unsigned i = 1;; i++) {
-    if (__atomic_load_n(park, __ATOMIC_ACQUIRE) == HB__PARK_WOKEN) return;
-    hb__cpu_relax();
-    if ((i & 31) == 0 && hb__now_ns() - start >= budget_ns) return;
-  }
+/* Is a PARKED visitor's wait over: granted, or cancelled (CANCELLING or
+ * CANCELLED; the driver then waits the canceller out as usual)? */
+static inline bool hb__turn_came(uint32_t s) {
+  return (s & HB__V_GRANTED) || hb__phase(s) != HB__V_CAST;
 }
 
-static void hb__park_wake(void *arg) {
-  hb_visitor *v = arg;
-  /* RELEASE pairs with the ACQUIRE loads in hb_block_on's wait loop. */
-  if (__atomic_exchange_n(&v->park, HB__PARK_WOKEN, __ATOMIC_RELEASE) ==
-      HB__PARK_ASLEEP)
-    hb__futex_wake_all(&v->park);
+/* Wait until a PARKED visitor's turn has come, or it was cancelled: spin
+ * first, then sleep on the state word.  The dispatcher's grant wakes a
+ * SLEEPER (hb__grant), and so does hb_cancel (its futex wake after
+ * CANCELLED).  The spin matters: when two threads hand the buffer back and
+ * forth (FIFO tickets make every contended visit a hand-off), a waiter
+ * that went to sleep must be woken for its turn, and the other thread's
+ * next ticket then waits for that wake-up -- a convoy at the scheduler's
+ * pace (~1.3 us per visit measured, against ~0.17 us spinning).  How long
+ * follows the buffer's recent waits (hb__spin_budget).  The clock is read
+ * every 32 pauses: a pause costs 10 to 140 cycles, by CPU. */
+static void hb__wait_turn(hb_visitor *v, hb__buf *e) {
+  uint64_t start = hb__now_ns(), budget = hb__spin_budget(e);
+  uint32_t s;
+  for (unsigned i = 1;; i++) {
+    s = hb__load_state(v);
+    if (hb__turn_came(s)) goto done;
+    hb__cpu_relax();
+    if ((i & 31) == 0 && hb__now_ns() - start >= budget) break;
+  }
+  while (!hb__turn_came(s)) {
+    if ((s & HB__V_SLEEPER) ||
+        __atomic_compare_exchange_n(&v->state, &s, s | HB__V_SLEEPER, false,
+                                    __ATOMIC_ACQUIRE, __ATOMIC_ACQUIRE)) {
+      hb__futex_wait(&v->state, s | HB__V_SLEEPER);
+      s = hb__load_state(v);
+    }
+  }
+done:
+  /* v is granted or being cancelled, not finished: the buffer is alive. */
+  hb__note_wait(e, hb__now_ns() - start);
 }
 
 int hb_block_on(hb_visitor *v, int *result) {
@@ -881,53 +897,20 @@ int hb_block_on(hb_visitor *v, int *result) {
   if (hb__phase(s) == HB__V_CAST && v->armed &&
       !(s & (HB__V_GRANTED | HB__V_DETACHED)) && hb__inside_visit_of(v->buf))
     return HB_EDEADLK;
-  hb_waker w = {hb__park_wake, v};
   for (;;) {
-    __atomic_store_n(&v->park, HB__PARK_WAITING, __ATOMIC_RELAXED);
-    int rc = hb_poll(v, w, result);
-    if (rc != HB_PENDING) return rc;
-    /* A bounded spin first: when two threads hand the buffer back and
-     * forth (FIFO tickets make every contended visit a hand-off), a waiter
-     * that went to sleep must be woken for its turn, and the waker's own
-     * next ticket then waits for that wake-up -- a convoy at the scheduler's
-     * pace (~1.3 us per visit measured, against ~0.17 us spinning).  The
-     * spin has to outlast a wake-up to break it, hence microseconds; how
-     * many follows the buffer's recent waits (hb__spin_budget). */
+    int rc = hb__try_run(v, result);
+    if (rc != HB_EAGAIN) return rc;
+    /* Not its turn: mark it PARKED under the mutex the granter holds (so
+     * either we see GRANTED here, or the granter sees PARKED), replacing
+     * any waker hb_poll stored; then wait on the state word. */
     hb__buf *e = hb__ext(v->buf);
-    uint64_t start = hb__now_ns();
-    hb__spin_until_woken(&v->park, start, hb__spin_budget(e));
-    uint32_t p = HB__PARK_WAITING;
-    if (__atomic_compare_exchange_n(&v->park, &p, HB__PARK_ASLEEP, false,
-                                    __ATOMIC_ACQUIRE, __ATOMIC_ACQUIRE)) {
-      while (__atomic_load_n(&v->park, __ATOMIC_ACQUIRE) != HB__PARK_WOKEN)
-        hb__futex_wait(&v->park, HB__PARK_ASLEEP);
-    }
-    /* v is granted or cancelled but not finished: the buffer is alive. */
-    hb__note_wait(e, hb__now_ns() - start);
-  }
-}
-
-/* Wait until a PARKED visitor is granted: spin as hb_block_on does, then
- * sleep on the state word (hb__grant wakes a SLEEPER). */
-static void hb__wait_granted(hb_visitor *v, hb__buf *e) {
-  uint64_t start = hb__now_ns(), budget = hb__spin_budget(e);
-  uint32_t s;
-  for (unsigned i = 1;; i++) {
+    hb__mutex_lock(&e->mu);
     s = hb__load_state(v);
-    if (s & HB__V_GRANTED) goto granted;
-    hb__cpu_relax();
-    if ((i & 31) == 0 && hb__now_ns() - start >= budget) break;
+    bool queued = hb__phase(s) == HB__V_CAST && !(s & HB__V_GRANTED);
+    if (queued) hb__store_state(v, (s & ~HB__V_WAKER) | HB__V_PARKED);
+    hb__mutex_unlock(&e->mu);
+    if (queued) hb__wait_turn(v, e);
   }
-  while (!(s & HB__V_GRANTED)) {
-    if ((s & HB__V_SLEEPER) ||
-        __atomic_compare_exchange_n(&v->state, &s, s | HB__V_SLEEPER, false,
-                                    __ATOMIC_ACQUIRE, __ATOMIC_ACQUIRE)) {
-      hb__futex_wait(&v->state, s | HB__V_SLEEPER);
-      s = hb__load_state(v);
-    }
-  }
-granted:
-  hb__note_wait(e, hb__now_ns() - start);
 }
 
 /* ---- cast, visit and run in one call --------------------------------------
@@ -982,7 +965,7 @@ static int hb__visit_now(hb_buf *b, hb_type t, bool write, size_t reserve,
   hb_visitor v = HB_VISITOR_INIT;
   v.buf = b;
   uint32_t s = HB__V_CAST | HB__V_PARKED | (write ? HB__V_WRITE : 0u);
-  if (!hb__cast_slow(e, &v, s)) hb__wait_granted(&v, e);
+  if (!hb__cast_slow(e, &v, s)) hb__wait_turn(&v, e);
   int r = hb__run_fn(b, &t, write, reserve, fn, ctx, true);
   hb__wakelist wl;
   HB__WAKELIST_INIT(wl);
