@@ -5,7 +5,11 @@
  * reference model and hb__check after every operation) over every file in
  * tests/fuzz/corpus and tests/fuzz/crashes, so each input that ever found a
  * bug stays a regression test in every build (plain, ASan+UBSan, TSan,
- * valgrind).  The folders are found next to this source file; HB_FUZZ_DIR
+ * valgrind).  Inputs in both versions of the operation language replay:
+ * v1 (every input from before the one-call visits, with its meaning
+ * unchanged) and v2 (beginning with FZ_V2_MAGIC: hb_read_now/hb_write_now,
+ * hb_view_drain, counters from inside callbacks; see fuzz_ops.h).  The
+ * folders are found next to this source file; HB_FUZZ_DIR
  * overrides that.  Given file arguments, it replays just those (for
  * debugging: HB_FUZZ_TRACE=1 prints every call).
  */
@@ -20,6 +24,8 @@
 #include <dirent.h>
 #include <errno.h>
 
+static int replayed_v2; /* inputs in the v2 language */
+
 static size_t replay_file(const char *path) {
   FILE *f = fopen(path, "rb");
   if (f == NULL) fail_msg("%s: %s", path, strerror(errno));
@@ -27,6 +33,7 @@ static size_t replay_file(const char *path) {
   size_t n = fread(data, 1, sizeof data, f);
   fclose(f);
   fz_run(data, n);
+  replayed_v2 += fz.v2;
   return n;
 }
 
@@ -51,6 +58,7 @@ static int replay_dir(const char *sub, int required) {
   }
   int files = 0;
   size_t bytes = 0;
+  replayed_v2 = 0;
   struct dirent *e;
   while ((e = readdir(d)) != NULL) {
     if (e->d_name[0] == '.' || strcmp(e->d_name, "README") == 0) continue;
@@ -60,8 +68,8 @@ static int replay_dir(const char *sub, int required) {
     files++;
   }
   closedir(d);
-  print_message("replayed %d inputs (%zu bytes) from %s\n", files, bytes,
-                path);
+  print_message("replayed %d inputs (%d of them v2, %zu bytes) from %s\n",
+                files, replayed_v2, bytes, path);
   return files;
 }
 

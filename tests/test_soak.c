@@ -1,11 +1,21 @@
 /*
- * test_soak.c -- a bounded soak of visitor mode: several threads, one
- * packet buffer, every record checksummed, every count reconciled.
+ * test_soak.c -- a bounded soak of visitor mode: several threads, two
+ * packet buffers, every record checksummed, every count reconciled.
  *
  * HB_SOAK_SECONDS sets the duration (default 2, at most 60): `make test`
  * runs it briefly in each build, CI's soak step runs it longer.
  *
- * Each thread loops until the deadline, choosing at random:
+ * Buffer 1 starts life biased (see BIAS in src/visitor.c): thread 0 alone
+ * makes one-call visits on it (hb_read_now / hb_write_now) while the other
+ * threads wait at a gate; then it opens the gate and keeps up its one-call
+ * visits on buffer 1 while each other thread's first visit is a cast on
+ * buffer 1, so the bias is revoked under load -- usually with a biased
+ * visit in flight, whose hold moves into the lock word.  Where the bias is
+ * available (not under ThreadSanitizer), buffer 1 must be biased after the
+ * solo phase and not at the end.
+ *
+ * Then each thread loops until the deadline, on a buffer chosen at random,
+ * choosing at random:
  *   - a write visit that appends 1..8 records of 32 bytes (its own id, a
  *     per-writer sequence number and a checksum); one in six aborts after
  *     appending records marked ABORTED, which must be rolled back;
@@ -17,13 +27,17 @@
  *   - a cast that is cancelled instead of armed, or an armed detached
  *     visit raced by an immediate hb_cancel (which may win or lose).
  * Visits are driven by hb_block_on, by hb_poll with an eventfd waker that
- * the thread sleeps on, by hb_try_visit with yields, or detached.  Inside
- * each callback an occupancy counter witnesses the lock: a writer is alone,
- * readers never overlap a writer.
+ * the thread sleeps on, by hb_try_visit with yields, or detached -- or, for
+ * about a fifth of the visits, made in one call (hb_read_now, or
+ * hb_write_now with a reservation for its appends), with the same
+ * callbacks: appends, aborts and drains.  Inside each callback an
+ * occupancy counter witnesses the lock: a writer is alone, readers never
+ * overlap a writer.
  *
- * At the end: records committed - records drained == records stored; the
- * library's counters equal ours (visits run, cancelled, aborted); every
- * cast ended as run or cancelled.  The totals are printed.
+ * At the end, per buffer: records committed - records drained == records
+ * stored; the library's counters equal ours (visits run, cancelled,
+ * aborted, reservations failed); every cast and every one-call visit ended
+ * as run or cancelled.  The totals are printed.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -44,6 +58,8 @@
 #include "internal.h"
 
 #define NTHREADS 4
+#define NBUF 2
+#define BIASED_BUF 1 /* starts life with thread 0's one-call visits */
 #define REC 32
 #define ABORTED 0xdeadu
 #define COMMITTED 0x600du
@@ -67,24 +83,41 @@ static uint32_t rec_crc(const record *r) {
 
 /* ---- shared state ------------------------------------------------------- */
 
-static hb_buf *buf;
-static int occupancy; /* >0: readers inside; -1: a writer inside (atomic) */
-static uint32_t next_seq[NTHREADS]; /* per writer, under the write ticket */
+typedef struct {
+  hb_buf *b;
+  int occupancy; /* >0: readers inside; -1: a writer inside (atomic) */
+  uint32_t next_seq[NTHREADS]; /* per writer, under the write ticket */
+} shared;
+
+static shared bufs[NBUF];
 
 typedef struct {
-  uint64_t ops, casts, runs, reads, writes, aborts, drains, cancels,
-      cancel_lost, detached, polls_pending, records_committed,
-      records_aborted, records_drained, records_checked, reserve_failed;
+  uint64_t ops, casts, nows, now_reads, now_writes, runs, reads, writes,
+      aborts, drains, cancels, cancel_lost, detached, polls_pending,
+      records_committed, records_aborted, records_drained, records_checked,
+      reserve_failed;
 } totals;
 
-static totals all;
+static totals all[NBUF];
 static pthread_mutex_t all_mu = PTHREAD_MUTEX_INITIALIZER;
+
+/* The start: thread 0's solo one-call visits on BIASED_BUF, then the gate
+ * opens for the others. */
+static int gate_open;           /* atomic */
+static uint64_t solo_visits;    /* before the gate opened */
+static uint64_t overlap_visits; /* after it */
+static int biased_after_solo;
+static int revoked_in_flight; /* the gate visit saw the bias go */
+static int moved_in_flight;   /* and then its hold moved, still inside */
+static double revoke_wait;    /* how long the gate visit waited for it */
+
+static double now(void);
 
 typedef struct {
   int id;
   uint64_t rng;
   int efd; /* this thread's eventfd: wakers and detached completions */
-  totals t;
+  totals t[NBUF];
 } worker;
 
 static uint32_t rnd(worker *w) {
@@ -108,27 +141,50 @@ static void efd_wait(int fd) {
 
 typedef struct {
   worker *w;
-  int kind; /* 0 append, 1 append+abort, 2 drain */
+  shared *s;
+  totals *t;
+  int kind; /* writes: 0 append, 1 append+abort, 2 drain */
   int n;
-} write_job;
+  int gate; /* thread 0's visit that opens the gate (see solo_start) */
+} job;
 
-static void enter(int writer) {
+/* Inside the gate visit: let the others in, and wait (a while at most)
+ * until one of their casts has revoked the bias, with this visit still in
+ * flight.  The revoker clears BIASED first and reads our hold only after
+ * its process-wide barrier, so we stay inside until it has decided: with
+ * the visit still in flight it must find the hold and move it into the
+ * lock word.  (Leaving at once would be correct too -- the revoker would
+ * then find nothing held -- but would test less.) */
+static void gate_linger(job *j) {
+  double t0 = now();
+  __atomic_store_n(&gate_open, 1, __ATOMIC_RELEASE);
+  if (!biased_after_solo) return;
+  while (hb__is_biased(j->s->b) && now() - t0 < 1.0) sched_yield();
+  revoked_in_flight = !hb__is_biased(j->s->b);
+  revoke_wait = now() - t0;
+  double t1 = now();
+  while (revoked_in_flight && !hb__bias_moved(j->s->b) && now() - t1 < 1.0)
+    sched_yield();
+  moved_in_flight = hb__bias_moved(j->s->b);
+}
+
+static void enter(shared *s, int writer) {
   if (writer) {
     int zero = 0;
-    if (!__atomic_compare_exchange_n(&occupancy, &zero, -1, false,
+    if (!__atomic_compare_exchange_n(&s->occupancy, &zero, -1, false,
                                      __ATOMIC_ACQ_REL, __ATOMIC_RELAXED))
       fail_msg("writer entered with occupancy %d", zero);
   } else {
-    int prev = __atomic_fetch_add(&occupancy, 1, __ATOMIC_ACQ_REL);
+    int prev = __atomic_fetch_add(&s->occupancy, 1, __ATOMIC_ACQ_REL);
     if (prev < 0) fail_msg("reader entered beside a writer (%d)", prev);
   }
 }
 
-static void leave(int writer) {
+static void leave(shared *s, int writer) {
   if (writer)
-    __atomic_store_n(&occupancy, 0, __ATOMIC_RELEASE);
+    __atomic_store_n(&s->occupancy, 0, __ATOMIC_RELEASE);
   else
-    __atomic_fetch_sub(&occupancy, 1, __ATOMIC_ACQ_REL);
+    __atomic_fetch_sub(&s->occupancy, 1, __ATOMIC_ACQ_REL);
 }
 
 static uint64_t check_records(hb_view *view) {
@@ -153,38 +209,44 @@ static uint64_t check_records(hb_view *view) {
 }
 
 static int read_cb(hb_view *view, void *ctx) {
-  worker *w = ctx;
-  enter(0);
-  w->t.records_checked += check_records(view);
+  job *j = ctx;
+  enter(j->s, 0);
+  if (j->gate) gate_linger(j);
+  j->t->records_checked += check_records(view);
   size_t wn;
   if (hb_view_write_bytes(view, &wn) != NULL) fail_msg("reader can write");
-  leave(0);
-  w->t.runs++;
-  w->t.reads++;
+  if (hb_view_drain(view, 0) != HB_ESTATE) fail_msg("reader can drain");
+  leave(j->s, 0);
+  j->t->runs++;
+  j->t->reads++;
   return 0;
 }
 
 static int write_cb(hb_view *view, void *ctx) {
-  write_job *j = ctx;
+  job *j = ctx;
   worker *w = j->w;
-  enter(1);
-  w->t.runs++;
-  w->t.writes++;
+  shared *s = j->s;
+  enter(s, 1);
+  if (j->gate) gate_linger(j);
+  j->t->runs++;
+  j->t->writes++;
   check_records(view);
   if (j->kind == 2) {
     size_t n;
     hb_view_read_bytes(view, &n);
+    if (hb_view_drain(view, n + 1) != HB_ERANGE) fail_msg("drain too much");
     if (hb_view_drain(view, n) != HB_OK) fail_msg("drain");
-    w->t.drains++;
-    w->t.records_drained += n / REC;
-    leave(1);
+    if (hb_view_bytes_written(view) != 0) fail_msg("drain counted");
+    j->t->drains++;
+    j->t->records_drained += n / REC;
+    leave(s, 1);
     return 0;
   }
   int abort_it = j->kind == 1;
   for (int i = 0; i < j->n; i++) {
     record r;
     r.writer = (uint32_t)w->id;
-    r.seq = next_seq[w->id] + (uint32_t)i;
+    r.seq = s->next_seq[w->id] + (uint32_t)i;
     r.mark = abort_it ? ABORTED : COMMITTED;
     for (int k = 0; k < 16; k++) r.payload[k] = (uint8_t)rnd(w);
     r.crc = rec_crc(&r);
@@ -192,14 +254,14 @@ static int write_cb(hb_view *view, void *ctx) {
   }
   if (hb_view_bytes_written(view) != (size_t)j->n * REC)
     fail_msg("bytes_written");
-  leave(1);
+  leave(s, 1);
   if (abort_it) {
-    w->t.aborts++;
-    w->t.records_aborted += (uint64_t)j->n;
+    j->t->aborts++;
+    j->t->records_aborted += (uint64_t)j->n;
     return -100; /* any negative aborts; not an HB_E* code, to tell apart */
   }
-  next_seq[w->id] += (uint32_t)j->n;
-  w->t.records_committed += (uint64_t)j->n;
+  s->next_seq[w->id] += (uint32_t)j->n;
+  j->t->records_committed += (uint64_t)j->n;
   return j->n;
 }
 
@@ -213,14 +275,14 @@ static void on_done(hb_visitor *v, int status, int result, void *arg) {
 
 /* ---- one iteration ------------------------------------------------------ */
 
-static void drive(worker *w, hb_visitor *v, int how) {
+static void drive(worker *w, totals *t, hb_visitor *v, int how) {
   int res = 0, rc;
   switch (how) {
   case 0: rc = hb_block_on(v, &res); break;
   case 1:
     while ((rc = hb_poll(v, (hb_waker){efd_wake, &w->efd}, &res)) ==
            HB_PENDING) {
-      w->t.polls_pending++;
+      t->polls_pending++;
       efd_wait(w->efd);
     }
     break;
@@ -229,52 +291,81 @@ static void drive(worker *w, hb_visitor *v, int how) {
     break;
   }
   if (rc != HB_OK) fail_msg("driver %d returned %s", how, hb_err_name(rc));
-  if (res == HB_ENOMEM) w->t.reserve_failed++;
+  if (res == HB_ENOMEM) t->reserve_failed++;
 }
 
-static void step(worker *w) {
+/* A random job: a read (r >= 45) or a write of one of the three kinds. */
+static job make_job(worker *w, int which, uint32_t r, int *write) {
+  job j = {w, &bufs[which], &w->t[which], 0, 1 + (int)(rnd(w) % 8), 0};
+  *write = r < 45;
+  if (*write) {
+    uint32_t k = rnd(w) % 12;
+    j.kind = k < 2 ? 1 : k == 2 ? 2 : 0;
+  }
+  return j;
+}
+
+/* hb_read_now / hb_write_now: cast, visit and run in one call. */
+static void one_call(worker *w, int which, int write, job *j) {
+  totals *t = &w->t[which];
+  int res = 0x5eed, rc;
+  t->nows++;
+  if (write) {
+    t->now_writes++;
+    rc = HB_WRITE_NOW(bufs[which].b, record, (size_t)j->n * REC, write_cb, j,
+                      &res);
+  } else {
+    t->now_reads++;
+    rc = HB_READ_NOW(bufs[which].b, record, read_cb, j, &res);
+  }
+  if (rc != HB_OK) fail_msg("one-call visit: %s", hb_err_name(rc));
+  if (res == HB_ENOMEM) t->reserve_failed++;
+}
+
+static void step_on(worker *w, int which, int force_cast) {
   hb_visitor v = HB_VISITOR_INIT;
   uint32_t r = rnd(w) % 100;
-  int write = r < 45;
-  write_job job = {w, 0, 1 + (int)(rnd(w) % 8)};
-  if (write) {
-    uint32_t k = rnd(w) % 12;
-    job.kind = k < 2 ? 1 : k == 2 ? 2 : 0;
+  int write;
+  job j = make_job(w, which, r, &write);
+  totals *t = &w->t[which];
+  t->ops++;
+  if (!force_cast && rnd(w) % 5 == 0) {
+    one_call(w, which, write, &j);
+    return;
   }
-  w->t.ops++;
-  int rc = write ? HB_CAST_MUT(&v, buf, record) : HB_CAST(&v, buf, record);
+  hb_buf *b = bufs[which].b;
+  int rc = write ? HB_CAST_MUT(&v, b, record) : HB_CAST(&v, b, record);
   if (rc != HB_OK) fail_msg("cast: %s", hb_err_name(rc));
-  w->t.casts++;
+  t->casts++;
   hb_visit_fn fn = write ? write_cb : read_cb;
-  void *ctx = write ? (void *)&job : (void *)w;
-  size_t reserve = (size_t)job.n * REC;
+  size_t reserve = (size_t)j.n * REC;
 
   if (r >= 90 && r < 95) { /* cast, then give the ticket up */
     if (rnd(w) & 1) {
-      if (hb_visit(&v, reserve, fn, ctx) != HB_OK) fail_msg("visit");
+      if (hb_visit(&v, reserve, fn, &j) != HB_OK) fail_msg("visit");
     }
     if (hb_cancel(&v) != HB_OK) fail_msg("cancel");
-    w->t.cancels++;
+    t->cancels++;
     return;
   }
   if (r >= 95 || (r % 7) == 0) { /* detached, maybe raced by a cancel */
-    w->t.detached++;
-    if (hb_visit_detached(&v, reserve, fn, ctx, on_done, w) != HB_OK)
+    t->detached++;
+    if (hb_visit_detached(&v, reserve, fn, &j, on_done, w) != HB_OK)
       fail_msg("visit_detached");
     if (r >= 95) {
       rc = hb_cancel(&v);
       if (rc == HB_OK)
-        w->t.cancels++;
+        t->cancels++;
       else if (rc == HB_EBUSY || rc == HB_ESTATE)
-        w->t.cancel_lost++; /* it ran (or is running) first */
+        t->cancel_lost++; /* it ran (or is running) first */
       else
         fail_msg("cancel of a detached visit: %s", hb_err_name(rc));
     }
     efd_wait(w->efd); /* its done callback: v's storage is free after */
     return;
   }
-  if (hb_visit(&v, reserve, fn, ctx) != HB_OK) fail_msg("visit");
-  drive(w, &v, (int)(rnd(w) % 3));
+  if (hb_visit(&v, reserve, fn, &j) != HB_OK) fail_msg("visit");
+  drive(w, t, &v, (int)(rnd(w) % 3));
 }
 
 static double deadline;
@@ -285,15 +376,91 @@ static double now(void) {
   return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
 }
 
+/* Thread 0's start: one-call visits alone on BIASED_BUF (biased to it),
+ * then one more that opens the gate from inside its callback and lingers
+ * there until the others' first casts have revoked the bias, then more
+ * one-call visits on BIASED_BUF beside the others' first visits. */
+static void solo_start(worker *w) {
+  double solo_end = now() + (deadline - now()) * 0.05;
+  if (solo_end > now() + 0.2) solo_end = now() + 0.2;
+  int write;
+  job j;
+  do {
+    j = make_job(w, BIASED_BUF, rnd(w) % 100, &write);
+    w->t[BIASED_BUF].ops++;
+    one_call(w, BIASED_BUF, write, &j);
+    solo_visits++;
+  } while (now() < solo_end || solo_visits < 100);
+  biased_after_solo = hb__is_biased(bufs[BIASED_BUF].b);
+  j = make_job(w, BIASED_BUF, rnd(w) % 100, &write);
+  j.gate = 1;
+  w->t[BIASED_BUF].ops++;
+  one_call(w, BIASED_BUF, write, &j);
+  for (; overlap_visits < 1000 && now() < deadline; overlap_visits++) {
+    j = make_job(w, BIASED_BUF, rnd(w) % 100, &write);
+    w->t[BIASED_BUF].ops++;
+    one_call(w, BIASED_BUF, write, &j);
+  }
+}
+
 static void *worker_main(void *arg) {
   worker *w = arg;
-  while (now() < deadline) step(w);
+  if (w->id == 0) {
+    solo_start(w);
+  } else {
+    while (!__atomic_load_n(&gate_open, __ATOMIC_ACQUIRE)) sched_yield();
+    step_on(w, BIASED_BUF, 1); /* a cast: revokes the bias if still there */
+  }
+  while (now() < deadline) step_on(w, (int)(rnd(w) % NBUF), 0);
   pthread_mutex_lock(&all_mu);
-  uint64_t *dst = (uint64_t *)&all;
-  const uint64_t *src = (const uint64_t *)&w->t;
-  for (size_t i = 0; i < sizeof all / sizeof(uint64_t); i++) dst[i] += src[i];
+  for (int k = 0; k < NBUF; k++) {
+    uint64_t *dst = (uint64_t *)&all[k];
+    const uint64_t *src = (const uint64_t *)&w->t[k];
+    for (size_t i = 0; i < sizeof all[k] / sizeof(uint64_t); i++)
+      dst[i] += src[i];
+  }
   pthread_mutex_unlock(&all_mu);
   return NULL;
+}
+
+static void reconcile(int k, double secs) {
+  shared *s = &bufs[k];
+  totals *a = &all[k];
+  hb__check(s->b);
+  assert_int_equal(hb_len(s->b) % REC, 0);
+  assert_int_equal(hb_len(s->b) / REC,
+                   a->records_committed - a->records_drained);
+  hb_stats st;
+  assert_int_equal(hb_stats_get(s->b, &st), HB_OK);
+  assert_int_equal(st.visits_run, a->runs);
+  assert_int_equal(st.visits_cancelled, a->cancels);
+  assert_int_equal(st.visits_aborted, a->aborts);
+  assert_int_equal(st.reserve_failed, a->reserve_failed);
+  assert_int_equal(a->casts + a->nows,
+                   a->runs + a->cancels + a->reserve_failed);
+  assert_int_equal(s->occupancy, 0);
+  uint64_t stored = 0;
+  for (int i = 0; i < NTHREADS; i++) stored += s->next_seq[i];
+  assert_int_equal(stored, a->records_committed);
+  print_message(
+      "soak: buffer %d, %.1fs, %d threads: %llu operations, %llu visits run "
+      "(%llu reads, %llu writes: %llu aborted, %llu drains), %llu one-call "
+      "visits (%llu reads, %llu writes), %llu cancelled (%llu cancels lost "
+      "to the run), %llu detached, %llu pending polls; records: %llu "
+      "committed, %llu rolled back, %llu drained, %llu checked; longest "
+      "queue %llu\n",
+      k, secs, NTHREADS, (unsigned long long)a->ops,
+      (unsigned long long)a->runs, (unsigned long long)a->reads,
+      (unsigned long long)a->writes, (unsigned long long)a->aborts,
+      (unsigned long long)a->drains, (unsigned long long)a->nows,
+      (unsigned long long)a->now_reads, (unsigned long long)a->now_writes,
+      (unsigned long long)a->cancels, (unsigned long long)a->cancel_lost,
+      (unsigned long long)a->detached, (unsigned long long)a->polls_pending,
+      (unsigned long long)a->records_committed,
+      (unsigned long long)a->records_aborted,
+      (unsigned long long)a->records_drained,
+      (unsigned long long)a->records_checked,
+      (unsigned long long)st.longest_queue);
 }
 
 static void soak(void **state) {
@@ -304,8 +471,10 @@ static void soak(void **state) {
   if (secs < 0.1) secs = 0.1;
   if (secs > 60) secs = 60;
 
-  buf = hb_new(0);
-  assert_non_null(buf);
+  for (int k = 0; k < NBUF; k++) {
+    bufs[k].b = hb_new(0);
+    assert_non_null(bufs[k].b);
+  }
   worker ws[NTHREADS];
   pthread_t th[NTHREADS];
   deadline = now() + secs;
@@ -320,40 +489,33 @@ static void soak(void **state) {
     close(ws[i].efd);
   }
 
-  /* Reconcile. */
-  hb__check(buf);
-  assert_int_equal(hb_len(buf) % REC, 0);
-  assert_int_equal(hb_len(buf) / REC,
-                   all.records_committed - all.records_drained);
-  hb_stats st;
-  assert_int_equal(hb_stats_get(buf, &st), HB_OK);
-  assert_int_equal(st.visits_run, all.runs);
-  assert_int_equal(st.visits_cancelled, all.cancels);
-  assert_int_equal(st.visits_aborted, all.aborts);
-  assert_int_equal(st.reserve_failed, all.reserve_failed);
-  assert_int_equal(all.casts, all.runs + all.cancels + all.reserve_failed);
-  assert_int_equal(occupancy, 0);
-  uint64_t stored = 0;
-  for (int i = 0; i < NTHREADS; i++) stored += next_seq[i];
-  assert_int_equal(stored, all.records_committed);
-  print_message(
-      "soak: %.1fs, %d threads: %llu operations, %llu visits run (%llu "
-      "reads, %llu writes: %llu aborted, %llu drains), %llu cancelled "
-      "(%llu cancels lost to the run), %llu detached, %llu pending polls; "
-      "records: %llu committed, %llu rolled back, %llu drained, %llu "
-      "checked; longest queue %llu\n",
-      secs, NTHREADS, (unsigned long long)all.ops,
-      (unsigned long long)all.runs, (unsigned long long)all.reads,
-      (unsigned long long)all.writes, (unsigned long long)all.aborts,
-      (unsigned long long)all.drains, (unsigned long long)all.cancels,
-      (unsigned long long)all.cancel_lost, (unsigned long long)all.detached,
-      (unsigned long long)all.polls_pending,
-      (unsigned long long)all.records_committed,
-      (unsigned long long)all.records_aborted,
-      (unsigned long long)all.records_drained,
-      (unsigned long long)all.records_checked,
-      (unsigned long long)st.longest_queue);
-  assert_int_equal(hb_free(buf), HB_OK);
+  /* The bias of BIASED_BUF: on after the solo phase, revoked at the end
+   * (the other threads' first visits were casts on it). */
+  int avail = hb__bias_available();
+  hb_buf *bb = bufs[BIASED_BUF].b;
+  if (!avail)
+    print_message(
+        "soak: buffer %d: bias off in this build; %llu one-call "
+        "visits alone, then %llu beside the others' first\n",
+        BIASED_BUF, (unsigned long long)solo_visits,
+        (unsigned long long)overlap_visits + 1);
+  else
+    print_message(
+        "soak: buffer %d: %llu one-call visits alone (biased: "
+        "%s), then one that let the others in and saw the bias "
+        "revoked under it after %.1f us: %s, its hold moved into "
+        "the lock word: %s; %llu more one-call visits beside the "
+        "others' first\n",
+        BIASED_BUF, (unsigned long long)solo_visits,
+        biased_after_solo ? "yes" : "no", revoke_wait * 1e6,
+        revoked_in_flight ? "yes" : "no", moved_in_flight ? "yes" : "no",
+        (unsigned long long)overlap_visits);
+  if (avail) assert_true(biased_after_solo);
+  if (revoked_in_flight) assert_true(moved_in_flight);
+  assert_false(hb__is_biased(bb));
+
+  for (int k = 0; k < NBUF; k++) reconcile(k, secs);
+  for (int k = 0; k < NBUF; k++) assert_int_equal(hb_free(bufs[k].b), HB_OK);
 }
 
 int main(void) {

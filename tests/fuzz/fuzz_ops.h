@@ -9,6 +9,16 @@
  * Shared by the interpreter (fuzz_interp.c), the libFuzzer entry point
  * (fuzz_ops.c), the regression replay (tests/test_fuzz_replay.c) and the
  * seed generator (make_seeds.c).
+ *
+ * Two versions of the language, so that every committed input keeps its
+ * meaning:
+ *   v1  an input that does not begin with FZ_V2_MAGIC: opcodes are taken
+ *       modulo FZ_OP_COUNT_V1 and callback-script opcodes modulo
+ *       FZ_S_COUNT_V1, exactly as before the one-call visits existed;
+ *   v2  an input that begins with the FZ_V2_MAGIC_LEN bytes of FZ_V2_MAGIC
+ *       ("HB" 0x02, which no v1 corpus or crash file begins with): the
+ *       rest is parsed modulo FZ_OP_COUNT and FZ_S_COUNT, which add the
+ *       operations marked "v2" below.  v1 operations keep their numbers.
  */
 #ifndef HB_FUZZ_OPS_H
 #define HB_FUZZ_OPS_H
@@ -16,6 +26,9 @@
 #define FZ_NBUF 2         /* buffer slots */
 #define FZ_NVIS 8         /* visitor slots */
 #define FZ_SCRIPT_MAX 24  /* bytes of callback script per visit */
+
+#define FZ_V2_MAGIC "HB\x02"
+#define FZ_V2_MAGIC_LEN 3
 
 /* A size argument is 3 bytes: a class byte, then a 16-bit little-endian
  * payload p.  Classes (class byte % 16):
@@ -69,8 +82,17 @@ enum {
   FZ_OP_TRY,       /* vis */
   FZ_OP_BLOCK,     /* vis (skipped when it would wait forever) */
   FZ_OP_CANCEL,    /* vis */
+  /* v2 only: */
+  FZ_OP_NOW,       /* slot, type-index, flags (bit 0 write: hb_write_now,
+                      else hb_read_now; bit 1 NULL fn; bit 2 NULL result;
+                      bit 3 NULL buffer), SIZE reserve (read too, ignored),
+                      script-len, script bytes (as FZ_OP_VISIT).  Issued
+                      only when the ticket can be granted at once, or from
+                      inside a callback on the same buffer (HB_EDEADLK);
+                      skipped where it would wait forever. */
   FZ_OP_COUNT
 };
+#define FZ_OP_COUNT_V1 (FZ_OP_CANCEL + 1) /* 21 */
 
 /* Script of a callback: byte 0 chooses the return value (< 48: abort with
  * -1 - b % 8; else commit with b % 64), then steps of 3 bytes: an opcode
@@ -88,7 +110,25 @@ enum {
   FZ_S_NESTED,      /* cast vis a on this buffer (c & 1 write) and try it */
   FZ_S_BLOCK,       /* hb_block_on(vis a) where that cannot hang */
   FZ_S_TRY,         /* hb_try_visit(vis a) */
+  /* v2 only: */
+  FZ_S_NOW,         /* a nested hb_read_now / hb_write_now.  a: bit 0
+                       write, bit 1 on the other buffer slot, bits 2..4
+                       type-index (0..7), bit 5 the nested callback
+                       aborts, bit 6 NULL result, bit 7 the nested script
+                       nests once more (FZ_S_NOW with a & 0x7f, c).
+                       c: the nested script appends c & 15 bytes and
+                       drains (c >> 4) bytes; reserve (c >> 4) * 8.
+                       HB_EDEADLK where the ticket cannot be granted and
+                       a callback on that buffer is running; skipped where
+                       it would wait forever. */
+  FZ_S_DRAIN,       /* hb_view_drain(n); c % 4 picks n: 0 a; 1 old - (a & 7)
+                       (wrapping); 2 old + (a & 7); 3 hostile table[a % 13],
+                       where old = bytes stored at the visit's start and
+                       not drained yet */
+  FZ_S_STATS,       /* hb_stats_get on this buffer (a & 1: the other slot)
+                       against the model, from inside the callback */
   FZ_S_COUNT
 };
+#define FZ_S_COUNT_V1 (FZ_S_TRY + 1) /* 12 */
 
 #endif /* HB_FUZZ_OPS_H */

@@ -5,7 +5,10 @@
  * written with the encoder helpers below, that drives one meaningful path:
  * the design's seed example, integer round trips, hostile sizes, the cursor
  * model, allocation failure, FIFO order, wakers, aborts, detached visits.
- * The fuzzer mutates from there.  Run by scripts/fuzz_seeds.sh:
+ * The fuzzer mutates from there.  Seeds written before the one-call visits
+ * are in the v1 language and stay byte for byte as they were; the ones
+ * that use hb_*_now, hb_view_drain or the other v2 operations begin with
+ * FZ_V2_MAGIC (see fuzz_ops.h).  Run by scripts/fuzz_seeds.sh:
  *
  *   make_seeds OUTDIR     writes OUTDIR/seed-<name>
  */
@@ -54,6 +57,30 @@ static void visit(int vis, int reserve, int detached, int ret,
   for (size_t i = 0; i < 3 * nsteps; i++) b(steps[i]);
 }
 static void op1(int op, int arg) { b(op), b(arg); }
+
+/* v2: the magic first, then v2 operations may follow. */
+static void v2(void) {
+  memcpy(buf + len, FZ_V2_MAGIC, FZ_V2_MAGIC_LEN);
+  len += FZ_V2_MAGIC_LEN;
+}
+#define NOW_W 1       /* hb_write_now (else hb_read_now) */
+#define NOW_NULLFN 2
+#define NOW_NULLRES 4
+#define NOW_NULLBUF 8
+/* A one-call visit: script = return byte, then steps of (op, a, c). */
+static void now(int slot, int type, int flags, int reserve, int ret,
+                const uint8_t *steps, size_t nsteps) {
+  b(FZ_OP_NOW), b(slot), b(type), b(flags), sz_medium(reserve);
+  b((int)(1 + 3 * nsteps)), b(ret);
+  for (size_t i = 0; i < 3 * nsteps; i++) b(steps[i]);
+}
+/* FZ_S_NOW's a byte. */
+#define SN_W 1
+#define SN_OTHER 2
+#define SN_TYPE(t) ((t) << 2)
+#define SN_ABORT 0x20
+#define SN_NULLRES 0x40
+#define SN_AGAIN 0x80
 
 static int save(const char *dir, const char *name) {
   char path[1024];
@@ -265,6 +292,194 @@ int main(int argc, char **argv) {
     b(FZ_OP_VISIT), b(2), sz_hostile(5), b(0), b(0); /* > PTRDIFF_MAX */
     op1(FZ_OP_STATS, 0);
     bad |= save(d, "reserve-fails");
+  }
+  /* ---- v2: one-call visits, drains, counters from inside ---- */
+
+  /* A fresh buffer's one-call visits (biased to this thread): commit,
+   * abort, drain; then a cast revokes the bias and the same calls go the
+   * shared way, next to a caller-owned reader. */
+  {
+    static const uint8_t app[] = {FZ_S_APPEND_ALL, 4, 9, FZ_S_CHECK, 0, 0,
+                                  FZ_S_WRITTEN, 0, 0, FZ_S_POKE, 3, 0,
+                                  FZ_S_STATS, 0, 0};
+    static const uint8_t chk[] = {FZ_S_CHECK, 0, 0, FZ_S_TYPED, 0, 0,
+                                  FZ_S_STATS, 0, 0};
+    static const uint8_t ab[] = {FZ_S_POKE, 5, 0, FZ_S_APPEND_BYTES, 12, 1,
+                                 FZ_S_WRITTEN, 0, 0};
+    static const uint8_t dr[] = {FZ_S_DRAIN, 4, 0, FZ_S_APPEND, 2, 0,
+                                 FZ_S_WRITTEN, 0, 0, FZ_S_CHECK, 0, 0};
+    v2();
+    new_buf(0, 0);
+    now(0, 2, NOW_W, 64, COMMIT, app, 5);
+    now(0, 2, 0, 0, COMMIT + 7, chk, 3);
+    now(0, 2, NOW_W, 16, ABORT, ab, 3);
+    now(0, 0, NOW_NULLRES, 0, COMMIT, chk, 3);
+    now(0, 2, NOW_W, 0, COMMIT, dr, 4);
+    op1(FZ_OP_STATS, 0);
+    cast(0, 0, 0, 0); /* revokes: nothing in flight */
+    visit(0, 0, 0, COMMIT, chk, 3);
+    now(0, 1, 0, 0, COMMIT, chk, 3);  /* beside the reader */
+    now(0, 1, NOW_W, 8, COMMIT, app, 5); /* skipped: the reader is live */
+    op1(FZ_OP_TRY, 0);
+    now(0, 1, NOW_W, 8, COMMIT, app, 5);
+    op1(FZ_OP_STATS, 0);
+    new_buf(1, 0);
+    now(1, 0, 0, 0, COMMIT, chk, 3); /* empty, fresh: biased */
+    bad |= save(d, "now-biased");
+  }
+  /* One-call visits among caller-owned tickets: issued only when
+   * grantable (a reader beside readers, a writer when nothing is live),
+   * skipped where this thread would wait forever. */
+  {
+    static const uint8_t app[] = {FZ_S_APPEND_BYTES, 8, 2, FZ_S_CHECK, 0, 0};
+    static const uint8_t chk[] = {FZ_S_CHECK, 0, 0, FZ_S_STATS, 0, 0};
+    v2();
+    new_buf(0, 0);
+    put(0, 64, 0);
+    cast(1, 0, 0, 0); /* R1 granted */
+    visit(1, 0, 0, COMMIT, chk, 2);
+    now(0, 0, 0, 0, COMMIT, chk, 2);        /* first one: shared for good */
+    now(0, 0, NOW_W, 4, COMMIT, app, 2);    /* skipped */
+    cast(2, 0, 0, 1); /* W2 queued */
+    visit(2, 8, 0, COMMIT, app, 2);
+    op1(FZ_OP_POLL, 2);                     /* pending, waker stored */
+    now(0, 0, 0, 0, COMMIT, chk, 2);        /* skipped: a writer waits */
+    op1(FZ_OP_CANCEL, 1);                   /* W2 granted, woken */
+    now(0, 0, 0, 0, COMMIT, chk, 2);        /* skipped: W2 holds it */
+    op1(FZ_OP_POLL, 2);
+    now(0, 0, NOW_W, 4, ABORT, app, 2);
+    now(0, 0, NOW_W, 4, COMMIT, app, 2);
+    cast(3, 0, 0, 0);
+    op1(FZ_OP_CANCEL, 3);
+    op1(FZ_OP_STATS, 0);
+    bad |= save(d, "now-mixed");
+  }
+  /* Nested one-call visits: inside a biased write, on the same buffer
+   * (HB_EDEADLK) and on the other (granted, biasing it); a cast from
+   * inside the biased visit revokes it with the visit in flight (moved),
+   * queued behind it and woken when it ends.  Inside a biased read, a
+   * nested read revokes and is granted beside it, a nested write is
+   * HB_EDEADLK. */
+  {
+    static const uint8_t w[] = {
+        FZ_S_NOW, SN_W, 3,                    /* same buffer: deadlock */
+        FZ_S_NOW, 0, 0,                       /* a read, same: deadlock */
+        FZ_S_NOW, SN_W | SN_OTHER, 0x25,      /* b1, fresh: biased */
+        FZ_S_NESTED, 4, 2,                    /* cast v4: revoke, moved */
+        FZ_S_APPEND_BYTES, 5, 0,
+        FZ_S_STATS, 1, 0,
+        FZ_S_TRY, 4, 0};
+    static const uint8_t r[] = {
+        FZ_S_NOW, 0, 0x10,                    /* nested read: revokes */
+        FZ_S_NOW, SN_W, 0,                    /* deadlock */
+        FZ_S_NOW, SN_AGAIN | SN_OTHER, 0x13,  /* b0, and b1 again inside */
+        FZ_S_NOW, SN_W | SN_OTHER | SN_ABORT, 0x31,
+        FZ_S_STATS, 0, 0};
+    v2();
+    new_buf(0, 0);
+    new_buf(1, 0);
+    put(1, 8, 0);
+    now(0, 0, NOW_W, 32, COMMIT, w, 7);
+    op1(FZ_OP_POLL, 4);
+    op1(FZ_OP_STATS, 0);
+    now(1, 0, 0, 0, COMMIT, r, 5);
+    op1(FZ_OP_STATS, 1);
+    now(1, 0, NOW_W, 0, COMMIT, r, 5);
+    /* A fresh buffer again: this time the cast comes first. */
+    static const uint8_t w2[] = {
+        FZ_S_NESTED, 5, 1,                    /* cast_mut v5: moved */
+        FZ_S_NOW, 0, 0,                       /* deadlock, shared now */
+        FZ_S_APPEND_BYTES, 7, 0,
+        FZ_S_TRY, 5, 0,
+        FZ_S_STATS, 0, 0};
+    new_buf(0, 0);
+    now(0, 2, NOW_W, 8, COMMIT, w2, 5);
+    op1(FZ_OP_STATS, 0);
+    op1(FZ_OP_BLOCK, 5);
+    /* Fresh again: from the biased write on b0, a write on b1 whose own
+     * nested write comes back to b0 -- the biased visit is not the
+     * innermost callback, yet it must be seen (revoked, HB_EDEADLK). */
+    static const uint8_t w3[] = {
+        FZ_S_NOW, SN_AGAIN | SN_OTHER | SN_W, 0x12,
+        FZ_S_STATS, 0, 0, FZ_S_STATS, 1, 0};
+    new_buf(0, 0);
+    now(0, 0, NOW_W, 0, COMMIT, w3, 3);
+    bad |= save(d, "now-nested");
+  }
+  /* One-call visits from inside caller-owned and detached callbacks. */
+  {
+    static const uint8_t rd[] = {FZ_S_NOW, 0, 0, FZ_S_NOW, SN_W, 0,
+                                 FZ_S_NOW, SN_W | SN_OTHER, 0x44,
+                                 FZ_S_CHECK, 0, 0};
+    static const uint8_t wr[] = {FZ_S_NOW, 0, 0, FZ_S_NOW, SN_OTHER, 0,
+                                 FZ_S_APPEND_BYTES, 3, 0, FZ_S_STATS, 0, 0};
+    v2();
+    new_buf(0, 0);
+    new_buf(1, 0);
+    put(0, 16, 0);
+    cast(0, 0, 0, 0); /* reader, granted */
+    cast(1, 0, 0, 1); /* writer, queued */
+    cast(2, 0, 0, 0); /* reader behind it */
+    visit(1, 4, 1, COMMIT, wr, 4); /* detached: runs on the cancel */
+    visit(2, 0, 1, COMMIT, rd, 4);
+    visit(0, 0, 0, COMMIT, rd, 4);
+    op1(FZ_OP_TRY, 0);
+    op1(FZ_OP_STATS, 0);
+    op1(FZ_OP_STATS, 1);
+    bad |= save(d, "now-in-visitors");
+  }
+  /* hb_view_drain: within the old bytes only, moving the cursor and the
+   * rollback point; refused in a read visit; not undone by an abort. */
+  {
+    static const uint8_t dr[] = {FZ_S_DRAIN, 4, 0,   /* 4 of 64 */
+                                 FZ_S_APPEND_BYTES, 8, 0,
+                                 FZ_S_DRAIN, 0, 2,   /* the other 60 */
+                                 FZ_S_WRITTEN, 0, 0,
+                                 FZ_S_DRAIN, 1, 0,   /* HB_ERANGE */
+                                 FZ_S_DRAIN, 2, 3,   /* hostile */
+                                 FZ_S_CHECK, 0, 0};
+    static const uint8_t ab[] = {FZ_S_DRAIN, 5, 0, FZ_S_APPEND_BYTES, 10, 0,
+                                 FZ_S_DRAIN, 1, 1, FZ_S_WRITTEN, 0, 0};
+    static const uint8_t rd[] = {FZ_S_DRAIN, 0, 0, FZ_S_DRAIN, 1, 0,
+                                 FZ_S_CHECK, 0, 0};
+    v2();
+    wrap(0, 64, 3);
+    b(FZ_OP_GET), b(0), sz_small(10), b(0); /* cursor 10 */
+    cast(0, 0, 0, 1);
+    visit(0, 16, 0, COMMIT, dr, 6);
+    op1(FZ_OP_TRY, 0);
+    put(0, 40, 7);
+    b(FZ_OP_GET), b(0), sz_small(20), b(0);
+    cast(1, 0, 0, 1);
+    visit(1, 0, 0, ABORT, ab, 4);
+    op1(FZ_OP_BLOCK, 1);
+    cast(2, 0, 0, 0);
+    visit(2, 0, 0, COMMIT, rd, 3);
+    op1(FZ_OP_POLL, 2);
+    now(0, 0, NOW_W, 0, COMMIT, dr, 6);
+    op1(FZ_OP_STATS, 0);
+    bad |= save(d, "drain");
+  }
+  /* Reservations and bad arguments of the one-call visits. */
+  {
+    static const uint8_t chk[] = {FZ_S_CHECK, 0, 0};
+    v2();
+    new_buf(0, 0);
+    put(0, 10, 0);
+    b(FZ_OP_NOW), b(0), b(0), b(NOW_W), sz_rel(FZ_SZ_PTRDIFF, 0), b(4),
+        b(COMMIT), b(FZ_S_CHECK), b(0), b(0); /* result HB_ENOMEM */
+    b(FZ_OP_NOW), b(0), b(0), b(NOW_W), sz_hostile(5), b(0); /* HB_ERANGE */
+    b(FZ_OP_NOW), b(0), b(0), b(0), sz_hostile(5), b(0); /* read: ignored */
+    op1(FZ_OP_FAIL, 0);
+    now(0, 0, NOW_W, 4000, COMMIT, chk, 1); /* the allocation fails */
+    now(0, 0, NOW_W | NOW_NULLFN, 0, COMMIT, chk, 1);
+    now(0, 0, NOW_NULLBUF, 0, COMMIT, chk, 1);
+    now(0, 8, 0, 0, COMMIT, chk, 1);  /* zero size */
+    now(0, 7, NOW_W, 0, COMMIT, chk, 1); /* 32-aligned on a 16 buffer */
+    now(0, 0, NOW_NULLRES, 0, COMMIT, chk, 1);
+    now(1, 0, 0, 0, COMMIT, chk, 1); /* empty slot */
+    op1(FZ_OP_STATS, 0);
+    bad |= save(d, "now-reserve");
   }
   return bad;
 }
