@@ -629,7 +629,10 @@ HB_EXTERN int hb_poll(hb_visitor *v, hb_waker w, int *result);
 
 /**
  * Park this thread until the visitor has run (on this thread) or has been
- * cancelled.  Waiting spins for up to about 25 us, then sleeps on a futex:
+ * cancelled.  A waker stored by an earlier hb_poll is dropped (not called):
+ * from here on this thread waits on the visitor itself.  Waiting spins for
+ * up to about 25 us (less when the buffer's recent waits were short or
+ * long), then sleeps on a futex:
  * when threads hand a buffer back and forth, a waiter that sleeps turns
  * every hand-off into a wake-up at the scheduler's pace (measured here:
  * ~1.3 us per visit sleeping, ~0.1-0.4 us spinning).
@@ -664,10 +667,11 @@ HB_EXTERN int hb_cancel(hb_visitor *v);
  * take the ticket and one to give it back.
  *
  * Biased buffers: the first thread to make a one-call visit on a buffer
- * nobody else has visited gets the buffer biased to it.  Its one-call
+ * gets the buffer biased to it, if no visitor of the buffer is live then
+ * (casts that already finished do not matter).  Its one-call
  * visits then take no atomic read-modify-write at all, until any other
  * visitor (another thread's, or a caller-owned one of its own) comes; that
- * caster pays once, about a microsecond (a process-wide memory barrier),
+ * caster pays once, a few microseconds (a process-wide memory barrier),
  * and the buffer is shared from then on.  Order and exclusion are as
  * without the bias.  Off under ThreadSanitizer, which cannot see the
  * barrier, and where the kernel lacks membarrier(2).
@@ -849,7 +853,8 @@ HB_EXTERN int hb_view_write_fd(hb_view *view, int fd, size_t offset,
  * moves back with the bytes (to 0 if it pointed into the dropped part).
  * Invalidates: array pointers and offsets taken earlier in this callback.
  * @return HB_OK; HB_ESTATE in a read visitor; HB_ERANGE if n exceeds the
- *         length the buffer had when the visit began (nothing dropped).
+ *         bytes left of those stored when the visit began (the length then,
+ *         less what earlier drains in this visit dropped; nothing dropped).
  */
 HB_EXTERN int hb_view_drain(hb_view *view, size_t n);
 

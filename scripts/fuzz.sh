@@ -37,7 +37,7 @@ set +e
 "$out/fuzz_ops" -max_total_time="$secs" -max_len=4096 -timeout=20 \
   -rss_limit_mb=2048 -print_final_stats=1 -artifact_prefix="$out/artifacts/" \
   "$out/corpus" tests/fuzz/corpus 2>&1 | tee "$out/fuzz.log" |
-  grep -E '^(#[0-9]+ +(INITED|DONE)|INFO: seed|stat::|==|SUMMARY|fuzz_interp)'
+  grep -E '^(#[0-9]+[[:space:]]+(INITED|DONE)|INFO: seed|stat::|==|SUMMARY|fuzz_interp)'
 rc=${PIPESTATUS[0]}
 set -e
 if [ "$rc" -ne 0 ]; then

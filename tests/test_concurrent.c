@@ -237,15 +237,21 @@ static int cb_fail(hb_view *view, void *arg) {
   return -1;
 }
 
+/* A writer w cast first, and behind it j's reader, armed with fn. */
+static void writer_then_reader(hb_buf *b, hb_visitor *w, job *j,
+                               hb_visit_fn fn) {
+  memset(j, 0, sizeof *j);
+  assert_int_equal(HB_CAST_MUT(w, b, uint8_t), HB_OK);
+  assert_int_equal(HB_CAST(&j->v, b, uint8_t), HB_OK);
+  assert_int_equal(hb_visit(&j->v, 0, fn, NULL), HB_OK);
+}
+
 static void cancel_wakes_blocked_thread(void **state) {
   (void)state;
   hb_buf *b = hb_new(16);
   hb_visitor w = HB_VISITOR_INIT;
   job j;
-  memset(&j, 0, sizeof j);
-  assert_int_equal(HB_CAST_MUT(&w, b, uint8_t), HB_OK);
-  assert_int_equal(HB_CAST(&j.v, b, uint8_t), HB_OK);
-  assert_int_equal(hb_visit(&j.v, 0, cb_fail, NULL), HB_OK);
+  writer_then_reader(b, &w, &j, cb_fail);
   pthread_t t;
   assert_int_equal(pthread_create(&t, NULL, drive_block_on, &j), 0);
   struct timespec ms = {0, 20 * 1000 * 1000};
@@ -254,6 +260,41 @@ static void cancel_wakes_blocked_thread(void **state) {
   pthread_join(t, NULL);
   assert_int_equal(j.status, HB_ECANCELED);
   assert_int_equal(hb_cancel(&w), HB_OK);
+  assert_int_equal(hb_free(b), HB_OK);
+}
+
+/* hb_block_on replaces a waker an earlier hb_poll stored: the thread now
+ * waits on the visitor itself, and the old waker is never called. */
+static int dropped_wakes;
+static void count_dropped(void *arg) {
+  (void)arg;
+  __atomic_fetch_add(&dropped_wakes, 1, __ATOMIC_SEQ_CST);
+}
+
+static int cb_one(hb_view *view, void *arg) {
+  (void)view;
+  (void)arg;
+  return 1;
+}
+
+static void block_on_replaces_stored_waker(void **state) {
+  (void)state;
+  hb_buf *b = hb_new(16);
+  hb_visitor w = HB_VISITOR_INIT;
+  job j;
+  writer_then_reader(b, &w, &j, cb_one);
+  assert_int_equal(hb_poll(&j.v, (hb_waker){count_dropped, NULL}, NULL),
+                   HB_PENDING);
+  pthread_t t;
+  assert_int_equal(pthread_create(&t, NULL, drive_block_on, &j), 0);
+  struct timespec ms = {0, 20 * 1000 * 1000};
+  nanosleep(&ms, NULL); /* long enough for it to be asleep */
+  assert_int_equal(hb_visit(&w, 0, cb_one, NULL), HB_OK);
+  assert_int_equal(hb_try_visit(&w, NULL), HB_OK); /* grants the reader */
+  pthread_join(t, NULL);
+  assert_int_equal(j.status, HB_OK);
+  assert_int_equal(j.result, 1);
+  assert_int_equal(__atomic_load_n(&dropped_wakes, __ATOMIC_SEQ_CST), 0);
   assert_int_equal(hb_free(b), HB_OK);
 }
 
@@ -580,6 +621,7 @@ int main(void) {
       cmocka_unit_test(fifo_whichever_thread_drives_first),
       cmocka_unit_test(poll_from_another_thread),
       cmocka_unit_test(cancel_wakes_blocked_thread),
+      cmocka_unit_test(block_on_replaces_stored_waker),
       cmocka_unit_test(no_finish_while_waker_runs),
       cmocka_unit_test(write_now_waits_its_turn),
       cmocka_unit_test(detached_runs_on_granting_thread),
