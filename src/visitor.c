@@ -44,12 +44,15 @@
  *   flags: GRANTED (its turn has come), WRITE,
  *          WAKER (hb_poll stored a waker), DETACHED (hb_visit_detached),
  *          WAKING (its waker is being called), SLEEPER (a thread sleeps on
- *          the state word, waiting for CANCELLING or WAKING to end).
+ *          the state word: waiting for CANCELLING or WAKING to end, or a
+ *          PARKED visitor's driver waiting for its turn), PARKED (its
+ *          driver, hb_block_on or hb_*_now, waits on the state word).
  *
  *   A visitor is in the wait queue exactly while it is CAST and not GRANTED.
  *   While a visitor is not granted, every change to its state happens under
- *   the buffer's mutex (enqueue, grant, waker registration, cancel, detach).
- *   Once granted, the only changes are claims by CAS: a driver claims
+ *   the buffer's mutex (enqueue, grant, waker registration, cancel, detach)
+ *   -- but for SLEEPER, which a PARKED visitor's driver sets by CAS, so the
+ *   grant of a PARKED visitor is a fetch_or.  Once granted, the only changes are claims by CAS: a driver claims
  *   CAST -> RUNNING, hb_cancel claims CAST -> CANCELLING; exactly one wins.
  *   A cancelled visitor passes through CANCELLING while the canceller still
  *   uses the buffer (releasing its ticket, or dispatching the queue behind
@@ -63,9 +66,10 @@
  *   Most buffers are only ever visited by one thread, and there even the
  *   two atomic instructions of an uncontended visit are most of its cost.
  *   So the first thread to make a one-call visit (hb_read_now /
- *   hb_write_now) on a buffer that nothing else has visited gets the
- *   buffer biased to it, as the JVM once biased its monitors: BIASED is
- *   set in the lock word, and every other caster's fast path fails on it.
+ *   hb_write_now) on a buffer gets the buffer biased to it, if nothing of
+ *   the buffer is live then, as the JVM once biased its monitors: it
+ *   claims bias_owner by CAS, then sets BIASED in the lock word by CAS,
+ *   and every other caster's fast path fails on BIASED.
  *   The biased thread's one-call visits then take no atomic RMW:
  *
  *     store held = READ or WRITE; compiler barrier; load the lock word:
