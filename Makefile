@@ -8,7 +8,7 @@ MAKEFLAGS += --no-print-directory
 CMAKE_FLAGS ?=
 DEMOS = frames seed one_call detached uv_visit packet_pipeline
 
-.PHONY: all demo test test-plain test-asan test-tsan bench clean \
+.PHONY: all demo test test-plain test-asan test-tsan bench clean model \
 	fuzz soak soak-plain soak-tsan lint valgrind
 
 all: build/release/.configured
@@ -78,6 +78,10 @@ lint:
 
 valgrind:
 	scripts/valgrind.sh
+
+# The bias revocation protocol, model-checked with spin (tests/model).
+model:
+	scripts/model.sh
 
 # The same -O2 for the library and every C/C++ peer (Debian builds GLib,
 # libevent and hiredis with -O2); Rust peers use cargo's --release.

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Install the Debian packages a make target needs, only those missing.
-# Quiet when everything is there.  Usage: scripts/deps.sh build|test|bench|lint
+# Quiet when everything is there.  Usage: scripts/deps.sh build|test|bench|lint|model
 set -euo pipefail
 
 build=(cmake make gcc g++ pkg-config libuv1-dev)
@@ -10,13 +10,15 @@ bench=("${build[@]}" libhiredis-dev libglib2.0-dev libevent-dev gnuplot-nox
        librust-tokio-dev librust-async-lock-dev
        librust-futures-lite-dev)
 lint=("${build[@]}" cppcheck clang-tidy valgrind)
+model=(spin gcc)
 
 case "${1:-build}" in
   build) want=("${build[@]}") ;;
   test) want=("${test[@]}") ;;
   bench) want=("${bench[@]}") ;;
   lint) want=("${lint[@]}") ;;
-  *) echo "usage: $0 build|test|bench|lint" >&2; exit 2 ;;
+  model) want=("${model[@]}") ;;
+  *) echo "usage: $0 build|test|bench|lint|model" >&2; exit 2 ;;
 esac
 
 missing=()

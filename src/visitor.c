@@ -96,7 +96,8 @@
  *   frame; hb__inside_visit_of reads held instead.  Off under
  *   ThreadSanitizer (it cannot see membarrier's ordering) and where
  *   membarrier is missing; a debug build's direct-mode checks and hb_free
- *   read held too.
+ *   read held too.  tests/model/bias.pml model-checks the protocol with
+ *   store buffers (`make model`).
  *
  * WAKING
  *
