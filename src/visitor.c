@@ -414,6 +414,15 @@ static inline void hb__flush(hb__wakelist *wl) {
   if (wl->n != 0 || wl->detached != NULL) hb__flush_slow(wl);
 }
 
+/* Give back a finished visit's ticket held by no visitor (hb_*_now's), and
+ * do what the release unblocked. */
+static void hb__release_now(hb__buf *e, bool write) {
+  hb__wakelist wl;
+  HB__WAKELIST_INIT(wl);
+  hb__release(e, write, true, &wl);
+  hb__flush(&wl);
+}
+
 #define HB__SETTLE_SPINS 256
 
 static inline bool hb__unsettled(uint32_t s) {
@@ -629,11 +638,7 @@ static bool hb__visit_biased(hb_buf *b, const hb_type *t, bool write,
                      HB__W_BIASED)))
     moved = hb__bias_decision(e) == HB__DECIDE_MOVED;
   if (moved) {
-    /* Our hold is a ticket in the lock word now: give it back there. */
-    hb__wakelist wl;
-    HB__WAKELIST_INIT(wl);
-    hb__release(e, write, true, &wl);
-    hb__flush(&wl);
+    hb__release_now(e, write); /* our hold is a ticket in the lock word */
   } else if (!write) {
     HB__BUMP(e->bias_reads, 1);
   }
@@ -953,29 +958,20 @@ static int hb__visit_now(hb_buf *b, hb_type t, bool write, size_t reserve,
     hb__mutex_unlock(&e->mu);
     granted = hb__grant_fast(b, write);
   }
-  if (granted) {
-    int r = hb__run_fn(b, &t, write, reserve, fn, ctx, true);
-    hb__wakelist wl;
-    HB__WAKELIST_INIT(wl);
-    hb__release(e, write, true, &wl);
-    hb__flush(&wl);
-    if (result != NULL) *result = r;
-    return HB_OK;
+  if (!granted) {
+    /* Inside a callback on b, a ticket that is not granted at once never
+     * will be: it would wait for the one this thread is running. */
+    if (hb__inside_visit_of(b)) return HB_EDEADLK;
+    /* Queue a visitor of our own and wait for its grant on its state word:
+     * nobody else can see it, so no claim, waker or WAKING is needed.  The
+     * granter's last touch of it is the grant itself. */
+    hb_visitor v = HB_VISITOR_INIT;
+    v.buf = b;
+    uint32_t s = HB__V_CAST | HB__V_PARKED | (write ? HB__V_WRITE : 0u);
+    if (!hb__cast_slow(e, &v, s)) hb__wait_turn(&v, e);
   }
-  /* Inside a callback on b, a ticket that is not granted at once never
-   * will be: it would wait for the one this thread is running. */
-  if (hb__inside_visit_of(b)) return HB_EDEADLK;
-  /* Queue a visitor of our own, wait for its grant on its state word, and
-   * run: nobody else can see it, so no claim, waker or WAKING is needed. */
-  hb_visitor v = HB_VISITOR_INIT;
-  v.buf = b;
-  uint32_t s = HB__V_CAST | HB__V_PARKED | (write ? HB__V_WRITE : 0u);
-  if (!hb__cast_slow(e, &v, s)) hb__wait_turn(&v, e);
   int r = hb__run_fn(b, &t, write, reserve, fn, ctx, true);
-  hb__wakelist wl;
-  HB__WAKELIST_INIT(wl);
-  hb__release(e, write, true, &wl);
-  hb__flush(&wl);
+  hb__release_now(e, write);
   if (result != NULL) *result = r;
   return HB_OK;
 }
