@@ -425,31 +425,49 @@ static void hb__release_now(hb__buf *e, bool write) {
 
 #define HB__SETTLE_SPINS 256
 
+/* Sleep on *word until done(its value), and return that value.  Before
+ * each sleep, `sleeper` is set in the word by CAS, so that whoever changes
+ * the word next knows to make a futex wake.  The waits on a visitor's
+ * state (settling, a PARKED turn) and on a bias decision all end here. */
+static inline uint32_t hb__sleep_until(uint32_t *word, uint32_t sleeper,
+                                       bool (*done)(uint32_t)) {
+  uint32_t s = __atomic_load_n(word, __ATOMIC_ACQUIRE);
+  while (!done(s)) {
+    if (!(s & sleeper) &&
+        !__atomic_compare_exchange_n(word, &s, s | sleeper, false,
+                                     __ATOMIC_ACQUIRE, __ATOMIC_ACQUIRE))
+      continue; /* s was reloaded */
+    hb__futex_wait(word, s | sleeper);
+    s = __atomic_load_n(word, __ATOMIC_ACQUIRE);
+  }
+  return s;
+}
+
+/* Spin up to HB__SETTLE_SPINS pauses for done(*word), then sleep for it:
+ * for waits that usually end within nanoseconds. */
+static inline uint32_t hb__settle_until(uint32_t *word, uint32_t sleeper,
+                                        bool (*done)(uint32_t)) {
+  for (int i = 0; i < HB__SETTLE_SPINS; i++) {
+    uint32_t s = __atomic_load_n(word, __ATOMIC_ACQUIRE);
+    if (done(s)) return s;
+    hb__cpu_relax();
+  }
+  return hb__sleep_until(word, sleeper, done);
+}
+
 static inline bool hb__unsettled(uint32_t s) {
   return hb__phase(s) == HB__V_CANCELLING || (s & HB__V_WAKING);
 }
+static bool hb__settled(uint32_t s) { return !hb__unsettled(s); }
 
 /* Wait out what another thread is still doing to v: an hb_cancel using
  * the buffer (CANCELLING), or a granter calling v's waker (WAKING).  Both
  * are short; we sleep on the state word, flagging SLEEPER so the waker's
  * caller knows to wake us. */
 static uint32_t hb__wait_settled(hb_visitor *v) {
-  uint32_t s = hb__load_state(v);
-  /* WAKING usually ends within nanoseconds (our own block_on waker is a
-   * single exchange): spin a little before involving the kernel. */
-  for (int i = 0; i < HB__SETTLE_SPINS && hb__unsettled(s); i++) {
-    hb__cpu_relax();
-    s = hb__load_state(v);
-  }
-  while (hb__unsettled(s)) {
-    if (!(s & HB__V_SLEEPER) &&
-        !__atomic_compare_exchange_n(&v->state, &s, s | HB__V_SLEEPER, false,
-                                     __ATOMIC_ACQUIRE, __ATOMIC_ACQUIRE))
-      continue; /* s was reloaded */
-    hb__futex_wait(&v->state, s | HB__V_SLEEPER);
-    s = hb__load_state(v);
-  }
-  return s;
+  /* WAKING usually ends within nanoseconds (a waker must be cheap), and so
+   * does a cancel's use of the buffer: spin a little first. */
+  return hb__settle_until(&v->state, HB__V_SLEEPER, hb__settled);
 }
 
 /* The drivers' common entry: HB_OK/HB_ECANCELED/HB_ESTATE/HB_EBUSY when the
@@ -588,22 +606,14 @@ static void hb__unbias(hb__buf *e) {
 
 /* The biased thread found BIASED gone: wait for the revoker's decision
  * (published within microseconds, under the mutex it holds). */
+static bool hb__decided(uint32_t d) {
+  return (d & HB__DECIDE_MASK) != HB__DECIDE_PENDING;
+}
+
 static uint32_t hb__bias_decision(hb__buf *e) {
-  uint32_t *word = &e->bias_decision;
-  uint32_t d = __atomic_load_n(word, __ATOMIC_ACQUIRE);
-  for (int i = 0; i < HB__SETTLE_SPINS && d == HB__DECIDE_PENDING; i++) {
-    hb__cpu_relax();
-    d = __atomic_load_n(word, __ATOMIC_ACQUIRE);
-  }
-  while ((d & HB__DECIDE_MASK) == HB__DECIDE_PENDING) {
-    if (!(d & HB__DECIDE_SLEEPER) &&
-        !__atomic_compare_exchange_n(word, &d, d | HB__DECIDE_SLEEPER, false,
-                                     __ATOMIC_ACQUIRE, __ATOMIC_ACQUIRE))
-      continue;
-    hb__futex_wait(word, d | HB__DECIDE_SLEEPER);
-    d = __atomic_load_n(word, __ATOMIC_ACQUIRE);
-  }
-  return d & HB__DECIDE_MASK;
+  return hb__settle_until(&e->bias_decision, HB__DECIDE_SLEEPER,
+                          hb__decided) &
+         HB__DECIDE_MASK;
 }
 
 /* A one-call visit by the thread b is biased to.  Returns false, having
@@ -863,7 +873,7 @@ static void hb__note_wait(hb__buf *e, uint64_t waited_ns) {
 
 /* Is a PARKED visitor's wait over: granted, or cancelled (CANCELLING or
  * CANCELLED; the driver then waits the canceller out as usual)? */
-static inline bool hb__turn_came(uint32_t s) {
+static bool hb__turn_came(uint32_t s) {
   return (s & HB__V_GRANTED) || hb__phase(s) != HB__V_CAST;
 }
 
@@ -879,22 +889,13 @@ static inline bool hb__turn_came(uint32_t s) {
  * every 32 pauses: a pause costs 10 to 140 cycles, by CPU. */
 static void hb__wait_turn(hb_visitor *v, hb__buf *e) {
   uint64_t start = hb__now_ns(), budget = hb__spin_budget(e);
-  uint32_t s;
-  for (unsigned i = 1;; i++) {
-    s = hb__load_state(v);
-    if (hb__turn_came(s)) goto done;
+  for (unsigned i = 1; !hb__turn_came(hb__load_state(v)); i++) {
     hb__cpu_relax();
-    if ((i & 31) == 0 && hb__now_ns() - start >= budget) break;
-  }
-  while (!hb__turn_came(s)) {
-    if ((s & HB__V_SLEEPER) ||
-        __atomic_compare_exchange_n(&v->state, &s, s | HB__V_SLEEPER, false,
-                                    __ATOMIC_ACQUIRE, __ATOMIC_ACQUIRE)) {
-      hb__futex_wait(&v->state, s | HB__V_SLEEPER);
-      s = hb__load_state(v);
+    if ((i & 31) == 0 && hb__now_ns() - start >= budget) {
+      hb__sleep_until(&v->state, HB__V_SLEEPER, hb__turn_came);
+      break;
     }
   }
-done:
   /* v is granted or being cancelled, not finished: the buffer is alive. */
   hb__note_wait(e, hb__now_ns() - start);
 }
