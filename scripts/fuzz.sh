@@ -23,10 +23,11 @@ for f in src/*.c; do
   srcs+=("$f")
 done
 
-# Debug build (NDEBUG undefined): the library's misuse checks are on.
+# Debug build: the library's misuse checks are on (HB_CHECKED=1 stands in
+# for the hyperbuf/config.h a CMake build generates).
 clang -std=c11 -g -O1 -D_GNU_SOURCE -Wall -Wextra \
   -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all \
-  -fno-omit-frame-pointer -Iinclude -Isrc \
+  -fno-omit-frame-pointer -DHB_CHECKED=1 -Iinclude -Isrc \
   "${srcs[@]}" tests/fuzz/fuzz_ops.c -o "$out/fuzz_ops" -lpthread
 
 export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=0}
