@@ -61,6 +61,10 @@
  * views, wakers, allocator and statistics.  Inline bodies and internals
  * (every hb__ and HB__ name) live in <hyperbuf/inline.h>, included last.
  */
+/** @file hyperbuf.h
+ *  The C API: direct mode, visitor mode, views, wakers.  The opening
+ *  comment of the header has the conventions, the synchronization table
+ *  and the rule for checked builds. */
 #ifndef HYPERBUF_H
 #define HYPERBUF_H
 
@@ -81,15 +85,18 @@ extern "C" {
 /*  Export and version                                                       */
 /* ======================================================================== */
 
+/** Marks the library's exported functions (default visibility in the
+ *  shared library, which hides everything else). */
 #if defined(__GNUC__) && !defined(HB_STATIC_BUILD)
 #define HB_EXTERN __attribute__((visibility("default")))
 #else
 #define HB_EXTERN
 #endif
 
-#define HB_VERSION_MAJOR 0
-#define HB_VERSION_MINOR 1
-#define HB_VERSION_PATCH 0
+#define HB_VERSION_MAJOR 0 /**< incompatible API changes */
+#define HB_VERSION_MINOR 1 /**< compatible additions */
+#define HB_VERSION_PATCH 0 /**< fixes */
+/** The version as one number, 0xMMmmpp, for preprocessor comparisons. */
 #define HB_VERSION_HEX                                                       \
   ((HB_VERSION_MAJOR << 16) | (HB_VERSION_MINOR << 8) | HB_VERSION_PATCH)
 
@@ -152,16 +159,21 @@ HB_EXTERN const char *hb_err_name(int code);
 /*  Types                                                                    */
 /* ======================================================================== */
 
+/** A buffer: made by hb_new, hb_new_aligned or hb_wrap; see direct mode. */
 typedef struct hb_buf hb_buf;
+/** A visitor: caller-owned storage for one visit; see visitor mode. */
 typedef struct hb_visitor hb_visitor;
-typedef struct hb_view hb_view; /* what a callback sees; opaque */
+/** What a visit callback sees of the buffer; opaque; see views. */
+typedef struct hb_view hb_view;
 
 /** A cast type: the element size, its alignment and its name. */
 typedef struct {
-  size_t size, align;
-  const char *name;
+  size_t size;      /**< sizeof the element type */
+  size_t align;     /**< its alignment, a power of two dividing size */
+  const char *name; /**< its name, for messages */
 } hb_type;
 
+/** The hb_type of the type T, as HB_CAST and the *_now macros pass it. */
 #ifdef __cplusplus
 #define HB_TYPE(T) (hb_type{sizeof(T), HB__ALIGNOF(T), #T})
 #else
@@ -192,8 +204,8 @@ typedef int (*hb_visit_fn)(hb_view *view, void *ctx);
  *     no wake(arg) can come after that report.
  */
 typedef struct {
-  void (*wake)(void *arg);
-  void *arg;
+  void (*wake)(void *arg); /**< called with arg when the visitor may run */
+  void *arg;               /**< the waker's own state */
 } hb_waker;
 
 /**
@@ -483,10 +495,11 @@ HB_EXTERN int hb_write_fd(hb_buf *b, int fd, size_t *nwritten);
  * (a driver returned HB_OK) or it was cancelled (hb_cancel returned HB_OK,
  * or a driver returned HB_ECANCELED), or its hb_done_fn has been called.
  */
+/** Caller-owned storage for one visit (see the life cycle above). */
 struct hb_visitor {
-  /* public */
-  void *data; /* free for the caller's use; the library never touches it */
+  void *data; /**< free for the caller's use; the library never touches it */
 
+  /** @privatesection */
   /* private: the library's; zero is the idle state */
   hb_visitor *next, *prev; /* wait-queue link, under the buffer's mutex */
   hb_buf *buf;
@@ -528,7 +541,9 @@ HB_EXTERN int hb_cast(hb_visitor *v, hb_buf *b, hb_type t);
  */
 HB_EXTERN int hb_cast_mut(hb_visitor *v, hb_buf *b, hb_type t);
 
+/** hb_cast for the type T: HB_CAST(&v, buf, struct packet). */
 #define HB_CAST(v, b, T) hb_cast((v), (b), HB_TYPE(T))
+/** hb_cast_mut for the type T. */
 #define HB_CAST_MUT(v, b, T) hb_cast_mut((v), (b), HB_TYPE(T))
 
 /**
@@ -641,8 +656,10 @@ HB_EXTERN int hb_read_now(hb_buf *b, hb_type t, hb_visit_fn fn, void *ctx,
 HB_EXTERN int hb_write_now(hb_buf *b, hb_type t, size_t reserve,
                            hb_visit_fn fn, void *ctx, int *result);
 
+/** hb_read_now for the type T. */
 #define HB_READ_NOW(b, T, fn, ctx, resultp)                                  \
   hb_read_now((b), HB_TYPE(T), (fn), (ctx), (resultp))
+/** hb_write_now for the type T. */
 #define HB_WRITE_NOW(b, T, reserve, fn, ctx, resultp)                        \
   hb_write_now((b), HB_TYPE(T), (reserve), (fn), (ctx), (resultp))
 
@@ -779,10 +796,11 @@ HB_EXTERN int hb_view_drain(hb_view *view, size_t n);
  *
  * Zero-initialised storage is not a valid waker: call hb_fd_waker_init.
  */
+/** A coalescing file-descriptor waker (see above). */
 typedef struct hb_fd_waker {
   /* read-only */
-  int fd;          /* readable while a wake is pending: watch this one */
-  /* private */
+  int fd; /**< readable while a wake is pending: watch this one */
+  /** @privatesection */
   int wfd;         /* the end the wakers write: fd (eventfd) or a pipe's */
   uint32_t pending; /* 1 between a wake's write and the next drain (atomic) */
   uint32_t reserved;
@@ -839,8 +857,12 @@ HB_EXTERN hb_waker hb_waker_eventfd(int fd);
 /*  Allocator and statistics                                                 */
 /* ======================================================================== */
 
+/** An allocator's malloc.  @return memory aligned for max_align_t, or
+ *  NULL. */
 typedef void *(*hb_malloc_fn)(size_t size);
+/** An allocator's realloc.  @return as realloc. */
 typedef void *(*hb_realloc_fn)(void *ptr, size_t size);
+/** An allocator's free. */
 typedef void (*hb_free_fn)(void *ptr);
 
 /**
@@ -854,13 +876,13 @@ HB_EXTERN int hb_set_allocator(hb_malloc_fn m, hb_realloc_fn r, hb_free_fn f);
 
 /** Counters a user can read; a snapshot, each exact at its own moment. */
 typedef struct {
-  uint64_t visits_run;       /* callbacks run, read and write */
-  uint64_t visits_cancelled; /* visitors cancelled */
-  uint64_t visits_aborted;   /* write callbacks that returned < 0 */
-  uint64_t reserve_failed;   /* visits finished with HB_ENOMEM, not run */
-  uint64_t growths;          /* reallocations of the data */
-  uint64_t bytes_moved;      /* bytes copied by those reallocations */
-  uint64_t longest_queue;    /* most visitors ever waiting at once */
+  uint64_t visits_run;       /**< callbacks run, read and write */
+  uint64_t visits_cancelled; /**< visitors cancelled */
+  uint64_t visits_aborted;   /**< write callbacks that returned < 0 */
+  uint64_t reserve_failed;   /**< visits finished with HB_ENOMEM, not run */
+  uint64_t growths;          /**< reallocations of the data */
+  uint64_t bytes_moved;      /**< bytes copied by those reallocations */
+  uint64_t longest_queue;    /**< most visitors ever waiting at once */
 } hb_stats;
 
 /**

@@ -21,6 +21,8 @@
  * tickets, who may call what concurrently.  C++17; the awaitable needs
  * C++20 coroutines (HB_HPP_COROUTINES is then 1).
  */
+/** @file hyperbuf.hpp
+ *  C++ over the C library: RAII, lambda visits, a C++20 awaitable. */
 #ifndef HYPERBUF_HPP
 #define HYPERBUF_HPP
 
@@ -36,9 +38,10 @@
 #include <type_traits>
 #include <utility>
 
+/** @def HB_HPP_COROUTINES
+ *  1 when hb::visit::async and hb::run_queue (C++20 coroutines) exist. */
 #if defined(__cpp_impl_coroutine) && __has_include(<coroutine>)
 #include <coroutine>
-/** 1 when hb::visit::async and hb::run_queue (C++20 coroutines) exist. */
 #define HB_HPP_COROUTINES 1
 #else
 #define HB_HPP_COROUTINES 0
@@ -67,7 +70,9 @@ class buffer {
   static buffer wrap(const void *src, std::size_t n) noexcept {
     return buffer(hb_wrap(src, n));
   }
+  /** Take o's buffer; o is left empty. */
   buffer(buffer &&o) noexcept : b_(std::exchange(o.b_, nullptr)) {}
+  /** Free this buffer (reset), then take o's.  @return *this. */
   buffer &operator=(buffer &&o) noexcept {
     if (this != &o) {
       reset();

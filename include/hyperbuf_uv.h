@@ -11,6 +11,8 @@
  * the loop thread, inside uv_run.  While the visit is outstanding the
  * async handle keeps the loop alive.
  */
+/** @file hyperbuf_uv.h
+ *  The libuv adapter: drive visitors from a uv loop (-lhyperbuf-uv). */
 #ifndef HYPERBUF_UV_H
 #define HYPERBUF_UV_H
 
@@ -22,6 +24,7 @@
 extern "C" {
 #endif
 
+/** One visit driven from a uv loop (see struct hb_uv_req). */
 typedef struct hb_uv_req hb_uv_req;
 
 /**
@@ -39,7 +42,7 @@ struct hb_uv_req {
   void *data;           /**< free for the caller's use */
   /* read-only */
   hb_visitor *visitor;  /**< the visitor being driven */
-  /* private */
+  /** @privatesection */
   uv_async_t async;
   hb_uv_done_fn done;
   int status, result;

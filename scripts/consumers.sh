@@ -30,11 +30,16 @@ rm -rf "$work"
 mkdir -p "$work/logs" "$work/empty"
 echo "consumers: library from $src"
 
-# The README's direct-mode example, exactly as a reader would paste it.
-awk '/^## Direct mode in a nutshell/ { f = 1 }
-     f && /^```c$/ { g = 1; next }
-     g && /^```$/ { exit }
-     g { print }' "$root/README.md" >"$work/direct.c"
+# The README's examples, exactly as a reader would paste them: the first
+# C block under a heading.
+readme_c() { # HEADING
+  awk -v h="## $1" '$0 == h { f = 1 }
+       f && /^```c$/ { g = 1; next }
+       g && /^```$/ { exit }
+       g { print }' "$root/README.md"
+}
+readme_c "Direct mode in a nutshell" >"$work/direct.c"
+readme_c "One buffer per connection" >"$work/guide.c"
 
 # Under set -e a negated command (`! grep ...`) never fails the check, so
 # "must not" is spelt: refute WHAT COMMAND... (COMMAND may be a function).
@@ -93,6 +98,14 @@ pc_c11_readme() {
   $cc -std=c11 -pedantic -Wall -Wextra -Werror "$work/direct.c" \
     -o "$out/direct" $(pc --cflags --libs hyperbuf) $(rpath)
   "$out/direct"
+}
+
+# The README's guide "One buffer per connection", run over a socketpair.
+pc_c11_guide() {
+  $cc -std=c11 -pedantic -Wall -Wextra -Werror -D_POSIX_C_SOURCE=200809L \
+    -I"$work" "$cons/guide_run.c" -o "$out/guide" \
+    $(pc --cflags --libs hyperbuf) $(rpath)
+  "$out/guide"
 }
 
 pc_c11_visit() {
@@ -240,6 +253,9 @@ for spec in lib-uv:lib:ON multiarch-uv:lib/x86_64-linux-gnu:ON \
   check "$name/install" install_lib "$name" "$libdir" "$uv"
   check "$name/pkg-config-c11-readme" pc_c11_readme
   check "$name/pkg-config-c11-visit" pc_c11_visit
+  if [ "$name" = lib-uv ]; then
+    check "$name/pkg-config-c11-readme-guide" pc_c11_guide
+  fi
   check "$name/pkg-config-static" pc_static
   check "$name/pkg-config-hyperbuf-static" pc_static_module
   check "$name/release-hot-path" release_hot_path
