@@ -82,7 +82,7 @@ void hb__bias_try(hb__buf *e) {
     return;
   __atomic_store_n(&e->bias_thread, hb__self(), __ATOMIC_RELAXED);
   uint64_t w = __atomic_load_n(lock, __ATOMIC_RELAXED);
-  bool ok = HB__BIAS_ON && !(w & HB__LIVE_MASK) && hb__asym_fence_ready() &&
+  bool ok = HB__BIAS_ON && !(w & HB__W_LIVE) && hb__asym_fence_ready() &&
             __atomic_compare_exchange_n(lock, &w, w | HB__W_BIASED, false,
                                         __ATOMIC_ACQ_REL, __ATOMIC_RELAXED);
   if (!ok) __atomic_store_n(&e->bias_owner, HB__BIAS_SHARED, __ATOMIC_RELAXED);

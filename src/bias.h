@@ -8,16 +8,6 @@
 
 #include "visit.h"
 
-/* held: what the biased thread's visit in progress holds.  bias_decision:
- * what the revoker found, published once. */
-#define HB__HELD_READ 1u
-#define HB__HELD_WRITE 2u
-#define HB__DECIDE_PENDING 0u
-#define HB__DECIDE_KEPT 1u   /* nothing held: the lock word was right as is */
-#define HB__DECIDE_MOVED 2u  /* the holder's ticket was moved into the word */
-#define HB__DECIDE_MASK 3u
-#define HB__DECIDE_SLEEPER 4u /* the biased thread sleeps on the word */
-
 /* Bias the buffer to this thread if nothing of it is live and it was never
  * biased or shared. */
 void hb__bias_try(hb__buf *e);

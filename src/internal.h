@@ -9,6 +9,8 @@
 #define HB_INTERNAL_H
 
 #include "hyperbuf.h"
+#include "bits.h" /* the lock word's high bits count finished reads;
+                     hb_stats_get (src/buf.c) adds them up */
 
 #include <stdalign.h>
 #include <stdbool.h>
@@ -47,9 +49,6 @@ static inline void hb__mutex_unlock(hb__mutex *m) {
     hb__mutex_wake(m);
 }
 
-/* The lock word's high bits count finished read visits (src/lock.c);
- * hb_stats_get adds them up. */
-#define HB__DONE_SHIFT 33
 
 /* ---- an asymmetric fence (src/sync.c) ----
  * hb__asym_fence acts as a full memory barrier on every thread of the

@@ -7,7 +7,8 @@
  * A buffer's visitors share a fair reader-writer lock built from two parts:
  *
  *   1. The lock word (hb_buf.lock, 64 bits, atomic), which alone decides the
- *      uncontended cases with one atomic read-modify-write each:
+ *      uncontended cases with one atomic read-modify-write each (the
+ *      bits, one per line, are in src/bits.h):
  *
  *        bit  0       HB__W_WRITER   a write ticket is granted
  *        bit  1       HB__W_WAITERS  the wait queue is not empty

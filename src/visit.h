@@ -24,32 +24,8 @@
 
 #include <stdbool.h>
 
-/* ---- the lock word --------------------------------------------------------
+/* ---- a visitor's state (its bits: src/bits.h) -----------------------------
  */
-#define HB__W_WRITER UINT64_C(0x1)     /* a write ticket is granted */
-#define HB__W_WAITERS UINT64_C(0x2)    /* the wait queue is not empty */
-#define HB__W_READER UINT64_C(0x4)     /* one granted read ticket */
-#define HB__W_READERS UINT64_C(0xfffffffc) /* mask: granted read tickets */
-#define HB__W_BIASED (UINT64_C(1) << 32) /* biased to one thread (BIAS) */
-#define HB__W_DONE (UINT64_C(1) << HB__DONE_SHIFT) /* a finished read visit */
-
-/* ---- a visitor's state ----------------------------------------------------
- */
-#define HB__V_PHASE 0xfu
-#define HB__V_IDLE 0u
-#define HB__V_CAST 1u
-#define HB__V_RUNNING 2u
-#define HB__V_RAN 3u
-#define HB__V_CANCELLING 4u
-#define HB__V_CANCELLED 5u
-#define HB__V_GRANTED 0x10u  /* its turn has come */
-#define HB__V_WRITE 0x20u    /* a write ticket */
-#define HB__V_WAKER 0x80u    /* v->waker is to be called (under mu) */
-#define HB__V_DETACHED 0x100u /* run by whoever grants it */
-#define HB__V_WAKING 0x200u   /* its waker is being called: wait it out */
-#define HB__V_SLEEPER 0x400u  /* somebody sleeps on the state word */
-#define HB__V_PARKED 0x800u   /* its driver waits on the state word */
-
 static inline uint32_t hb__phase(uint32_t s) { return s & HB__V_PHASE; }
 static inline uint32_t hb__with_phase(uint32_t s, uint32_t phase) {
   return (s & ~HB__V_PHASE) | phase;
@@ -113,7 +89,7 @@ void hb__call_wakers(hb__wakelist *wl);
  * hb__release, so the visit sees what earlier writers wrote. */
 static inline bool hb__grant_fast(hb_buf *b, bool write) {
   uint64_t w = __atomic_load_n(&b->lock, __ATOMIC_RELAXED);
-  uint64_t busy = write ? HB__LIVE_MASK | HB__W_BIASED
+  uint64_t busy = write ? HB__W_LIVE | HB__W_BIASED
                         : HB__W_WRITER | HB__W_WAITERS | HB__W_BIASED;
   while (!(w & busy)) {
     uint64_t n = w + (write ? HB__W_WRITER : HB__W_READER);
