@@ -108,8 +108,7 @@ void hb__unbias(hb__buf *e) {
   if (owner != hb__self()) hb__asym_fence();
   uint32_t held = __atomic_load_n(&e->pub.held, __ATOMIC_ACQUIRE);
   if (held != 0)
-    __atomic_fetch_add(lock, held == HB__HELD_WRITE ? HB__W_WRITER
-                                                    : HB__W_READER,
+    __atomic_fetch_add(lock, hb__mode_of(held == HB__HELD_WRITE)->ticket,
                        __ATOMIC_ACQ_REL);
   uint32_t old = __atomic_exchange_n(
       &e->bias_decision, held != 0 ? HB__DECIDE_MOVED : HB__DECIDE_KEPT,

@@ -27,8 +27,7 @@ static inline bool hb__visit_biased(hb_buf *b, const hb_type *t, bool write,
   hb__buf *e = hb__ext(b);
   if (__atomic_load_n(&b->held, __ATOMIC_RELAXED) != 0)
     return false; /* nested in our own visit: the shared path sorts it out */
-  __atomic_store_n(&b->held, write ? HB__HELD_WRITE : HB__HELD_READ,
-                   __ATOMIC_RELAXED);
+  __atomic_store_n(&b->held, hb__mode_of(write)->held, __ATOMIC_RELAXED);
   /* A compiler barrier only: the revoker's fence does the rest. */
   __atomic_signal_fence(__ATOMIC_SEQ_CST);
   bool moved = false;

@@ -150,13 +150,9 @@ void hb__dispatch(hb__buf *e, hb__wakelist *wl) {
     }
     /* ACQUIRE pairs with the RELEASE of hb__release's add. */
     uint64_t w = __atomic_load_n(lock, __ATOMIC_ACQUIRE);
-    if (hb__load_state(v) & HB__V_WRITE) {
-      if (w & (HB__W_WRITER | HB__W_READERS)) return;
-      __atomic_fetch_add(lock, HB__W_WRITER, __ATOMIC_ACQ_REL);
-    } else {
-      if (w & HB__W_WRITER) return;
-      __atomic_fetch_add(lock, HB__W_READER, __ATOMIC_ACQ_REL);
-    }
+    const hb__mode *m = hb__mode_of_state(hb__load_state(v));
+    if (w & m->conflict) return;
+    __atomic_fetch_add(lock, m->ticket, __ATOMIC_ACQ_REL);
     hb__queue_unlink(e, v);
     hb__grant(v, wl);
     if (wl->n == HB__WAKE_BATCH) {
@@ -173,22 +169,18 @@ static void hb__release_slow(hb__buf *e, hb__wakelist *wl) {
   hb__mutex_unlock(&e->mu);
 }
 
-/* Give a granted ticket back.  `ran` counts a finished read visit.  What the
- * dispatcher hands out is left in wl for the caller to run after. */
-void hb__release(hb__buf *e, bool write, bool ran, hb__wakelist *wl) {
+/* Give a granted ticket of mode m back.  `ran` counts a finished visit.
+ * What the dispatcher hands out is left in wl for the caller to run after.
+ * Only the last holder to leave (a writer; the last reader) dispatches. */
+void hb__release(hb__buf *e, const hb__mode *m, bool ran, hb__wakelist *wl) {
   uint64_t *lock = &e->pub.lock;
-  uint64_t old;
-  if (write) {
-    /* RELEASE: the visit's writes happen before the next grant's ACQUIRE. */
-    old = __atomic_fetch_sub(lock, HB__W_WRITER, __ATOMIC_RELEASE);
-    if (old & HB__W_WAITERS) hb__release_slow(e, wl);
-    return;
-  }
-  uint64_t delta = ran ? HB__W_DONE - HB__W_READER : (uint64_t)0 - HB__W_READER;
-  old = __atomic_fetch_add(lock, delta, __ATOMIC_RELEASE);
-  if (ran && (old >> HB__DONE_SHIFT) == (UINT64_MAX >> HB__DONE_SHIFT))
+  uint64_t delta = (ran ? m->done : 0) - m->ticket;
+  /* RELEASE: the visit's writes happen before the next grant's ACQUIRE. */
+  uint64_t old = __atomic_fetch_add(lock, delta, __ATOMIC_RELEASE);
+  if (ran && m->done != 0 &&
+      (old >> HB__DONE_SHIFT) == (UINT64_MAX >> HB__DONE_SHIFT))
     __atomic_fetch_add(&e->read_wraps, 1, __ATOMIC_RELEASE);
-  if ((old & HB__W_WAITERS) && (old & HB__W_READERS) == HB__W_READER)
+  if ((old & HB__W_WAITERS) && (old & m->holders) == m->ticket)
     hb__release_slow(e, wl);
 }
 
@@ -200,21 +192,18 @@ void hb__release(hb__buf *e, bool write, bool ran, hb__wakelist *wl) {
  * queued.  Returns whether it was granted. */
 bool hb__cast_slow(hb__buf *e, hb_visitor *v, uint32_t s) {
   uint64_t *lock = &e->pub.lock;
-  bool write = (s & HB__V_WRITE) != 0;
+  const hb__mode *m = hb__mode_of_state(s);
   hb__mutex_lock(&e->mu);
   if (__atomic_load_n(lock, __ATOMIC_RELAXED) & HB__W_BIASED) hb__unbias(e);
   /* The acquire side pairs with the RELEASE of the hb__release that freed
    * the lock, so a visit granted here sees what the last writer wrote. */
   uint64_t w = __atomic_fetch_or(lock, HB__W_WAITERS, __ATOMIC_ACQ_REL);
-  bool free_now = write ? !(w & (HB__W_WRITER | HB__W_READERS))
-                        : !(w & HB__W_WRITER);
-  bool granted = e->head == NULL && free_now;
+  bool granted = e->head == NULL && !(w & m->conflict);
   if (granted) {
     /* Nobody waits and the lock allows it: take it and drop WAITERS in the
      * same add (only this thread could have set it: the queue is empty and
      * we hold the mutex). */
-    uint64_t d = (write ? HB__W_WRITER : HB__W_READER) - HB__W_WAITERS;
-    __atomic_fetch_add(lock, d, __ATOMIC_ACQ_REL);
+    __atomic_fetch_add(lock, m->ticket - HB__W_WAITERS, __ATOMIC_ACQ_REL);
     hb__store_state(v, s | HB__V_GRANTED);
   } else {
     hb__store_state(v, s); /* queued: cast and not granted */

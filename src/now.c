@@ -65,7 +65,7 @@ static int hb__visit_now(hb_buf *b, hb_type t, bool write, size_t reserve,
      * granter's last touch of it is the grant itself. */
     hb_visitor v = HB_VISITOR_INIT;
     v.buf = b;
-    uint32_t s = HB__V_CAST | HB__V_PARKED | (write ? HB__V_WRITE : 0u);
+    uint32_t s = HB__V_CAST | HB__V_PARKED | hb__mode_of(write)->vflag;
     if (!hb__cast_slow(e, &v, s)) hb__wait_turn(&v, e);
   }
   int r = hb__run_fn(b, &t, write, reserve, fn, ctx, true);

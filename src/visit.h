@@ -76,11 +76,44 @@ static inline const void *hb__self(void) { return &hb__me; }
 /* Is this thread inside a callback on b? (src/now.c) */
 bool hb__inside_visit_of(const hb_buf *b);
 
+/* ---- the two ticket modes ------------------------------------------------
+ *
+ * What differs between a read ticket and a write ticket, as data (nsync's
+ * lock_type idea), so that one grant, one release and one bias path serve
+ * both.  Indexed by "is a write"; with a constant index the compiler folds
+ * the lookup away.
+ */
+typedef struct {
+  uint64_t ticket;   /* what a granted ticket adds to the lock word */
+  uint64_t conflict; /* a grant waits while any of these is set (the fast
+                        path also on WAITERS and BIASED) */
+  uint64_t holders;  /* this mode's holders: at a release, old & holders ==
+                        ticket means the last one is leaving */
+  uint64_t done;     /* what a finished visit adds for hb_stats (reads; a
+                        write counts writes_run instead) */
+  uint32_t vflag;    /* the mode's flag in a visitor's state */
+  uint32_t held;     /* what a biased visit stores in b->held */
+} hb__mode;
+
+static inline const hb__mode *hb__mode_of(bool write) {
+  static const hb__mode modes[2] = {
+      {HB__W_READER, HB__W_WRITER, HB__W_READERS, HB__W_DONE, 0u,
+       HB__HELD_READ},
+      {HB__W_WRITER, HB__W_WRITER | HB__W_READERS, HB__W_WRITER, 0u,
+       HB__V_WRITE, HB__HELD_WRITE},
+  };
+  return &modes[write];
+}
+
+static inline const hb__mode *hb__mode_of_state(uint32_t s) {
+  return hb__mode_of((s & HB__V_WRITE) != 0);
+}
+
 /* ---- the lock (src/lock.c) ------------------------------------------------
  */
 void hb__queue_unlink(hb__buf *e, hb_visitor *v);
 void hb__dispatch(hb__buf *e, hb__wakelist *wl);
-void hb__release(hb__buf *e, bool write, bool ran, hb__wakelist *wl);
+void hb__release(hb__buf *e, const hb__mode *m, bool ran, hb__wakelist *wl);
 bool hb__cast_slow(hb__buf *e, hb_visitor *v, uint32_t s);
 void hb__call_wakers(hb__wakelist *wl);
 
@@ -88,11 +121,12 @@ void hb__call_wakers(hb__wakelist *wl);
  * nobody waits.  ACQUIRE pairs with the RELEASE of the last ticket's
  * hb__release, so the visit sees what earlier writers wrote. */
 static inline bool hb__grant_fast(hb_buf *b, bool write) {
+  const hb__mode *m = hb__mode_of(write);
   uint64_t w = __atomic_load_n(&b->lock, __ATOMIC_RELAXED);
-  uint64_t busy = write ? HB__W_LIVE | HB__W_BIASED
-                        : HB__W_WRITER | HB__W_WAITERS | HB__W_BIASED;
+  /* A writer's busy mask is the whole live half and BIASED. */
+  uint64_t busy = m->conflict | HB__W_WAITERS | HB__W_BIASED;
   while (!(w & busy)) {
-    uint64_t n = w + (write ? HB__W_WRITER : HB__W_READER);
+    uint64_t n = w + m->ticket;
     if (__atomic_compare_exchange_n(&b->lock, &w, n, true, __ATOMIC_ACQUIRE,
                                     __ATOMIC_RELAXED))
       return true;
@@ -158,7 +192,7 @@ static inline void hb__flush(hb__wakelist *wl) {
 static inline void hb__release_now(hb__buf *e, bool write) {
   hb__wakelist wl;
   HB__WAKELIST_INIT(wl);
-  hb__release(e, write, true, &wl);
+  hb__release(e, hb__mode_of(write), true, &wl);
   hb__flush(&wl);
 }
 

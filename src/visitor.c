@@ -52,7 +52,7 @@ static int hb__run_claimed(hb_visitor *v, uint32_t s, hb__wakelist *wl) {
   int r = hb__run_fn(v->buf, &v->type, write, v->reserve, v->fn, v->ctx,
                      true);
   v->result = r;
-  hb__release(hb__ext(v->buf), write, true, wl);
+  hb__release(hb__ext(v->buf), hb__mode_of(write), true, wl);
   /* The ticket is back; from here on, only v. */
   hb__store_state(v, hb__with_phase(s, HB__V_RAN));
   return r;
@@ -149,7 +149,7 @@ static int hb__cast(hb_visitor *v, hb_buf *b, hb_type t, bool write) {
   v->buf = b;
   v->type = t;
   v->armed = 0;
-  uint32_t s = HB__V_CAST | (write ? HB__V_WRITE : 0u);
+  uint32_t s = HB__V_CAST | hb__mode_of(write)->vflag;
 
   if (hb__grant_fast(b, write)) {
     hb__store_state(v, s | HB__V_GRANTED);
@@ -290,7 +290,7 @@ int hb_cancel(hb_visitor *v) {
        * back as a visit that did not run. */
       if (!hb__claim(v, &s, HB__V_CANCELLING)) continue;
       __atomic_fetch_add(&e->cancelled, 1, __ATOMIC_RELAXED);
-      hb__release(e, (s & HB__V_WRITE) != 0, false, &wl);
+      hb__release(e, hb__mode_of_state(s), false, &wl);
       hb__store_state(v, hb__with_phase(s, HB__V_CANCELLED));
       hb__futex_wake_all(&v->state); /* drivers waiting out CANCELLING */
     } else {
