@@ -184,6 +184,23 @@ void hb__release(hb__buf *e, const hb__mode *m, bool ran, hb__wakelist *wl) {
     hb__release_slow(e, wl);
 }
 
+/* ---- marking a queued visitor --------------------------------------------
+ *
+ * hb_poll (WAKER), hb_block_on (PARKED), hb_visit_detached (DETACHED) and
+ * hb_cancel (CANCELLING) all mark a visitor that has not been granted, and
+ * all race with the grant the same way: they decide under the mutex the
+ * dispatcher grants under.
+ */
+bool hb__mark_queued(hb__buf *e, hb_visitor *v, uint32_t *s, uint32_t clear,
+                     uint32_t set, bool hold) {
+  hb__mutex_lock(&e->mu);
+  *s = hb__load_state(v);
+  bool queued = hb__queued(*s);
+  if (queued) hb__store_state(v, (*s & ~clear) | set);
+  if (!queued || !hold) hb__mutex_unlock(&e->mu);
+  return queued;
+}
+
 /* ---- the slow path of a cast ----------------------------------------------
  */
 

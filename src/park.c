@@ -100,11 +100,7 @@ int hb_block_on(hb_visitor *v, int *result) {
      * either we see GRANTED here, or the granter sees PARKED), replacing
      * any waker hb_poll stored; then wait on the state word. */
     hb__buf *e = hb__ext(v->buf);
-    hb__mutex_lock(&e->mu);
-    s = hb__load_state(v);
-    bool queued = hb__phase(s) == HB__V_CAST && !(s & HB__V_GRANTED);
-    if (queued) hb__store_state(v, (s & ~HB__V_WAKER) | HB__V_PARKED);
-    hb__mutex_unlock(&e->mu);
-    if (queued) hb__wait_turn(v, e);
+    if (hb__mark_queued(e, v, &s, HB__V_WAKER, HB__V_PARKED, false))
+      hb__wait_turn(v, e);
   }
 }

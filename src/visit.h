@@ -115,6 +115,19 @@ void hb__queue_unlink(hb__buf *e, hb_visitor *v);
 void hb__dispatch(hb__buf *e, hb__wakelist *wl);
 void hb__release(hb__buf *e, const hb__mode *m, bool ran, hb__wakelist *wl);
 bool hb__cast_slow(hb__buf *e, hb_visitor *v, uint32_t s);
+
+/* Is a visitor in state s in the wait queue: cast and not yet granted? */
+static inline bool hb__queued(uint32_t s) {
+  return hb__phase(s) == HB__V_CAST && !(s & HB__V_GRANTED);
+}
+
+/* Mark v if it is still queued.  Under the mutex the granter holds:
+ * reload v's state into *s, and if v is queued store (*s & ~clear) | set.
+ * So either the caller sees the grant in *s, or the granter sees the mark.
+ * Returns whether v was queued (and marked); then the mutex stays locked
+ * if `hold`, for the caller to finish under it and unlock. */
+bool hb__mark_queued(hb__buf *e, hb_visitor *v, uint32_t *s, uint32_t clear,
+                     uint32_t set, bool hold);
 void hb__call_wakers(hb__wakelist *wl);
 
 /* The uncontended grant: one CAS, while nothing conflicting is granted and

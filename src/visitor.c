@@ -201,14 +201,7 @@ int hb_visit_detached(hb_visitor *v, size_t reserve, hb_visit_fn fn,
   if (!(s & HB__V_GRANTED)) {
     /* Queued: mark it detached under the mutex, so that the dispatcher
      * either sees the mark and runs it, or granted it before and we do. */
-    hb__mutex_lock(&e->mu);
-    s = hb__load_state(v);
-    if (hb__phase(s) == HB__V_CAST && !(s & HB__V_GRANTED)) {
-      hb__store_state(v, s | HB__V_DETACHED);
-      hb__mutex_unlock(&e->mu);
-      return HB_OK;
-    }
-    hb__mutex_unlock(&e->mu);
+    if (hb__mark_queued(e, v, &s, 0, HB__V_DETACHED, false)) return HB_OK;
   }
   /* Its turn has come: run it here -- unless a cancel that did not yet see
    * it detached claimed it first; then done is ours to call. */
@@ -247,17 +240,13 @@ int hb_poll(hb_visitor *v, hb_waker w, int *result) {
     /* Not its turn: register the waker, re-checking under the mutex the
      * granter holds when it reads it. */
     hb__buf *e = hb__ext(v->buf);
-    hb__mutex_lock(&e->mu);
-    uint32_t s = hb__load_state(v);
-    if (hb__phase(s) == HB__V_CAST && !(s & HB__V_GRANTED)) {
-      if (w.wake != NULL) {
-        v->waker = w;
-        hb__store_state(v, s | HB__V_WAKER);
-      }
+    uint32_t s;
+    uint32_t mark = w.wake != NULL ? HB__V_WAKER : 0u;
+    if (hb__mark_queued(e, v, &s, 0, mark, true)) {
+      if (mark) v->waker = w; /* under the mutex the granter reads it under */
       hb__mutex_unlock(&e->mu);
       return HB_PENDING;
     }
-    hb__mutex_unlock(&e->mu);
     /* granted or cancelled meanwhile: go round */
   }
 }
@@ -294,20 +283,20 @@ int hb_cancel(hb_visitor *v) {
       hb__store_state(v, hb__with_phase(s, HB__V_CANCELLED));
       hb__futex_wake_all(&v->state); /* drivers waiting out CANCELLING */
     } else {
-      hb__mutex_lock(&e->mu);
-      uint32_t now = hb__load_state(v);
-      if (now != s) { /* granted, or waker registered, meanwhile */
-        hb__mutex_unlock(&e->mu);
-        continue;
-      }
-      hb__queue_unlink(e, v);
-      hb_waker own = (s & HB__V_WAKER) ? v->waker : (hb_waker){NULL, NULL};
-      __atomic_fetch_add(&e->cancelled, 1, __ATOMIC_RELAXED);
       /* CANCELLING, not CANCELLED, until we are done with the buffer: the
        * dispatch below may drop the mutex to call a full batch of wakers,
        * and a driver that saw CANCELLED could let the owner free it. */
-      s = hb__with_phase(s & ~HB__V_WAKER, HB__V_CANCELLING);
-      hb__store_state(v, s);
+      const uint32_t clear = HB__V_WAKER | HB__V_PHASE;
+      if (!hb__mark_queued(e, v, &s, clear, HB__V_CANCELLING, true))
+        continue; /* granted meanwhile */
+      /* Still queued, maybe marked meanwhile (WAKER, PARKED, DETACHED):
+       * what we act on is the state found under the mutex. */
+      done = v->done;
+      done_arg = v->done_arg;
+      hb__queue_unlink(e, v);
+      hb_waker own = (s & HB__V_WAKER) ? v->waker : (hb_waker){NULL, NULL};
+      __atomic_fetch_add(&e->cancelled, 1, __ATOMIC_RELAXED);
+      s = (s & ~clear) | HB__V_CANCELLING;
       /* Those behind it may be free to go now (a writer left the head). */
       hb__dispatch(e, &wl);
       hb__mutex_unlock(&e->mu);
