@@ -28,12 +28,99 @@
  *   hb_visit's "armed" flag is a separate field: only the visitor's owner
  *   touches it.
  *
- * HB_POLL AND THE GRANT
+ *   The header's states are these phases: idle = IDLE; cast = CAST with
+ *   armed 0; armed = CAST with armed 1 (granted or not); running =
+ *   RUNNING; finished = RAN or CANCELLED (CANCELLING is on its way there:
+ *   drivers wait it out, a second hb_cancel reports HB_ESTATE).
+ *
+ * THE TRANSITIONS (bits: src/bits.h; "queued" = CAST and not GRANTED)
+ *
+ *   from -> to             who, where           how            pairs with
+ *   ---------------------  -------------------  -------------  ------------
+ *   IDLE|RAN|CANCELLED     owner, hb__cast      store REL      the driver's
+ *     -> CAST|GRANTED      after the fast CAS                  ACQUIRE load
+ *   IDLE|RAN|CANCELLED     owner or hb_*_now,   store, under   hb__grant's
+ *     -> queued, or        hb__cast_slow        mu             load under mu
+ *     CAST|GRANTED
+ *   queued -> +WAKER       hb_poll              mark_queued    hb__grant
+ *   queued -> +PARKED      hb_block_on          mark_queued    hb__grant
+ *     -WAKER
+ *   queued -> +DETACHED    hb_visit_detached    mark_queued    hb__grant
+ *   queued -> CANCELLING   hb_cancel            mark_queued    hb__grant;
+ *     -WAKER                                                   drivers'
+ *                                                              ACQUIRE loads
+ *   queued -> +GRANTED     dispatcher,          store REL,     drivers'
+ *     -WAKER (+WAKING if   hb__grant            under mu       ACQUIRE loads
+ *     WAKER was set)
+ *   queued DETACHED ->     dispatcher,          store REL,     hb__flush_slow
+ *     RUNNING|GRANTED      hb__grant            under mu       (same thread)
+ *   queued PARKED ->       dispatcher,          fetch_or REL,  hb__wait_turn
+ *     +GRANTED             hb__grant            under mu       ACQUIRE loads
+ *   waited on -> +SLEEPER  the waiter,          CAS ACQUIRE,   the RMW that
+ *                          hb__sleep_until      no mutex       ends the wait
+ *   WAKING -> -WAKING      granter,             fetch_and REL  hb__wait_
+ *     -SLEEPER             hb__call_wakers                     settled's loads
+ *   CAST|GRANTED ->        driver, hb__try_run  CAS ACQ_REL    hb_cancel's
+ *     RUNNING              / hb_visit_detached  (hb__claim)    claim
+ *   CAST|GRANTED ->        hb_cancel            CAS ACQ_REL    the driver's
+ *     CANCELLING                                (hb__claim)    claim
+ *   RUNNING -> +DETACHED   hb_visit_detached,   fetch_or RLX   none: v is
+ *                          after its claim                     its own
+ *   RUNNING -> RAN         the runner,          store REL,     drivers'
+ *                          hb__run_claimed      after release  ACQUIRE loads
+ *   CANCELLING ->          hb_cancel            store REL,     drivers'
+ *     CANCELLED                                 futex wake     ACQUIRE loads
+ *
+ *   mark_queued is hb__mark_queued (src/lock.c): a plain store under mu,
+ *   where it meets hb__grant, which decides under the same mutex.  Every
+ *   row after the grant but the SLEEPER, WAKING and DETACHED ones is a
+ *   claim or the claimer finishing; those three are the exceptions to
+ *   "once granted, the only changes are claims by CAS".
+ *
+ * THE RACES, OPERATION BY OPERATION
+ *
+ * hb_cast / hb_cast_mut
+ *
+ *   The fast CAS (hb__grant_fast) fails on WAITERS, so a cast never
+ *   overtakes a queued one, and on BIASED, so it never races the biased
+ *   thread's visit; hb__cast_slow then revokes the bias first.  The
+ *   lock-word race with a release is THE LOCK's WAITERS argument
+ *   (src/lock.c).
+ *
+ * hb_poll against the grant
  *
  *   hb_poll's registration and the grant both happen under the mutex, so
  *   either the poll sees GRANTED, or the granter sees WAKER and calls the
  *   waker (AtomicWaker's register/recheck, with a lock instead of a CAS loop
  *   because the slow path needs the queue lock anyway).
+ *
+ * hb_try_visit / hb_poll / hb_block_on against hb_cancel (running a
+ * granted visitor)
+ *
+ *   Both claim CAST|GRANTED by CAS: the driver to RUNNING (hb__try_run),
+ *   the cancel to CANCELLING.  Exactly one wins.  A losing driver reloads,
+ *   sees CANCELLING, sleeps until CANCELLED (hb__wait_settled) and reports
+ *   HB_ECANCELED; a losing cancel reloads, sees RUNNING and reports
+ *   HB_EBUSY.  Both first wait out WAKING, so neither finishes a visitor
+ *   whose waker is still being called.
+ *
+ * hb_cancel of a queued visitor against the grant
+ *
+ *   Decided under the mutex (hb__mark_queued): queued still, it is marked
+ *   CANCELLING, unlinked, and the queue behind it dispatched; granted
+ *   meanwhile, hb_cancel goes round to the claim race above.  It stays
+ *   CANCELLING while hb_cancel uses the buffer and calls the visitor's own
+ *   waker, so a driver that sees CANCELLED may free both at once.
+ *
+ * hb_visit_detached against the grant and hb_cancel
+ *
+ *   Queued: marked DETACHED under the mutex, so the dispatcher either
+ *   sees the mark (and claims it RUNNING for hb__flush_slow to run) or
+ *   granted it before, and hb_visit_detached runs it itself after a claim.
+ *   A cancel that wins that claim did not see DETACHED, so done is called
+ *   by hb_visit_detached, once the cancel has settled.
+ *
+ * hb_block_on against the grant: see PARKING in src/park.c.
  */
 #include "visit.h"
 
