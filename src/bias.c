@@ -60,6 +60,8 @@ static const char hb__shared_tag;
 
 bool hb__bias_available(void) { return HB__BIAS_ON && hb__asym_fence_ready(); }
 
+/* The test hooks' ACQUIRE loads pair with the RELEASE sides of
+ * hb__bias_try's CAS, hb__unbias's CAS and its exchange of the decision. */
 bool hb__is_biased(const hb_buf *b) {
   return (__atomic_load_n(&b->lock, __ATOMIC_ACQUIRE) & HB__W_BIASED) != 0;
 }
@@ -82,6 +84,9 @@ void hb__bias_try(hb__buf *e) {
     return;
   __atomic_store_n(&e->bias_thread, hb__self(), __ATOMIC_RELAXED);
   uint64_t w = __atomic_load_n(lock, __ATOMIC_RELAXED);
+  /* ACQUIRE: pairs with the RELEASE of the last ticket's hb__release, so
+   * the biased visits see what earlier visits wrote.  RELEASE: pairs with
+   * hb__unbias's CAS, which then sees bias_owner and bias_thread. */
   bool ok = HB__BIAS_ON && !(w & HB__W_LIVE) && hb__asym_fence_ready() &&
             __atomic_compare_exchange_n(lock, &w, w | HB__W_BIASED, false,
                                         __ATOMIC_ACQ_REL, __ATOMIC_RELAXED);
@@ -93,6 +98,9 @@ void hb__bias_try(hb__buf *e) {
 void hb__unbias(hb__buf *e) {
   uint64_t *lock = &e->pub.lock;
   uint64_t w = __atomic_load_n(lock, __ATOMIC_RELAXED);
+  /* ACQUIRE: pairs with hb__bias_try's CAS (the owner's token).  RELEASE:
+   * pairs with the biased thread's ACQUIRE load of the lock word in
+   * hb__visit_biased, which finds BIASED gone. */
   while (!__atomic_compare_exchange_n(lock, &w,
                                       (w & ~HB__W_BIASED) | HB__W_WAITERS,
                                       false, __ATOMIC_ACQ_REL,
@@ -106,16 +114,23 @@ void hb__unbias(hb__buf *e) {
    * its store of held is visible to the load below.  Its own revocation
    * (a caller-owned cast, or a nested one) needs no fence. */
   if (owner != hb__self()) hb__asym_fence();
+  /* ACQUIRE: pairs with hb__visit_biased's RELEASE store of held = 0, so a
+   * finished biased visit's writes are seen by the visits after ours. */
   uint32_t held = __atomic_load_n(&e->pub.held, __ATOMIC_ACQUIRE);
+  /* The moved ticket: the biased thread gives it back with hb__release_now,
+   * whose RELEASE pairs with the next grant's ACQUIRE, as for any ticket. */
   if (held != 0)
     __atomic_fetch_add(lock, hb__mode_of(held == HB__HELD_WRITE)->ticket,
                        __ATOMIC_ACQ_REL);
+  /* RELEASE: pairs with hb__bias_decision's ACQUIRE loads, so a biased
+   * thread told MOVED finds its ticket in the lock word. */
   uint32_t old = __atomic_exchange_n(
       &e->bias_decision, held != 0 ? HB__DECIDE_MOVED : HB__DECIDE_KEPT,
       __ATOMIC_RELEASE);
   if (old & HB__DECIDE_SLEEPER) hb__futex_wake_all(&e->bias_decision);
   /* The queue is empty (while BIASED, every slow-path caster came here
-   * first): WAITERS has done its job. */
+   * first): WAITERS has done its job.  RELEASE pairs with the next fast
+   * path's ACQUIRE CAS, as hb__dispatch's clearing does. */
   __atomic_fetch_and(lock, ~HB__W_WAITERS, __ATOMIC_RELEASE);
 }
 

@@ -219,7 +219,8 @@ bool hb__cast_slow(hb__buf *e, hb_visitor *v, uint32_t s) {
   if (granted) {
     /* Nobody waits and the lock allows it: take it and drop WAITERS in the
      * same add (only this thread could have set it: the queue is empty and
-     * we hold the mutex). */
+     * we hold the mutex).  ACQ_REL as hb__dispatch's grant; the ACQUIRE
+     * that matters was the fetch_or's above. */
     __atomic_fetch_add(lock, m->ticket - HB__W_WAITERS, __ATOMIC_ACQ_REL);
     hb__store_state(v, s | HB__V_GRANTED);
   } else {

@@ -77,12 +77,14 @@ void hb__mutex_lock_slow(hb__mutex *m) {
       return;
     hb__cpu_relax();
   }
-  /* Mark "sleepers" and sleep until we take it as 0 -> 2. */
+  /* Mark "sleepers" and sleep until we take it as 0 -> 2.  The ACQUIREs
+   * here pair with hb__mutex_unlock's RELEASE exchange (internal.h). */
   while (__atomic_exchange_n(&m->word, 2, __ATOMIC_ACQUIRE) != 0)
     hb__futex_wait(&m->word, 2);
 }
 
-/* 0 not yet asked, 1 registered, 2 not available. */
+/* 0 not yet asked, 1 registered, 2 not available.  The ACQUIRE load
+ * pairs with the RELEASE store of the first caller's answer. */
 static int hb__membarrier_state;
 
 bool hb__asym_fence_ready(void) {

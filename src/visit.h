@@ -25,6 +25,12 @@
 #include <stdbool.h>
 
 /* ---- a visitor's state (its bits: src/bits.h) -----------------------------
+ *
+ * Every load of the state is ACQUIRE and every store RELEASE: a store
+ * publishes what was written before it (v->waker, v->result, the links)
+ * to the next ACQUIRE load of the state.  Which store pairs with which
+ * load is the "pairs with" column of the transition table at the top of
+ * src/visitor.c.
  */
 static inline uint32_t hb__phase(uint32_t s) { return s & HB__V_PHASE; }
 static inline uint32_t hb__with_phase(uint32_t s, uint32_t phase) {
