@@ -3,47 +3,14 @@
  * every error it can return, exact byte layouts, and alignment through
  * growth.  hb__check(b) runs after every step that changes a buffer.
  */
-#include <setjmp.h>
-#include <stdarg.h>
-#include <stddef.h>
-#include <stdint.h>
-
-#include <cmocka.h>
+#include "hb_test.h"
 
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "internal.h"
-
 /* ---- helpers ------------------------------------------------------------ */
-
-/* Everything a failing call must leave alone. */
-typedef struct {
-  uint8_t *data;
-  size_t len, cap, cursor;
-  uint8_t *bytes; /* a copy of data[0 .. len) */
-} snapshot;
-
-static snapshot snap_take(hb_buf *b) {
-  snapshot s = {hb_data(b), hb_len(b), hb_capacity(b), b->cursor, NULL};
-  s.bytes = malloc(s.len + 1);
-  assert_non_null(s.bytes);
-  if (s.len > 0) memcpy(s.bytes, hb_data(b), s.len);
-  return s;
-}
-
-static void snap_same(hb_buf *b, snapshot *s) {
-  hb__check(b);
-  assert_ptr_equal(hb_data(b), s->data);
-  assert_int_equal(hb_len(b), s->len);
-  assert_int_equal(hb_capacity(b), s->cap);
-  assert_int_equal(b->cursor, s->cursor);
-  assert_memory_equal(hb_data(b), s->bytes, s->len);
-  free(s->bytes);
-  s->bytes = NULL;
-}
 
 static int is_aligned(const void *p, size_t align) {
   return ((uintptr_t)p & (align - 1)) == 0;
@@ -201,9 +168,9 @@ static void reserve(void **state) {
   assert_non_null(b);
 
   /* Nothing to do: no change at all. */
-  snapshot s = snap_take(b);
+  hb_snap s = hb_snap_take(b);
   assert_int_equal(hb_reserve(b, 0), HB_OK);
-  snap_same(b, &s);
+  assert_unchanged(b, &s);
 
   /* Growth: at least what was asked, with a floor of 64. */
   assert_int_equal(hb_reserve(b, 10), HB_OK);
@@ -219,18 +186,18 @@ static void reserve(void **state) {
   assert_int_equal(hb_put(b, "abcdef", 6), HB_OK);
   assert_int_equal(hb_get_u8(b, &(uint8_t){0}), HB_OK); /* cursor 1 */
   hb__check(b);
-  s = snap_take(b);
+  s = hb_snap_take(b);
   assert_int_equal(hb_reserve(b, hb_capacity(b) - hb_len(b)), HB_OK);
-  snap_same(b, &s);
+  assert_unchanged(b, &s);
 
   /* Out of range: HB_ERANGE, and length, capacity, cursor and bytes stay. */
   size_t bad[] = {SIZE_MAX, SIZE_MAX - 5, (size_t)PTRDIFF_MAX,
                   (size_t)PTRDIFF_MAX - hb_len(b) + 1,
                   (size_t)PTRDIFF_MAX + 1};
   for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
-    s = snap_take(b);
+    s = hb_snap_take(b);
     assert_int_equal(hb_reserve(b, bad[i]), HB_ERANGE);
-    snap_same(b, &s);
+    assert_unchanged(b, &s);
   }
 
   /* Growth keeps the bytes and the cursor. */
@@ -271,9 +238,9 @@ static void resize(void **state) {
   for (size_t i = 2; i < 300; i++) assert_int_equal(hb_data(b)[i], 0x5A);
 
   /* Same length: nothing changes. */
-  snapshot s = snap_take(b);
+  hb_snap s = hb_snap_take(b);
   assert_int_equal(hb_resize(b, 300, 0), HB_OK);
-  snap_same(b, &s);
+  assert_unchanged(b, &s);
 
   /* Shrink with the cursor before the new end: the cursor stays. */
   assert_int_equal(hb_advance(b, 10), HB_OK);
@@ -311,9 +278,9 @@ static void resize(void **state) {
   assert_int_equal(hb_advance(b, 3), HB_OK);
   size_t bad[] = {SIZE_MAX, (size_t)PTRDIFF_MAX + 1};
   for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
-    s = snap_take(b);
+    s = hb_snap_take(b);
     assert_int_equal(hb_resize(b, bad[i], 0xEE), HB_ERANGE);
-    snap_same(b, &s);
+    assert_unchanged(b, &s);
   }
   assert_int_equal(hb_free(b), HB_OK);
 }
@@ -358,23 +325,23 @@ static void put(void **state) {
   assert_memory_equal(hb_data(b), "hello, world", 12);
 
   /* Zero bytes, NULL source: fine, no change. */
-  snapshot s = snap_take(b);
+  hb_snap s = hb_snap_take(b);
   assert_int_equal(hb_put(b, NULL, 0), HB_OK);
   assert_int_equal(hb_put(b, "zz", 0), HB_OK);
-  snap_same(b, &s);
+  assert_unchanged(b, &s);
 
   /* NULL with bytes to copy: HB_EINVAL, no change. */
-  s = snap_take(b);
+  s = hb_snap_take(b);
   assert_int_equal(hb_put(b, NULL, 3), HB_EINVAL);
-  snap_same(b, &s);
+  assert_unchanged(b, &s);
 
   /* Sizes out of range: HB_ERANGE, no change. */
-  s = snap_take(b);
+  s = hb_snap_take(b);
   assert_int_equal(hb_put(b, "x", SIZE_MAX), HB_ERANGE);
-  snap_same(b, &s);
-  s = snap_take(b);
+  assert_unchanged(b, &s);
+  s = hb_snap_take(b);
   assert_int_equal(hb_put(b, "x", (size_t)PTRDIFF_MAX), HB_ERANGE);
-  snap_same(b, &s);
+  assert_unchanged(b, &s);
 
   /* A large put from empty: one growth to exactly the size asked. */
   uint8_t big[5000];
@@ -685,14 +652,14 @@ static void get_past_end(void **state) {
   static const uint8_t three[] = {0xA1, 0xB2, 0xC3};
   hb_buf *b = HB_WRAP(three);
   assert_non_null(b);
-  snapshot s;
+  hb_snap s;
 #define SHORT(T, fn)                                                         \
   do {                                                                       \
     T out_;                                                                  \
     memset(&out_, 0x5C, sizeof out_);                                        \
-    s = snap_take(b);                                                        \
+    s = hb_snap_take(b);                                                     \
     assert_int_equal(fn(b, &out_), HB_ERANGE);                               \
-    snap_same(b, &s);                                                        \
+    assert_unchanged(b, &s);                                                 \
     T sentinel_;                                                             \
     memset(&sentinel_, 0x5C, sizeof sentinel_);                              \
     assert_memory_equal(&out_, &sentinel_, sizeof out_);                     \
@@ -708,13 +675,13 @@ static void get_past_end(void **state) {
   SHORT(double, hb_get_f64_be);
   uint8_t run[4];
   memset(run, 0x5C, sizeof run);
-  s = snap_take(b);
+  s = hb_snap_take(b);
   assert_int_equal(hb_get(b, run, 4), HB_ERANGE);
-  snap_same(b, &s);
+  assert_unchanged(b, &s);
   assert_memory_equal(run, "\x5C\x5C\x5C\x5C", 4);
-  s = snap_take(b);
+  s = hb_snap_take(b);
   assert_int_equal(hb_get(b, run, SIZE_MAX), HB_ERANGE);
-  snap_same(b, &s);
+  assert_unchanged(b, &s);
 
   /* Take two; 1 byte remains: 16-bit reads are short. */
   uint16_t v16 = 0;
@@ -741,18 +708,18 @@ static void get_past_end(void **state) {
    * HB_EINVAL, with nothing consumed. */
   assert_int_equal(hb_get(b, NULL, 0), HB_OK);
   assert_int_equal(hb_put(b, "q", 1), HB_OK);
-  s = snap_take(b);
+  s = hb_snap_take(b);
   assert_int_equal(hb_get(b, NULL, 1), HB_EINVAL);
-  snap_same(b, &s);
+  assert_unchanged(b, &s);
   assert_int_equal(hb_free(b), HB_OK);
 }
 
 static void advance(void **state) {
   (void)state;
   hb_buf *b = patterned(10);
-  snapshot s = snap_take(b);
+  hb_snap s = hb_snap_take(b);
   assert_int_equal(hb_advance(b, 0), HB_OK);
-  snap_same(b, &s);
+  assert_unchanged(b, &s);
   assert_int_equal(hb_advance(b, 4), HB_OK);
   hb__check(b);
   assert_int_equal(hb_remaining(b), 6);
@@ -762,18 +729,18 @@ static void advance(void **state) {
   /* Past the end: nothing moves. */
   size_t bad[] = {6, 7, SIZE_MAX};
   for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
-    s = snap_take(b);
+    s = hb_snap_take(b);
     assert_int_equal(hb_advance(b, bad[i]), HB_ERANGE);
-    snap_same(b, &s);
+    assert_unchanged(b, &s);
   }
   /* Exactly to the end. */
   assert_int_equal(hb_advance(b, 5), HB_OK);
   hb__check(b);
   assert_int_equal(hb_remaining(b), 0);
   assert_int_equal(hb_len(b), 10);
-  s = snap_take(b);
+  s = hb_snap_take(b);
   assert_int_equal(hb_advance(b, 1), HB_ERANGE);
-  snap_same(b, &s);
+  assert_unchanged(b, &s);
   assert_int_equal(hb_free(b), HB_OK);
 }
 
@@ -802,9 +769,9 @@ static void compact(void **state) {
   size_t cap = hb_capacity(b);
 
   /* Cursor at 0: nothing to drop. */
-  snapshot s = snap_take(b);
+  hb_snap s = hb_snap_take(b);
   hb_compact(b);
-  snap_same(b, &s);
+  assert_unchanged(b, &s);
 
   /* Cursor in the middle: the rest moves to the front. */
   assert_int_equal(hb_advance(b, 30), HB_OK);
@@ -997,7 +964,7 @@ static void aligned_growth(void **state) {
   aligned_growth_one(_Alignof(max_align_t), 0);
 }
 
-int main(void) {
+int main(int argc, char **argv) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(new_empty),
       cmocka_unit_test(new_with_capacity),
@@ -1026,5 +993,5 @@ int main(void) {
       cmocka_unit_test(stats),
       cmocka_unit_test(aligned_growth),
   };
-  return cmocka_run_group_tests_name("direct", tests, NULL, NULL);
+  return hb_test_main("direct", tests);
 }
