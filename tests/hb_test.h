@@ -6,11 +6,12 @@
  *     hb__check invariant check);
  *   - hb_snap / assert_unchanged: a call that fails leaves the buffer as
  *     it found it (hb_snap.h);
+ *   - is_aligned, patterned (a buffer of n pattern bytes), assert_pattern;
  *   - hb_test_main(name, tests): the program's main.  Its first argument,
  *     or else HB_TEST_FILTER, is a glob (* and ?) over test names: only
  *     the tests it matches run, and a filter matching none fails.
  *     `--list` prints the names.  For example
- *         build/test/tests/test_lengths lengths_and_cursor
+ *         build/test/tests/test_get get_past_end
  *         HB_TEST_FILTER='oom_put*' build/test/tests/test_oom
  */
 #ifndef HB_TEST_H
@@ -39,6 +40,30 @@ static inline void assert_unchanged(hb_buf *b, const hb_snap *s) {
   const char *d = hb_snap_diff(b, s, why, sizeof why);
   if (d != NULL) fail_msg("%s", d);
 }
+
+/* ---- buffers for direct-mode tests ------------------------------------- */
+
+static inline int is_aligned(const void *p, size_t align) {
+  return ((uintptr_t)p & (align - 1)) == 0;
+}
+
+/* A buffer holding `n` bytes of the pattern i * 7 + 1. */
+static inline hb_buf *patterned(size_t n) {
+  hb_buf *b = hb_new(0);
+  assert_non_null(b);
+  for (size_t i = 0; i < n; i++)
+    assert_int_equal(hb_put_u8(b, (uint8_t)(i * 7 + 1)), HB_OK);
+  hb__check(b);
+  return b;
+}
+
+/* b holds the pattern of patterned(), from its byte `from` on, n bytes. */
+static inline void assert_pattern(hb_buf *b, size_t from, size_t n) {
+  for (size_t i = from; i < from + n; i++)
+    assert_int_equal(hb_data(b)[i - from], (uint8_t)(i * 7 + 1));
+}
+
+/* ---- main -------------------------------------------------------------- */
 
 static inline int hb_test_run(int argc, char **argv, const char *name,
                               const struct CMUnitTest *tests, size_t n) {
