@@ -4,8 +4,8 @@
  *   - cmocka's headers, in the order cmocka.h needs them;
  *   - the library's internal header (tests look at fields and call the
  *     hb__check invariant check);
- *   - hb_snap / assert_unchanged: a call that fails leaves the buffer as
- *     it found it (hb_snap.h);
+ *   - hb_snap / assert_unchanged / assert_rc_unchanged: a call that fails
+ *     leaves the buffer as it found it (hb_snap.h);
  *   - is_aligned, patterned (a buffer of n pattern bytes), assert_pattern;
  *   - hb_test_main(name, tests): the program's main.  Its first argument,
  *     or else HB_TEST_FILTER, is a glob (* and ?) over test names: only
@@ -40,6 +40,15 @@ static inline void assert_unchanged(hb_buf *b, const hb_snap *s) {
   const char *d = hb_snap_diff(b, s, why, sizeof why);
   if (d != NULL) fail_msg("%s", d);
 }
+
+/* `call` returns rc and leaves b as it found it: a refused call, or one
+ * with nothing to do. */
+#define assert_rc_unchanged(b, call, rc)                                     \
+  do {                                                                       \
+    hb_snap snap_ = hb_snap_take(b);                                         \
+    assert_int_equal((call), (rc));                                          \
+    assert_unchanged((b), &snap_);                                           \
+  } while (0)
 
 /* ---- buffers for direct-mode tests ------------------------------------- */
 
