@@ -15,16 +15,11 @@
  * With the old rule (inline calls follow the application's NDEBUG) both
  * fail: test_checked0's inline calls abort, test_checked1's do not.
  */
-#include <stdarg.h>
-#include <stddef.h>
-#include <setjmp.h>
-#include <cmocka.h>
+#include "hb_test.h"
 
-#include <stdio.h>
 #include <unistd.h>
 
 #include "expect_abort.h"
-#include "hyperbuf.h"
 
 #ifndef HB_TEST_EXPECT_CHECKED
 #error "built by tests/CMakeLists.txt with HB_TEST_EXPECT_CHECKED=0 or 1"
@@ -161,10 +156,11 @@ static void each_call_follows_the_library(void **state) {
   }
 }
 
-int main(void) {
+int main(int argc, char **argv) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(config_header_says),
       cmocka_unit_test(each_call_follows_the_library),
   };
-  return cmocka_run_group_tests(tests, NULL, NULL);
+  return hb_test_main(HB_TEST_EXPECT_CHECKED ? "checked1" : "checked0",
+                      tests);
 }
