@@ -71,11 +71,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-/* HB_CHECKED: a compile line that builds the library's own sources without
- * the build system (a fuzzer, a linter) may define it instead. */
-#ifndef HB_CHECKED
-#include "hyperbuf/config.h"
-#endif
+#include "hyperbuf/config.h" /* HB_CHECKED: see "Checked builds" above */
 
 #ifdef __cplusplus
 extern "C" {
