@@ -7,12 +7,7 @@
  * under a watchdog (tests/isolate.h), so each one fails on its own.
  * The re-entrancy matrix is tests/test_reentry.c.
  */
-#include <setjmp.h>
-#include <stdarg.h>
-#include <stddef.h>
-#include <stdint.h>
-
-#include <cmocka.h>
+#include "hb_test.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -23,7 +18,6 @@
 #include <unistd.h>
 
 #include "hyperbuf.h"
-#include "internal.h"
 #include "isolate.h"
 
 /* ---- helpers ------------------------------------------------------------- */
@@ -599,7 +593,7 @@ static void zeroed_fd_waker_refused(void **state) {
                    0);
 }
 
-int main(void) {
+int main(int argc, char **argv) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(any_storage_casts),
       cmocka_unit_test(uninitialised_storage),
@@ -612,8 +606,5 @@ int main(void) {
       cmocka_unit_test(detached_rearm_constant_stack),
       cmocka_unit_test(zeroed_fd_waker_refused),
   };
-  /* HB_TEST_ONLY=pattern runs the tests whose names match (cmocka's). */
-  if (getenv("HB_TEST_ONLY") != NULL)
-    cmocka_set_test_filter(getenv("HB_TEST_ONLY"));
-  return cmocka_run_group_tests(tests, NULL, NULL);
+  return hb_test_main("edges", tests);
 }

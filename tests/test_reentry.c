@@ -12,17 +12,11 @@
  * whatever is left and frees the buffer, which must succeed -- so a cell
  * also fails if the call left the buffer's books wrong.
  */
-#include <setjmp.h>
-#include <stdarg.h>
-#include <stddef.h>
-#include <stdint.h>
-
-#include <cmocka.h>
+#include "hb_test.h"
 
 #include <unistd.h>
 
 #include "hyperbuf.h"
-#include "internal.h"
 #include "isolate.h"
 
 /* ---- the matrix's axes --------------------------------------------------- */
@@ -296,9 +290,9 @@ static void reentry_matrix(void **state) {
   assert_int_equal(failed, 0);
 }
 
-int main(void) {
+int main(int argc, char **argv) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(reentry_matrix),
   };
-  return cmocka_run_group_tests(tests, NULL, NULL);
+  return hb_test_main("reentry", tests);
 }
