@@ -597,14 +597,22 @@ int hb_cancel(hb_visitor *v) {
   for (;;) {
     uint32_t s = hb__vstate(v);
     hb__calling *mine = NULL;
-    if (HB__UNLIKELY(s & HB__V_WAKING)) s = hb__settle(v, s, &mine);
+    if (HB__UNLIKELY(hb__unsettled(s))) s = hb__settle(v, s, &mine);
     switch (hb__phase(s)) {
     case HB__V_CAST:
       break;
     case HB__V_RUNNING:
       return HB_EBUSY;
+    case HB__V_CANCELLED:
+      /* Another cancel may still wait for a driver to leave.  HB_ESTATE
+       * says "finished" (the buffer may go), so wait with it -- unless
+       * this is that cancel's own waker calling (mine).  Found by
+       * tests/model/visitor.pml. */
+      if (mine == NULL && (s & HB__V_PRESENT))
+        hb__settle_until(&v->state, HB__V_SLEEPER, hb__absent);
+      return HB_ESTATE;
     default:
-      return HB_ESTATE; /* idle, finished, or another cancel under way */
+      return HB_ESTATE; /* idle, or ran */
     }
     hb_buf *b = __atomic_load_n(&v->buf, __ATOMIC_RELAXED);
     hb__buf *e = hb__ext(b);
