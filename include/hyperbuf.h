@@ -507,6 +507,8 @@ struct hb_visitor {
   hb_done_fn done;       /* detached visits */
   void *done_arg;
   uint32_t state;        /* phase and flags (atomic; see src/visitor.c) */
+  uint32_t cookie;       /* from v's address while it was ever cast here:
+                            what makes leftover bytes no visitor (atomic) */
   uint32_t armed;        /* set by hb_visit; the driving thread's alone */
   int result;            /* what the callback returned */
   void *reserved[4];
