@@ -27,7 +27,8 @@ static struct {
   hb_malloc_fn m;
   hb_realloc_fn r;
   hb_free_fn f;
-} hb__alloc = {malloc, realloc, free};
+  bool standard; /* all three are the C library's: the slot may be used */
+} hb__alloc = {malloc, realloc, free, true};
 
 void *hb__malloc(size_t n) { return hb__alloc.m(n); }
 void *hb__realloc(void *p, size_t n) { return hb__alloc.r(p, n); }
@@ -40,6 +41,7 @@ int hb_set_allocator(hb_malloc_fn m, hb_realloc_fn r, hb_free_fn f) {
   hb__alloc.m = m;
   hb__alloc.r = r;
   hb__alloc.f = f;
+  hb__alloc.standard = m == malloc && r == realloc && f == free;
   return HB_OK;
 }
 
@@ -146,10 +148,9 @@ __attribute__((destructor)) static void hb__slot_exit(void) {
   hb__slot_drop(NULL);
 }
 
-static inline bool hb__alloc_is_default(void) {
-  return hb__alloc.m == malloc && hb__alloc.r == realloc &&
-         hb__alloc.f == free;
-}
+/* One flag, set by hb_set_allocator, rather than three comparisons of
+ * function pointers on every hb_new and hb_free. */
+static inline bool hb__alloc_is_default(void) { return hb__alloc.standard; }
 
 /* Keep e in this thread's slot; false if it cannot be kept. */
 static bool hb__slot_put(hb__buf *e) {
