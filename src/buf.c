@@ -101,6 +101,11 @@ void hb__misuse(const hb_buf *b, const char *call) {
  *   - Only buffers whose bytes never left the header's allocation (raw ==
  *     NULL), at the default alignment, with at most HB__SLOT_MAX bytes.
  *     hb_new reports exactly the capacity asked for, as without the slot.
+ *   - Taking a buffer back resets its length, capacity and cursor only, if
+ *     visitor mode never touched it: zeroing the whole ~190-byte header
+ *     again was a tenth of an hb_new + hb_free pair.  "Never touched" is
+ *     read off the fields every finished visit leaves non-zero for good
+ *     (hb__unvisited); debug builds check the whole header against it.
  *   - Thread exit frees the slot (a pthread key destructor), and so does
  *     process exit for the exiting thread (a destructor function): leak
  *     checkers find nothing.  After either, that thread stops using it.
@@ -152,6 +157,40 @@ __attribute__((destructor)) static void hb__slot_exit(void) {
  * function pointers on every hb_new and hb_free. */
 static inline bool hb__alloc_is_default(void) { return hb__alloc.standard; }
 
+/* Has visitor mode never touched e?  Every visit that ever finished left
+ * one of these non-zero for good, and hb_free lets only buffers with every
+ * visitor finished go: a read counts in the lock word's done bits (their
+ * carries in read_wraps), a biased buffer has bias_owner set and BIASED in
+ * the lock word, a write counts in writes_run, aborted or reserve_failed,
+ * a cancel in cancelled.  Then the queue, the mutex, the bias fields and
+ * the other counters are still zero too. */
+static inline bool hb__unvisited(const hb__buf *e) {
+  return (e->pub.lock | (uintptr_t)e->bias_owner | e->writes_run |
+          e->aborted | e->reserve_failed | e->cancelled | e->read_wraps) == 0;
+}
+
+#ifndef NDEBUG
+/* What hb__unvisited stands for: every header word after the public part
+ * (but align; raw is NULL in the slot) still zero, and held too. */
+static void hb__slot_verify(const hb__buf *e) {
+  const unsigned char *p = (const unsigned char *)e;
+  uint64_t w;
+  for (size_t off = sizeof e->pub; off + sizeof w <= sizeof *e;
+       off += sizeof w) {
+    memcpy(&w, p + off, sizeof w);
+    if (off != offsetof(hb__buf, align) && w != 0) {
+      fprintf(stderr,
+              "hyperbuf: buffer %p in the slot looks unvisited but its "
+              "header word at offset %zu is 0x%llx (src/buf.c, "
+              "hb__unvisited)\n",
+              (const void *)e, off, (unsigned long long)w);
+      abort();
+    }
+  }
+  if (e->pub.held != 0) abort();
+}
+#endif
+
 /* Keep e in this thread's slot; false if it cannot be kept. */
 static bool hb__slot_put(hb__buf *e) {
   if (e->raw != NULL || e->align != HB__MAX_ALIGN ||
@@ -202,6 +241,16 @@ hb_buf *hb_new(size_t capacity) {
   hb__buf *e = hb__slot.e;
   if (e != NULL && capacity <= hb__slot.cap && hb__alloc_is_default()) {
     hb__slot.e = NULL;
+    if (HB__LIKELY(hb__unvisited(e))) {
+#ifndef NDEBUG
+      hb__slot_verify(e);
+#endif
+      /* data, align and the zeroes are as hb__init left them. */
+      e->pub.len = 0;
+      e->pub.cap = capacity;
+      e->pub.cursor = 0;
+      return &e->pub;
+    }
     return hb__init(e, capacity, HB__MAX_ALIGN);
   }
 #endif

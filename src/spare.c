@@ -31,8 +31,19 @@ int hb__writer_grow(hb_writer *w, size_t n) {
   return HB_OK;
 }
 
-void hb__writer_move(hb_writer *w, const void *src, size_t n) {
+int hb__writer_put_slow(hb_writer *w, const void *src, size_t n) {
+  if (src == NULL) return n == 0 ? HB_OK : HB_EINVAL;
+  if ((size_t)(w->end - w->pos) < n) {
+    /* src may be the buffer's own bytes, which growth moves. */
+    uintptr_t s = (uintptr_t)src, d = (uintptr_t)w->buf->data;
+    int inside = s >= d && s < (uintptr_t)w->pos;
+    int rc = hb__writer_grow(w, n);
+    if (rc != HB_OK) return rc;
+    if (inside) src = w->buf->data + (s - d);
+  }
   memmove(w->pos, src, n);
+  w->pos += n;
+  return HB_OK;
 }
 
 int hb_view_spare(hb_view *view, size_t n, uint8_t **spare) {

@@ -155,8 +155,10 @@ static inline int hb_writer_put_u8(hb_writer *w, uint8_t v) {
   return HB_OK;
 }
 
-/* Out of line: hb_writer_put when src overlaps the room it is copied to. */
-HB_EXTERN void hb__writer_move(hb_writer *w, const void *src, size_t n);
+/* Out of line: every case of hb_writer_put the inline fast path leaves
+ * (growth, overlap with the room it copies to, a NULL src), with its
+ * contract; on a copy of the writer, as hb__writer_grow. */
+HB_EXTERN int hb__writer_put_slow(hb_writer *w, const void *src, size_t n);
 
 /**
  * Put n bytes copied from src (src may be NULL when n is 0, and may point
@@ -166,22 +168,21 @@ HB_EXTERN void hb__writer_move(hb_writer *w, const void *src, size_t n);
  *         HB_ENOMEM as hb_reserve (nothing changes in any case).
  */
 static inline int hb_writer_put(hb_writer *w, const void *src, size_t n) {
-  if (HB__UNLIKELY(src == NULL)) return n == 0 ? HB_OK : HB_EINVAL;
-  if (HB__UNLIKELY((size_t)(w->end - w->pos) < n)) {
-    /* src may be the buffer's own bytes, which growth moves. */
-    uintptr_t s = (uintptr_t)src, d = (uintptr_t)w->buf->data;
-    int inside = s >= d && s < (uintptr_t)w->pos;
-    int rc = hb__writer_room(w, n);
-    if (rc != HB_OK) return rc;
-    if (inside) src = w->buf->data + (s - d);
-  }
   uintptr_t s = (uintptr_t)src, d = (uintptr_t)w->pos;
-  if (HB__LIKELY(s + n <= d || d + n <= s))
-    memcpy(w->pos, src, n); /* a few moves for a constant n */
-  else
-    hb__writer_move(w, src, n);
-  w->pos += n;
-  return HB_OK;
+  /* As hb_put: it fits and src does not overlap the room, so memcpy,
+   * which becomes a few moves for a constant n.  The PTRDIFF_MAX bound
+   * costs nothing then, and keeps GCC quiet about huge constant sizes. */
+  if (HB__LIKELY(n < (size_t)PTRDIFF_MAX &&
+                 (size_t)(w->end - w->pos) >= n && src != NULL &&
+                 (s + n <= d || d + n <= s))) {
+    memcpy(w->pos, src, n);
+    w->pos += n;
+    return HB_OK;
+  }
+  hb_writer t = *w;
+  int rc = hb__writer_put_slow(&t, src, n);
+  *w = t;
+  return rc;
 }
 
 /** @return the bytes put since hb_writer_begin and not yet committed. */

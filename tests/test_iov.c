@@ -3,12 +3,7 @@
  * hb_write_fd, which sends them with one sendmsg/writev, continuing short
  * writes across entries.
  */
-#include <setjmp.h>
-#include <stdarg.h>
-#include <stddef.h>
-#include <stdint.h>
-
-#include <cmocka.h>
+#include "hb_test.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -18,7 +13,6 @@
 #include <sys/uio.h>
 #include <unistd.h>
 
-#include "internal.h"
 #include "staged_direct.h"
 
 static void peek_exports_the_unread_bytes(void **state) {
@@ -136,12 +130,12 @@ static void write_fd_to_a_pipe(void **state) {
   close(p[1]);
 }
 
-int main(void) {
+int main(int argc, char **argv) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(peek_exports_the_unread_bytes),
       cmocka_unit_test(peek_feeds_writev),
       cmocka_unit_test(write_fd_continues_short_writes),
       cmocka_unit_test(write_fd_to_a_pipe),
   };
-  return cmocka_run_group_tests(tests, NULL, NULL);
+  return hb_test_main("iov", tests);
 }
