@@ -185,6 +185,24 @@ static inline int hb_writer_put(hb_writer *w, const void *src, size_t n) {
   return rc;
 }
 
+/* hb_writer_put_{u16,u32,u64}_{le,be}: put an integer in the named byte
+ * order, for header and varint encoders.  Same contract as hb_writer_put
+ * (src is never NULL here): HB_OK, or HB_ERANGE / HB_ENOMEM with the
+ * writer and the buffer unchanged. */
+#define HB__WRITER_PUT_INT(bits, order, ORD)                                 \
+  static inline int hb_writer_put_u##bits##_##order(hb_writer *w,            \
+                                                    uint##bits##_t v) {      \
+    uint##bits##_t x = (uint##bits##_t)HB__##ORD##bits(v);                   \
+    return hb_writer_put(w, &x, sizeof x);                                   \
+  }
+HB__WRITER_PUT_INT(16, le, LE)
+HB__WRITER_PUT_INT(16, be, BE)
+HB__WRITER_PUT_INT(32, le, LE)
+HB__WRITER_PUT_INT(32, be, BE)
+HB__WRITER_PUT_INT(64, le, LE)
+HB__WRITER_PUT_INT(64, be, BE)
+#undef HB__WRITER_PUT_INT
+
 /** @return the bytes put since hb_writer_begin and not yet committed. */
 static inline size_t hb_writer_pending(const hb_writer *w) {
   return (size_t)(w->pos - (w->buf->data + w->buf->len));

@@ -157,6 +157,42 @@ static void allocation_failure_changes_nothing(void **state) {
   }
 }
 
+/* The integer puts store the named byte order, the same bytes as the
+ * buffer's own hb_put_u*_{le,be}. */
+static void integers_in_byte_order(void **state) {
+  (void)state;
+  hb_buf *b = hb_new(0), *ref = hb_new(0);
+  assert_non_null(b);
+  assert_non_null(ref);
+  hb_writer w;
+  hb_writer_begin(&w, b);
+  for (int i = 0; i < 40; i++) { /* enough to grow on the way */
+    uint64_t v = 0x0123456789abcdefu * (uint64_t)(i + 1);
+    assert_int_equal(hb_writer_put_u16_le(&w, (uint16_t)v), HB_OK);
+    assert_int_equal(hb_writer_put_u16_be(&w, (uint16_t)v), HB_OK);
+    assert_int_equal(hb_writer_put_u32_le(&w, (uint32_t)v), HB_OK);
+    assert_int_equal(hb_writer_put_u32_be(&w, (uint32_t)v), HB_OK);
+    assert_int_equal(hb_writer_put_u64_le(&w, v), HB_OK);
+    assert_int_equal(hb_writer_put_u64_be(&w, v), HB_OK);
+    assert_int_equal(hb_put_u16_le(ref, (uint16_t)v), HB_OK);
+    assert_int_equal(hb_put_u16_be(ref, (uint16_t)v), HB_OK);
+    assert_int_equal(hb_put_u32_le(ref, (uint32_t)v), HB_OK);
+    assert_int_equal(hb_put_u32_be(ref, (uint32_t)v), HB_OK);
+    assert_int_equal(hb_put_u64_le(ref, v), HB_OK);
+    assert_int_equal(hb_put_u64_be(ref, v), HB_OK);
+  }
+  assert_int_equal(hb_writer_commit(&w), 40 * 28);
+  assert_int_equal(hb_len(b), hb_len(ref));
+  assert_memory_equal(hb_data(b), hb_data(ref), hb_len(b));
+  static const uint8_t be[4] = {0x12, 0x34, 0x56, 0x78};
+  hb_writer_begin(&w, b);
+  assert_int_equal(hb_writer_put_u32_be(&w, 0x12345678u), HB_OK);
+  hb_writer_commit(&w);
+  assert_memory_equal(hb_data(b) + hb_len(b) - 4, be, 4);
+  assert_int_equal(hb_free(b), HB_OK);
+  assert_int_equal(hb_free(ref), HB_OK);
+}
+
 static void range_error_changes_nothing(void **state) {
   (void)state;
   hb_buf *b = hb_new(8);
@@ -182,6 +218,7 @@ int main(int argc, char **argv) {
       cmocka_unit_test(put_copies_and_checks),
       cmocka_unit_test_setup_teardown(allocation_failure_changes_nothing,
                                       fail_alloc_setup, fail_alloc_teardown),
+      cmocka_unit_test(integers_in_byte_order),
       cmocka_unit_test(range_error_changes_nothing),
   };
   return hb_test_main("writer", tests);

@@ -104,11 +104,12 @@ enum {
                       through hb_data first, if there are k) */
   FZ_OP_WRITER,    /* slot, steps (% 16), then 3 bytes per step: kind, a,
                       c; then flags (bit 0 commit, else drop the writer;
-                      bit 1 also commit after step 0).  kind % 4: 0
+                      bit 1 also commit after step 0).  kind % 5: 0
                       hb_writer_put_u8(a); 1 hb_writer_put(pattern + c,
                       a * 37); 2 hb_writer_put(NULL, a); 3
                       hb_writer_put(own stored bytes from c % len, up to
-                      a * 3 of them) */
+                      a * 3 of them); 4 hb_writer_put_u16_be(a << 8 | c)
+                      and hb_writer_put_u32_le(c * 0x01010101) */
   FZ_OP_PEEK_IOV,  /* slot, iovcnt byte (% 5; 4 means -1), flags (bit 0
                       iov NULL) */
   FZ_OP_COUNT

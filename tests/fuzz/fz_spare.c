@@ -108,14 +108,16 @@ void fz_op_writer(fz_in *in) {
   hb_writer_begin(&w, b);
   FZ_ASSERT(w.pos == b->data + b->len && w.end == b->data + b->cap);
   for (int i = 0; i < steps; i++) {
-    uint8_t kind = st[i][0] % 4, a = st[i][1], c = st[i][2];
+    uint8_t kind = st[i][0] % 5, a = st[i][1], c = st[i][2];
     const uint8_t *src = NULL, *model_src = NULL;
+    uint8_t ints[6] = {a, c, c, c, c, c}; /* u16 be, then u32 le */
     size_t n = 1, o = 0;
     switch (kind) {
     case 0: model_src = &st[i][1]; break;
+    case 4: model_src = ints, n = 6; break;
     case 1: src = model_src = fz_pat + c, n = (size_t)a * 37; break;
     case 2: n = a; break;
-    default:
+    case 3:
       if (mb->len == 0) continue;
       o = c % mb->len;
       n = (size_t)a * 3;
@@ -126,7 +128,28 @@ void fz_op_writer(fz_in *in) {
     hb_writer before = w;
     size_t used = (size_t)(w.pos - b->data), room = (size_t)(w.end - w.pos);
     fz_snap s = fz_take(mb);
-    int rc = kind == 0 ? hb_writer_put_u8(&w, a) : hb_writer_put(&w, src, n);
+    int rc;
+    if (kind == 0) {
+      rc = hb_writer_put_u8(&w, a);
+    } else if (kind == 4) {
+      /* Two puts, the second only if the first worked; either may grow.
+       * A failure of the second leaves the first's 2 bytes pending. */
+      rc = hb_writer_put_u16_be(&w, (uint16_t)(a << 8 | c));
+      if (rc == HB_OK) {
+        size_t used2 = (size_t)(w.pos - b->data);
+        size_t room2 = (size_t)(w.end - w.pos);
+        hb_writer mid = w;
+        fz_snap s2 = fz_take(mb);
+        int rc2 = hb_writer_put_u32_le(&w, c * 0x01010101u);
+        fz_writer_expect(mb, used2, room2, 4, rc2, s2.failures);
+        if (rc2 != HB_OK) {
+          FZ_ASSERT(w.pos == mid.pos && w.end == mid.end);
+          n = 2; /* only the u16 went in */
+        }
+      }
+    } else {
+      rc = hb_writer_put(&w, src, n);
+    }
     FZ_TRACE("writer put %zu (kind %d, pending %zu) -> %s\n", n, kind, plen,
              hb_err_name(rc));
     if (kind == 2 && n > 0) {

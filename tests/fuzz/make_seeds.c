@@ -526,14 +526,14 @@ int main(int argc, char **argv) {
   {
     static const uint8_t steps[] = {0, 7, 0,   1, 200, 5, 3, 40, 1,
                                     1, 255, 9, 2, 3, 0,   0, 0, 0,
-                                    3, 255, 0, 1, 100, 0};
+                                    3, 255, 0, 1, 100, 0, 4, 0x12, 0x34};
     v3();
     new_buf(0, 0);
-    writer(0, steps, 8, 3);
+    writer(0, steps, 9, 3);
     new_aligned(1, 7, 8); /* 64-byte aligned: grows by malloc + copy */
-    writer(1, steps, 8, 1);
+    writer(1, steps, 9, 1);
     op1(FZ_OP_FAIL, 1);
-    writer(0, steps, 8, 1);
+    writer(0, steps, 9, 1);
     writer(1, steps, 5, 0); /* dropped */
     b(FZ_OP_PEEK_IOV), b(1), b(3), b(0);
     bad |= save(d, "writer");
