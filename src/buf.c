@@ -157,6 +157,21 @@ __attribute__((destructor)) static void hb__slot_exit(void) {
  * function pointers on every hb_new and hb_free. */
 static inline bool hb__alloc_is_default(void) { return hb__alloc.standard; }
 
+/* The thread's first use of its slot: set the thread-exit hook.  Out of
+ * line, so hb_free's fast path needs no stack frame.  @return whether the
+ * slot may be used on this thread. */
+static __attribute__((noinline)) bool hb__slot_arm(void) {
+  if (hb__slot.state == HB__SLOT_OFF) return false;
+  pthread_once(&hb__slot_once, hb__slot_key_init);
+  /* Any non-NULL value makes the destructor run at thread exit. */
+  if (!hb__slot_key_ok || pthread_setspecific(hb__slot_key, &hb__slot) != 0) {
+    hb__slot.state = HB__SLOT_OFF;
+    return false;
+  }
+  hb__slot.state = HB__SLOT_ON;
+  return true;
+}
+
 /* Has visitor mode never touched e?  Every visit that ever finished left
  * one of these non-zero for good, and hb_free lets only buffers with every
  * visitor finished go: a read counts in the lock word's done bits (their
@@ -197,17 +212,8 @@ static bool hb__slot_put(hb__buf *e) {
       e->pub.cap > HB__SLOT_MAX || hb__slot.e != NULL ||
       !hb__alloc_is_default())
     return false;
-  if (HB__UNLIKELY(hb__slot.state != HB__SLOT_ON)) {
-    if (hb__slot.state == HB__SLOT_OFF) return false;
-    pthread_once(&hb__slot_once, hb__slot_key_init);
-    /* Any non-NULL value makes the destructor run at thread exit. */
-    if (!hb__slot_key_ok ||
-        pthread_setspecific(hb__slot_key, &hb__slot) != 0) {
-      hb__slot.state = HB__SLOT_OFF;
-      return false;
-    }
-    hb__slot.state = HB__SLOT_ON;
-  }
+  if (HB__UNLIKELY(hb__slot.state != HB__SLOT_ON) && !hb__slot_arm())
+    return false;
   hb__slot.e = e;
   hb__slot.cap = e->pub.cap;
   return true;
@@ -267,6 +273,22 @@ hb_buf *hb_wrap(const void *src, size_t n) {
   return b;
 }
 
+/* hb_free's cold parts, out of line so that its fast path -- nothing
+ * live, the slot takes the buffer -- needs no stack frame. */
+static __attribute__((noinline)) int hb__free_wait(hb__buf *e) {
+  hb__mutex_lock(&e->mu);
+  uint64_t live =
+      __atomic_load_n(&e->pub.lock, __ATOMIC_ACQUIRE) & HB__LIVE_MASK;
+  hb__mutex_unlock(&e->mu);
+  return live != 0 ? HB_EBUSY : HB_OK;
+}
+
+static __attribute__((noinline)) int hb__free_memory(hb__buf *e) {
+  hb__free(e->raw);
+  hb__free(e);
+  return HB_OK;
+}
+
 int hb_free(hb_buf *b) {
   if (b == NULL) return HB_OK;
   hb__buf *e = hb__ext(b);
@@ -278,23 +300,20 @@ int hb_free(hb_buf *b) {
    * whatever made it zero (hb__release, hb__dispatch's fetch_and); a
    * dispatcher that did so while holding the mutex locked it before, so the
    * second load sees it still held, or its unlock (the RELEASE exchange in
-   * hb__mutex_unlock, its last touch of *e).  Otherwise take the mutex:
-   * that waits such a thread out, exactly as before. */
+   * hb__mutex_unlock, its last touch of *e).  Otherwise take the mutex
+   * (hb__free_wait): that waits such a thread out, exactly as before. */
   if (__atomic_load_n(&b->held, __ATOMIC_RELAXED) != 0)
     return HB_EBUSY; /* inside this thread's own biased visit */
   uint64_t live = __atomic_load_n(&b->lock, __ATOMIC_ACQUIRE) & HB__LIVE_MASK;
-  if (live != 0 || __atomic_load_n(&e->mu.word, __ATOMIC_ACQUIRE) != 0) {
-    hb__mutex_lock(&e->mu);
-    live = __atomic_load_n(&b->lock, __ATOMIC_ACQUIRE) & HB__LIVE_MASK;
-    hb__mutex_unlock(&e->mu);
-    if (live != 0) return HB_EBUSY;
+  if (HB__UNLIKELY(live != 0 ||
+                   __atomic_load_n(&e->mu.word, __ATOMIC_ACQUIRE) != 0)) {
+    int rc = hb__free_wait(e);
+    if (rc != HB_OK) return rc;
   }
 #if HB__SLOT
   if (hb__slot_put(e)) return HB_OK;
 #endif
-  hb__free(e->raw);
-  hb__free(e);
-  return HB_OK;
+  return hb__free_memory(e);
 }
 
 size_t hb_align(const hb_buf *b) { return ((const hb__buf *)b)->align; }
