@@ -37,8 +37,6 @@
 #include <glib.h>
 #include <hiredis/sds.h>
 #include <hyperbuf.h>
-/* TEMPORARY: issue 14's writer session, until it moves into hyperbuf.h. */
-#include "../src/staged_direct.h"
 
 #define W1_BATCH 1024
 #define W2_BYTES (1u << 20)

@@ -403,13 +403,6 @@ int hb__get_slow(hb_buf *b, void *dst, size_t n) {
   return hb__get_n(b, dst, n);
 }
 
-int hb_advance(hb_buf *b, size_t n) {
-  HB__CHECK_DIRECT(b);
-  if (b->len - b->cursor < n) return HB_ERANGE;
-  b->cursor += n;
-  return HB_OK;
-}
-
 void hb_compact(hb_buf *b) {
   HB__CHECK_DIRECT(b);
   size_t rest = b->len - b->cursor;

@@ -21,7 +21,6 @@
  * right after a drain: the rollback point is where the old bytes now end.
  */
 #include "internal.h"
-#include "staged_direct.h"
 
 #include <errno.h>
 #include <sys/socket.h>

@@ -8,7 +8,6 @@
  * if len counts them while it runs.
  */
 #include "internal.h"
-#include "staged_direct.h"
 
 int hb__spare_slow(hb_buf *b, size_t n, uint8_t **spare) {
   if (spare == NULL) return HB_EINVAL;

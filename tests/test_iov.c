@@ -13,8 +13,6 @@
 #include <sys/uio.h>
 #include <unistd.h>
 
-#include "staged_direct.h"
-
 static void peek_exports_the_unread_bytes(void **state) {
   (void)state;
   hb_buf *b = hb_new(0);

@@ -5,8 +5,6 @@
  */
 #include "hb_test.h"
 
-#include "staged_direct.h"
-
 #include "fail_alloc.h"
 
 static uint8_t pattern(size_t i) { return (uint8_t)(i * 29u + 3u); }

@@ -12,7 +12,8 @@
  */
 #include "fz.h"
 
-#include "staged_direct.h"
+#include <sys/uio.h>
+
 
 /* The outcome of hb_spare / hb_view_spare(n) with *spare (NULL when
  * null_spare) at `untouched` before: @return 1 if it gave room. */
