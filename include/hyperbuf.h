@@ -571,11 +571,13 @@ HB_EXTERN void hb_compact(hb_buf *b);
  * reserve `max` bytes (growing if needed), read() up to `max` into them,
  * and commit what arrived by extending the length.  One read() per call;
  * call again until HB_EAGAIN (edge-triggered epoll) or once per readiness
- * (level-triggered).  The reserve/read/commit loop this replaces:
+ * (level-triggered).  The spare-room loop this replaces (use that one
+ * for recvmsg, io_uring or a TLS library's reads):
  *
- *     hb_reserve(b, max);
- *     n = read(fd, hb_data(b) + hb_len(b), max);    (EINTR: again)
- *     if (n > 0) hb_resize(b, hb_len(b) + n, 0);    (but without the fill)
+ *     uint8_t *room;
+ *     hb_spare(b, max, &room);
+ *     n = read(fd, room, max);                      (EINTR: again)
+ *     if (n > 0) hb_commit(b, (size_t)n);
  *
  * Requires: no visitor of b is live (direct mode; use hb_view_read_fd
  * inside a write visitor).
