@@ -383,7 +383,9 @@ static int hb__driver_check(hb_visitor *v, uint32_t *sp, int *result) {
     if (result != NULL) *result = v->result;
     return HB_OK;
   case HB__V_CANCELLED:
-    return HB_ECANCELED;
+    /* The drivers have no part in a detached visit, whatever became of
+     * it (its done says). */
+    return (s & HB__V_DETACHED) ? HB_ESTATE : HB_ECANCELED;
   case HB__V_RUNNING:
     return (s & HB__V_DETACHED) ? HB_ESTATE : HB_EBUSY;
   case HB__V_CAST:
@@ -525,6 +527,8 @@ int hb_visit_detached(hb_visitor *v, size_t reserve, hb_visit_fn fn,
   for (;;) {
     if (hb__phase(s) != HB__V_CAST) {
       hb__wait_settled(v);
+      /* Detached all the same, for the drivers' answer (HB_ESTATE). */
+      __atomic_fetch_or(&v->state, HB__V_DETACHED, __ATOMIC_RELAXED);
       hb__call_done(v, &e->pub, done, HB_ECANCELED, 0, done_arg);
       return HB_OK;
     }

@@ -129,7 +129,6 @@ void fz_drive(int j, int kind) {
       return;
   }
   if (runnable && fz.depth >= FZ_MAX_DEPTH) return;
-  if (m->detached && !fz_live(m)) return; /* unspecified; not driven */
 
   size_t len_before = mb->b ? mb->b->len : 0;
   uint64_t fails_before = fz_alloc.failures;
@@ -155,8 +154,15 @@ void fz_drive(int j, int kind) {
     else
       FZ_ONE_OF(rc, HB_EBUSY, HB_ESTATE, HB_EDEADLK);
     return;
-  case VS_CANCELLED: FZ_EQ(rc, HB_ECANCELED); return;
+  case VS_CANCELLED:
+    /* A detached visitor has no drivers, whatever became of it. */
+    FZ_EQ(rc, m->detached ? HB_ESTATE : HB_ECANCELED);
+    return;
   case VS_RAN:
+    if (m->detached) {
+      FZ_EQ(rc, HB_ESTATE);
+      return;
+    }
     FZ_EQ(rc, HB_OK);
     FZ_EQ(res, m->result);
     m->waker_set = 0;
