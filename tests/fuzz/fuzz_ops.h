@@ -18,7 +18,11 @@
  *   v2  an input that begins with the FZ_V2_MAGIC_LEN bytes of FZ_V2_MAGIC
  *       ("HB" 0x02, which no v1 corpus or crash file begins with): the
  *       rest is parsed modulo FZ_OP_COUNT and FZ_S_COUNT, which add the
- *       operations marked "v2" below.  v1 operations keep their numbers.
+ *       operations marked "v2" below.  v1 operations keep their numbers;
+ *   v3  an input that begins with FZ_V3_MAGIC ("HB" 0x03): as v2, parsed
+ *       modulo FZ_OP_COUNT, which adds the "v3" operations (storage that
+ *       was never a visitor, wakers that call back); v2 inputs are parsed
+ *       modulo FZ_OP_COUNT_V2 as before.
  */
 #ifndef HB_FUZZ_OPS_H
 #define HB_FUZZ_OPS_H
@@ -29,6 +33,8 @@
 
 #define FZ_V2_MAGIC "HB\x02"
 #define FZ_V2_MAGIC_LEN 3
+#define FZ_V3_MAGIC "HB\x03"
+#define FZ_V3_MAGIC_LEN 3
 
 /* A size argument is 3 bytes: a class byte, then a 16-bit little-endian
  * payload p.  Classes (class byte % 16):
@@ -90,8 +96,18 @@ enum {
                       only when the ticket can be granted at once, or from
                       inside a callback on the same buffer (HB_EDEADLK);
                       skipped where it would wait forever. */
+  /* v3 only: */
+  FZ_OP_SCRIBBLE,  /* vis, byte: fill a visitor that is not live with the
+                      byte, as storage never initialised would be; it is
+                      idle from then on (any storage may be cast) */
+  FZ_OP_POLL_BACK, /* vis, action: hb_poll with a waker that calls back
+                      on its own visitor when it is called (action % 3):
+                      0 nothing, 1 hb_try_visit and hb_poll (HB_EDEADLK),
+                      2 hb_cancel (HB_OK if its turn came, HB_ESTATE if
+                      the call comes from its cancel) */
   FZ_OP_COUNT
 };
+#define FZ_OP_COUNT_V2 (FZ_OP_NOW + 1) /* 22 */
 #define FZ_OP_COUNT_V1 (FZ_OP_CANCEL + 1) /* 21 */
 
 /* Script of a callback: byte 0 chooses the return value (< 48: abort with
