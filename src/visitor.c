@@ -452,27 +452,35 @@ int hb__drive_present(hb_visitor *v, uint32_t flag, uint64_t waited_ns,
 
 static int hb__cast(hb_visitor *v, hb_buf *b, hb_type t, bool write) {
   if (v == NULL || !hb__type_ok(b, t)) return HB_EINVAL;
-  uint32_t s0 = hb__vstate(v), phase = hb__phase(s0);
-  if ((phase != HB__V_IDLE && phase != HB__V_RAN &&
-       phase != HB__V_CANCELLED) ||
-      (s0 & HB__V_BUSY))
+  /* Castable: idle, or finished with nobody still on it.  A state that
+   * says so needs no cookie check (without the cookie it is idle, which is
+   * castable too); only one that says "live" must prove it is v's. */
+  hb__defined(v);
+  uint32_t s0 = __atomic_load_n(&v->state, __ATOMIC_ACQUIRE);
+  uint32_t phase = hb__phase(s0);
+  if (HB__UNLIKELY((phase != HB__V_IDLE && phase != HB__V_RAN &&
+                    phase != HB__V_CANCELLED) ||
+                   (s0 & HB__V_BUSY)) &&
+      hb__vstate(v) != HB__V_IDLE)
     return HB_ESTATE;
 
   /* Only what is read before hb_visit: the rest is written where it is
    * first needed (links on enqueue, waker on registration, done on
    * detaching, result on running), which keeps the stores in front of the
-   * CAS below few -- a locked instruction waits for them to drain.  The
+   * CAS below few -- a locked instruction waits for them to drain (the
+   * cookie is stored after it, before the state that publishes it).  The
    * cookie and buf are atomic: hb_cancel may read them from any thread. */
-  __atomic_store_n(&v->cookie, hb__cookie(v), __ATOMIC_RELAXED);
   __atomic_store_n(&v->buf, b, __ATOMIC_RELAXED);
   v->type = t;
   v->armed = 0;
   uint32_t s = HB__V_CAST | hb__mode_of(write)->vflag;
 
   if (hb__grant_fast(b, write)) {
+    __atomic_store_n(&v->cookie, hb__cookie(v), __ATOMIC_RELAXED);
     hb__store_state(v, s | HB__V_GRANTED);
     return HB_OK;
   }
+  __atomic_store_n(&v->cookie, hb__cookie(v), __ATOMIC_RELAXED);
   hb__cast_slow(hb__ext(b), v, s);
   return HB_OK;
 }
