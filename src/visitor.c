@@ -209,6 +209,10 @@ bool hb__load_granted(const hb_visitor *v) {
   return (hb__load_state(v) & HB__V_GRANTED) != 0;
 }
 
+bool hb__load_parked(const hb_visitor *v) {
+  return (hb__load_state(v) & HB__V_PARKED) != 0;
+}
+
 /* ---- running a visit ------------------------------------------------------
  */
 
@@ -246,6 +250,16 @@ static void hb__call_done(hb_visitor *v, hb_buf *b, hb_done_fn done,
   hb__frames = frame.prev;
 }
 
+/* A cancelled detached visitor's done, for hb__flush_done. */
+typedef struct {
+  hb_buf *buf;
+  hb_done_fn done;
+  void *arg;
+} hb__done_call;
+
+static void hb__flush_done(hb__wakelist *wl, hb_visitor *dv,
+                           const hb__done_call *dc);
+
 /* Run one detached visitor claimed RUNNING (taken off wl's chain), then
  * call the wakers its release made due, and only then done: a done that
  * drives or cancels the visitors it unblocked finds them settled. */
@@ -268,7 +282,14 @@ static void hb__run_detached(hb_visitor *v, hb__wakelist *wl) {
  * to that flush, which runs them once the current callout returns.  So a
  * done that re-arms its visitor, round after round, runs in constant
  * stack; the wakers are called here, at once. */
-void hb__flush_slow(hb__wakelist *wl) {
+void hb__flush_slow(hb__wakelist *wl) { hb__flush_done(wl, NULL, NULL); }
+
+/* hb__flush_slow, with a cancelled detached visitor's done called right
+ * after the first wakers (those the cancel made due) and before any
+ * detached visitor runs: one of those could otherwise find v finished and
+ * cast it again before its done was called. */
+static void hb__flush_done(hb__wakelist *wl, hb_visitor *dv,
+                           const hb__done_call *dc) {
   hb__wakelist *outer = hb__flushing;
   if (outer != NULL && wl->detached != NULL) {
     if (outer->detached == NULL)
@@ -280,6 +301,10 @@ void hb__flush_slow(hb__wakelist *wl) {
   }
   wl->up = outer;
   hb__flushing = wl;
+  if (dc != NULL) {
+    hb__call_wakers(wl);
+    hb__call_done(dv, dc->buf, dc->done, HB_ECANCELED, 0, dc->arg);
+  }
   for (;;) {
     hb__call_wakers(wl);
     hb_visitor *v = wl->detached;
@@ -674,6 +699,12 @@ int hb_cancel(hb_visitor *v) {
     uint32_t old = hb__finish_cancel(v, own_waker ? HB__V_WAKING : 0u,
                                      took_over);
     if (own_waker) hb__push_wake(&wl, v, true);
+    if (done != NULL) {
+      /* detached (no driver can be present): done after the wakers */
+      hb__done_call dc = {b, done, done_arg};
+      hb__flush_done(&wl, v, &dc);
+      return HB_OK;
+    }
     hb__flush(&wl);
     /* A driver that announced itself (hb_block_on parked, hb_poll
      * registering) still looks at v: wait for it to leave, so that once we
@@ -681,7 +712,6 @@ int hb_cancel(hb_visitor *v) {
      * announce itself after CANCELLED. */
     if (old & HB__V_PRESENT)
       hb__settle_until(&v->state, HB__V_SLEEPER, hb__absent);
-    hb__call_done(v, b, done, HB_ECANCELED, 0, done_arg);
     return HB_OK;
   }
 }
