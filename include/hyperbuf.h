@@ -838,7 +838,7 @@ HB_EXTERN int hb_cancel(hb_visitor *v);
  * barrier, and where the kernel lacks membarrier(2).
  *
  *     int n;
- *     if (HB_READ_NOW(buf, struct packet, count_packets, &stats, &n) != HB_OK) ...
+ *     if (HB_READ_NOW(buf, struct packet, count, &stats, &n) != HB_OK) ...
  *
  * @return HB_OK (fn ran; *result, if result is not NULL, holds what it
  *         returned); HB_EINVAL if t is a bad type (see hb_cast) or fn is
