@@ -72,11 +72,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-/* HB_CHECKED: a compile line that builds the library's own sources without
- * the build system (a fuzzer, a linter) may define it instead. */
-#ifndef HB_CHECKED
-#include "hyperbuf/config.h"
-#endif
+#include "hyperbuf/config.h" /* HB_CHECKED: see "Checked builds" above */
 
 #ifdef __cplusplus
 extern "C" {
@@ -658,6 +654,8 @@ struct hb_visitor {
   hb_done_fn done;       /* detached visits */
   void *done_arg;
   uint32_t state;        /* phase and flags (atomic; see src/visitor.c) */
+  uint32_t cookie;       /* from v's address while it was ever cast here:
+                            what makes leftover bytes no visitor (atomic) */
   uint32_t armed;        /* set by hb_visit; the driving thread's alone */
   int result;            /* what the callback returned */
   void *reserved[4];
