@@ -87,13 +87,17 @@ void hb__misuse(const hb_buf *b, const char *call) {
   abort();
 }
 
-/* ---- a per-thread slot for one small freed buffer ------------------------
+/* ---- a per-thread slot for a few small freed buffers ---------------------
  *
  * Code that creates a small buffer, fills it and frees it, over and over
  * (one per message, say), would pay malloc + free every time.  hb_free
- * keeps the last such buffer of a thread in that thread's slot instead, and
- * the next hb_new on the thread that fits in it takes it back: no
- * allocator call at all.  The rules that keep this invisible:
+ * keeps up to HB__SLOT_N such buffers of a thread in that thread's slot
+ * instead, a stack, and hb_new on the thread takes the one on top back if
+ * it fits: no allocator call at all.  Several, because messages are often
+ * made a few at a time before any is freed (a batch, a scatter list): with
+ * one kept buffer, making two then freeing two hit it only half the time
+ * and cost more than malloc (bench/ISSUE14.md, W1-live).  The rules that
+ * keep this invisible:
  *
  *   - Only with the default allocator (malloc/realloc/free): a custom one
  *     sees every allocation and every free, as the OOM tests need.  The slot
@@ -106,6 +110,8 @@ void hb__misuse(const hb_buf *b, const char *call) {
  *     again was a tenth of an hb_new + hb_free pair.  "Never touched" is
  *     read off the fields every finished visit leaves non-zero for good
  *     (hb__unvisited); debug builds check the whole header against it.
+ *   - At most HB__SLOT_N buffers of at most HB__SLOT_MAX bytes each
+ *     (~5.6 KiB with their headers) stay kept per thread.
  *   - Thread exit frees the slot (a pthread key destructor), and so does
  *     process exit for the exiting thread (a destructor function): leak
  *     checkers find nothing.  After either, that thread stops using it.
@@ -123,14 +129,16 @@ void hb__misuse(const hb_buf *b, const char *call) {
 #define HB__SLOT 1
 #endif
 #define HB__SLOT_MAX 512
+#define HB__SLOT_N 8
 
 #if HB__SLOT
 #include <pthread.h>
 
 enum { HB__SLOT_NEW, HB__SLOT_ON, HB__SLOT_OFF };
 static _Thread_local struct {
-  hb__buf *e;    /* the kept buffer, or NULL */
-  size_t cap;    /* its capacity */
+  hb__buf *e[HB__SLOT_N];  /* the kept buffers, [0, n); the top is n - 1 */
+  size_t cap[HB__SLOT_N];  /* their capacities */
+  unsigned n;
   int state;     /* HB__SLOT_*: ON once the thread-exit hook is set */
 } hb__slot __attribute__((tls_model("initial-exec")));
 
@@ -140,8 +148,7 @@ static bool hb__slot_key_ok;
 
 static void hb__slot_drop(void *unused) {
   (void)unused;
-  free(hb__slot.e);
-  hb__slot.e = NULL;
+  while (hb__slot.n > 0) free(hb__slot.e[--hb__slot.n]);
   hb__slot.state = HB__SLOT_OFF;
 }
 
@@ -208,14 +215,16 @@ static void hb__slot_verify(const hb__buf *e) {
 
 /* Keep e in this thread's slot; false if it cannot be kept. */
 static bool hb__slot_put(hb__buf *e) {
+  unsigned n = hb__slot.n;
   if (e->raw != NULL || e->align != HB__MAX_ALIGN ||
-      e->pub.cap > HB__SLOT_MAX || hb__slot.e != NULL ||
+      e->pub.cap > HB__SLOT_MAX || n == HB__SLOT_N ||
       !hb__alloc_is_default())
     return false;
   if (HB__UNLIKELY(hb__slot.state != HB__SLOT_ON) && !hb__slot_arm())
     return false;
-  hb__slot.e = e;
-  hb__slot.cap = e->pub.cap;
+  hb__slot.e[n] = e;
+  hb__slot.cap[n] = e->pub.cap;
+  hb__slot.n = n + 1;
   return true;
 }
 #endif /* HB__SLOT */
@@ -244,9 +253,10 @@ hb_buf *hb_new_aligned(size_t capacity, size_t align) {
 
 hb_buf *hb_new(size_t capacity) {
 #if HB__SLOT
-  hb__buf *e = hb__slot.e;
-  if (e != NULL && capacity <= hb__slot.cap && hb__alloc_is_default()) {
-    hb__slot.e = NULL;
+  unsigned n = hb__slot.n;
+  if (n > 0 && capacity <= hb__slot.cap[n - 1] && hb__alloc_is_default()) {
+    hb__buf *e = hb__slot.e[n - 1];
+    hb__slot.n = n - 1;
     if (HB__LIKELY(hb__unvisited(e))) {
 #ifndef NDEBUG
       hb__slot_verify(e);
