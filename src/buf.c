@@ -105,11 +105,12 @@ void hb__misuse(const hb_buf *b, const char *call) {
  *   - Only buffers whose bytes never left the header's allocation (raw ==
  *     NULL), at the default alignment, with at most HB__SLOT_MAX bytes.
  *     hb_new reports exactly the capacity asked for, as without the slot.
- *   - Taking a buffer back resets its length, capacity and cursor only, if
- *     visitor mode never touched it: zeroing the whole ~190-byte header
- *     again was a tenth of an hb_new + hb_free pair.  "Never touched" is
- *     read off the fields every finished visit leaves non-zero for good
- *     (hb__unvisited); debug builds check the whole header against it.
+ *   - Only buffers visitor mode never touched, so that taking one back
+ *     resets its length, capacity and cursor only: zeroing the whole
+ *     ~190-byte header again was a tenth of an hb_new + hb_free pair.
+ *     "Never touched" is read off the fields every finished visit leaves
+ *     non-zero for good (hb__unvisited); debug builds check the whole
+ *     header against it.  A visited buffer is freed as without the slot.
  *   - At most HB__SLOT_N buffers of at most HB__SLOT_MAX bytes each
  *     (~5.6 KiB with their headers) stay kept per thread.
  *   - Thread exit frees the slot (a pthread key destructor), and so does
@@ -186,9 +187,9 @@ static __attribute__((noinline)) bool hb__slot_arm(void) {
  * the lock word, a write counts in writes_run, aborted or reserve_failed,
  * a cancel in cancelled.  Then the queue, the mutex, the bias fields and
  * the other counters are still zero too. */
-static inline bool hb__unvisited(const hb__buf *e) {
-  return (e->pub.lock | (uintptr_t)e->bias_owner | e->writes_run |
-          e->aborted | e->reserve_failed | e->cancelled | e->read_wraps) == 0;
+static inline bool hb__unvisited(const hb__buf *e, uint64_t lock) {
+  return (lock | (uintptr_t)e->bias_owner | e->writes_run | e->aborted |
+          e->reserve_failed | e->cancelled | e->read_wraps) == 0;
 }
 
 #ifndef NDEBUG
@@ -213,15 +214,18 @@ static void hb__slot_verify(const hb__buf *e) {
 }
 #endif
 
-/* Keep e in this thread's slot; false if it cannot be kept. */
-static bool hb__slot_put(hb__buf *e) {
+/* Keep e in this thread's slot, armed (HB__SLOT_ON); false if it cannot
+ * be kept. */
+static inline __attribute__((always_inline)) bool hb__slot_put(hb__buf *e,
+                                                       uint64_t lock) {
   unsigned n = hb__slot.n;
   if (e->raw != NULL || e->align != HB__MAX_ALIGN ||
       e->pub.cap > HB__SLOT_MAX || n == HB__SLOT_N ||
-      !hb__alloc_is_default())
+      !hb__alloc_is_default() || !hb__unvisited(e, lock))
     return false;
-  if (HB__UNLIKELY(hb__slot.state != HB__SLOT_ON) && !hb__slot_arm())
-    return false;
+#ifndef NDEBUG
+  hb__slot_verify(e);
+#endif
   hb__slot.e[n] = e;
   hb__slot.cap[n] = e->pub.cap;
   hb__slot.n = n + 1;
@@ -257,17 +261,12 @@ hb_buf *hb_new(size_t capacity) {
   if (n > 0 && capacity <= hb__slot.cap[n - 1] && hb__alloc_is_default()) {
     hb__buf *e = hb__slot.e[n - 1];
     hb__slot.n = n - 1;
-    if (HB__LIKELY(hb__unvisited(e))) {
-#ifndef NDEBUG
-      hb__slot_verify(e);
-#endif
-      /* data, align and the zeroes are as hb__init left them. */
-      e->pub.len = 0;
-      e->pub.cap = capacity;
-      e->pub.cursor = 0;
-      return &e->pub;
-    }
-    return hb__init(e, capacity, HB__MAX_ALIGN);
+    /* Unvisited (hb__slot_put): data, align and the zeroes are as hb__init
+     * left them. */
+    e->pub.len = 0;
+    e->pub.cap = capacity;
+    e->pub.cursor = 0;
+    return &e->pub;
   }
 #endif
   return hb_new_aligned(capacity, HB__MAX_ALIGN);
@@ -285,18 +284,42 @@ hb_buf *hb_wrap(const void *src, size_t n) {
 
 /* hb_free's cold parts, out of line so that its fast path -- nothing
  * live, the slot takes the buffer -- needs no stack frame. */
-static __attribute__((noinline)) int hb__free_wait(hb__buf *e) {
-  hb__mutex_lock(&e->mu);
-  uint64_t live =
-      __atomic_load_n(&e->pub.lock, __ATOMIC_ACQUIRE) & HB__LIVE_MASK;
-  hb__mutex_unlock(&e->mu);
-  return live != 0 ? HB_EBUSY : HB_OK;
-}
-
 static __attribute__((noinline)) int hb__free_memory(hb__buf *e) {
   hb__free(e->raw);
   hb__free(e);
   return HB_OK;
+}
+
+#if HB__SLOT
+/* The thread's first hb_free (or a thread whose slot is off). */
+static __attribute__((noinline)) int hb__free_unarmed(hb__buf *e,
+                                                      uint64_t lock) {
+  if (hb__slot_arm() && hb__slot_put(e, lock)) return HB_OK;
+  return hb__free_memory(e);
+}
+#endif
+
+/* Nothing of e is live: keep it in the slot, or free it. */
+static inline __attribute__((always_inline)) int hb__free_tail(hb__buf *e,
+                                                               uint64_t lock) {
+#if HB__SLOT
+  if (HB__UNLIKELY(hb__slot.state != HB__SLOT_ON))
+    return hb__free_unarmed(e, lock);
+  if (hb__slot_put(e, lock)) return HB_OK;
+#else
+  (void)lock;
+#endif
+  return hb__free_memory(e);
+}
+
+/* A visitor still live, or a thread still inside the wait queue's mutex:
+ * take the mutex, which waits such a thread out, and look again. */
+static __attribute__((noinline)) int hb__free_slow(hb__buf *e) {
+  hb__mutex_lock(&e->mu);
+  uint64_t lock = __atomic_load_n(&e->pub.lock, __ATOMIC_ACQUIRE);
+  hb__mutex_unlock(&e->mu);
+  if ((lock & HB__LIVE_MASK) != 0) return HB_EBUSY;
+  return hb__free_tail(e, lock);
 }
 
 int hb_free(hb_buf *b) {
@@ -311,19 +334,14 @@ int hb_free(hb_buf *b) {
    * dispatcher that did so while holding the mutex locked it before, so the
    * second load sees it still held, or its unlock (the RELEASE exchange in
    * hb__mutex_unlock, its last touch of *e).  Otherwise take the mutex
-   * (hb__free_wait): that waits such a thread out, exactly as before. */
+   * (hb__free_slow): that waits such a thread out, exactly as before. */
   if (__atomic_load_n(&b->held, __ATOMIC_RELAXED) != 0)
     return HB_EBUSY; /* inside this thread's own biased visit */
-  uint64_t live = __atomic_load_n(&b->lock, __ATOMIC_ACQUIRE) & HB__LIVE_MASK;
-  if (HB__UNLIKELY(live != 0 ||
-                   __atomic_load_n(&e->mu.word, __ATOMIC_ACQUIRE) != 0)) {
-    int rc = hb__free_wait(e);
-    if (rc != HB_OK) return rc;
-  }
-#if HB__SLOT
-  if (hb__slot_put(e)) return HB_OK;
-#endif
-  return hb__free_memory(e);
+  uint64_t lock = __atomic_load_n(&b->lock, __ATOMIC_ACQUIRE);
+  if (HB__UNLIKELY((lock & HB__LIVE_MASK) != 0 ||
+                   __atomic_load_n(&e->mu.word, __ATOMIC_ACQUIRE) != 0))
+    return hb__free_slow(e);
+  return hb__free_tail(e, lock);
 }
 
 size_t hb_align(const hb_buf *b) { return ((const hb__buf *)b)->align; }

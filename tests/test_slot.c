@@ -1,7 +1,8 @@
 /*
  * test_slot.c -- the per-thread slot of src/buf.c: small buffers freed and
  * made again on the same thread are recycled (a few at a time: the slot
- * is a stack), and a recycled buffer starts
+ * is a stack), only if visitor mode never touched them, and every buffer
+ * made starts
  * as clean as a fresh one whatever visitor mode did to it before.  Taking
  * an unvisited buffer back resets only its length, capacity and cursor, so
  * each kind of visit that dirties the header is tried here; a debug build
@@ -94,7 +95,10 @@ static void recycled_buffer_starts_clean(void **state) {
     assert_int_equal(hb_free(b), HB_OK);
     hb_buf *c = hb_new(100); /* the kept one: b */
     assert_non_null(c);
-    if (SLOT_ON && (uint8_t *)c != old) fail_msg("case %d: not recycled", how);
+    /* Only a buffer visitor mode never touched is kept; the others are
+     * freed (and c may or may not reuse the memory). */
+    if (SLOT_ON && how == 0 && (uint8_t *)c != old)
+      fail_msg("case %d: not recycled", how);
     assert_clean(c, 100);
     /* And it works as a fresh one: direct mode, then a visit. */
     assert_int_equal(hb_put(c, "hello", 5), HB_OK);
