@@ -40,7 +40,9 @@ extern "C" {
  *
  * Synchronization: every call below may be made from any thread, inside
  * callbacks too, except hb_stream_open (direct mode: no visitor of b
- * live).  hb_stream_close and hb_consumer_release never wait.
+ * live).  None of them waits for a visit: at most for the buffer's
+ * short internal mutex (hb_consumer_release only when a writer waits for
+ * room, for the room waker).
  */
 
 /** Stream error codes (to join HB_ERRNO_MAP with m-header). */
@@ -155,7 +157,9 @@ HB_EXTERN int hb_cast_consumer(hb_visitor *v, hb_consumer *c, hb_type t,
 
 /**
  * Unregister c: its unreleased bytes stop holding the buffer.  c may then
- * be reused or freed.  Visitors cast through c are not affected.
+ * be reused or freed.  Visitors cast through c are not affected.  Every
+ * consumer must be removed before hb_free(b), which is HB_EBUSY until
+ * then (as while a reader waits for data).
  * @return HB_OK; HB_ESTATE if c is not registered.
  */
 HB_EXTERN int hb_consumer_remove(hb_consumer *c);

@@ -17,6 +17,7 @@
  * length, capacity, cursor and bytes as they were.
  */
 #include "internal.h"
+#include "stream.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -239,6 +240,8 @@ int hb_free(hb_buf *b) {
     hb__mutex_unlock(&e->mu);
     if (live != 0) return HB_EBUSY;
   }
+  if (e->stream != NULL && hb__stream_free(e) != HB_OK)
+    return HB_EBUSY; /* stream: readers wait for data */
 #if HB__SLOT
   if (hb__slot_put(e)) return HB_OK;
 #endif

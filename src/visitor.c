@@ -137,7 +137,7 @@ bool hb__load_granted(const hb_visitor *v) {
 static int hb__run_claimed(hb_visitor *v, uint32_t s, hb__wakelist *wl) {
   bool write = (s & HB__V_WRITE) != 0;
   int r = hb__run_fn(v->buf, &v->type, write, v->reserve, v->fn, v->ctx,
-                     true);
+                     true, hb__vs_get(v).from);
   v->result = r;
   hb__release(hb__ext(v->buf), hb__mode_of(write), true, wl);
   /* The ticket is back; from here on, only v. */
@@ -233,6 +233,10 @@ static int hb__cast(hb_visitor *v, hb_buf *b, hb_type t, bool write) {
    * first needed (links on enqueue, waker on registration, done on
    * detaching, result on running), which keeps the stores in front of the
    * CAS below few -- a locked instruction waits for them to drain. */
+  if (HB__UNLIKELY(hb__ext(b)->stream != NULL)) { /* stream */
+    if (write && hb__stream_closed(hb__ext(b))) return HB_ECLOSED;
+    hb__vs_set(v, (hb__vstream){0, 0}); /* a plain cast: from the start */
+  }
   v->buf = b;
   v->type = t;
   v->armed = 0;
@@ -380,7 +384,10 @@ int hb_cancel(hb_visitor *v) {
        * what we act on is the state found under the mutex. */
       done = v->done;
       done_arg = v->done_arg;
-      hb__queue_unlink(e, v);
+      if (s & HB__V_STREAM)
+        hb__stream_unlink(e, v); /* stream: waiting for data, not queued */
+      else
+        hb__queue_unlink(e, v);
       hb_waker own = (s & HB__V_WAKER) ? v->waker : (hb_waker){NULL, NULL};
       __atomic_fetch_add(&e->cancelled, 1, __ATOMIC_RELAXED);
       s = (s & ~clear) | HB__V_CANCELLING;

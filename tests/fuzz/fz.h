@@ -43,7 +43,9 @@
  *   - the lock word: with no visitor live in the model, its live half and
  *     the bias's `held` must be zero after every operation;
  *   - hb_stats_get after every top-level one-call visit, on FZ_OP_STATS,
- *     and from inside callbacks (FZ_S_STATS).
+ *     and from inside callbacks (FZ_S_STATS);
+ *   - streams (v3 inputs, issue 12): tests/fuzz/fz_stream.c, a language
+ *     and a model of their own (offsets, waiting readers, consumers).
  *
  * Any disagreement prints the operation number and both sides, then
  * aborts.  At the end every live visitor is cancelled, every buffer freed,
@@ -259,6 +261,9 @@ void fz_op_free(int slot);
 void fz_op_new(fz_in *in);
 void fz_op_direct(int op, fz_in *in);
 void fz_op_stats(int slot);
+
+/* fz_stream.c: run the rest of a v3 input (the stream language). */
+void fz_stream_run(fz_in *in);
 
 /* fz_run.c: run one input against the library and the model; aborts on
  * the first disagreement.  @return 0 */

@@ -77,6 +77,13 @@ int fz_run(const uint8_t *data, size_t size) {
     fz.v2 = 1;
     in.off = FZ_V2_MAGIC_LEN;
   }
+  if (size >= FZ_V2_MAGIC_LEN &&
+      memcmp(data, FZ_V3_MAGIC, FZ_V2_MAGIC_LEN) == 0) {
+    in.off = FZ_V2_MAGIC_LEN; /* streams: a language of their own */
+    fz_stream_run(&in);
+    fz_finish();
+    return 0;
+  }
   int nops = fz.v2 ? FZ_OP_COUNT : FZ_OP_COUNT_V1;
   while (in.off < in.n && fz_opno < FZ_MAX_OPS) {
     int op = fz_in_u8(&in) % nops;
