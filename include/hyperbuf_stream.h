@@ -111,7 +111,11 @@ HB_EXTERN int hb_stream_close(hb_buf *b);
  * (hb_view_offset tells).  If the bytes are there already, or min is 0, or
  * the stream is closed, it is an ordinary hb_cast.  Driven like any
  * visitor (hb_poll, hb_block_on, hb_try_visit, detached, hb_uv_visit);
- * hb_cancel works while it waits.
+ * hb_cancel works while it waits.  Once granted it holds a read ticket
+ * like any reader, until it is run or cancelled: a thread must not make a
+ * blocking write (hb_write_now, hb_block_on on a writer) on the stream
+ * while its own granted reader waits to be run -- the write would wait for
+ * that ticket.  Run it first, or drive both without blocking.
  * @return as hb_cast; HB_EINVAL also if b is not a stream; HB_ERANGE if
  *         offset + min overflows.
  */
