@@ -14,7 +14,8 @@
  * Prints bench.h's CSV lines (workload W6-pipeline, unit ns/packet; lower
  * is better) on stdout and packets/s, MB/s and the ratio on stderr.
  * Environment: HB_BENCH_PIPELINE_PACKETS (default 1000000),
- *              HB_BENCH_PIPELINE_WORKERS (default 2).
+ *              HB_BENCH_PIPELINE_WORKERS (default 2),
+ *              HB_BENCH_PIPELINE_ONLY (one implementation alone, for perf).
  */
 #define PP_NO_MAIN 1
 #include "../examples/packet_pipeline.c"
@@ -248,6 +249,13 @@ static uint64_t env_u64(const char *name, uint64_t dflt) {
 /* hyperbuf: 1 the example's pipeline, 0 mutex + condvar, 2 the limit. */
 static int measure(const char *impl, int hyperbuf, uint64_t packets,
                    unsigned workers, struct pp_result *r) {
+  /* HB_BENCH_PIPELINE_ONLY=impl runs that one alone (for perf). */
+  const char *only = getenv("HB_BENCH_PIPELINE_ONLY");
+  if (only != NULL && *only != '\0' && strcmp(only, impl) != 0) {
+    memset(r, 0, sizeof *r);
+    r->seconds = 1;
+    return 0;
+  }
   int rc = hyperbuf == 1   ? pp_run(packets, workers, 0, r)
            : hyperbuf == 0 ? mx_run(packets, workers, r)
                            : lim_run(packets, r);

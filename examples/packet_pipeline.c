@@ -43,6 +43,7 @@
 #include <errno.h>
 #include <inttypes.h>
 #include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -224,6 +225,10 @@ static void *pp_client_main(void *arg) {
     c->error = errno ? errno : ENOMEM;
     goto done;
   }
+  /* Each hb_write_fd sends whole 32 KiB batches: no Nagle wait for the
+   * last partial segment's ACK (a delayed ACK would idle every side). */
+  int one = 1;
+  setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
   for (uint64_t seq = 0; seq < c->packets;) {
     hb_clear(out);
     for (int i = 0; i < 512 && seq < c->packets; i++, seq++) {
