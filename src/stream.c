@@ -347,7 +347,7 @@ int hb_cast_from(hb_visitor *v, hb_buf *b, hb_type t, uint64_t offset,
    * the commit stores end, then reads nwait.  One of us sees the other. */
   __atomic_fetch_add(&st->nwait, 1, __ATOMIC_SEQ_CST);
   uint64_t end = __atomic_load_n(&st->end, __ATOMIC_SEQ_CST);
-  if (min == 0 || end >= want || __atomic_load_n(&st->closed, __ATOMIC_ACQUIRE)) {
+  if (end >= want || __atomic_load_n(&st->closed, __ATOMIC_ACQUIRE)) {
     __atomic_fetch_sub(&st->nwait, 1, __ATOMIC_RELAXED);
     hb__mutex_unlock(&e->mu);
     int rc = hb_cast(v, b, t); /* the data is there: an ordinary ticket */
