@@ -46,7 +46,6 @@
 #include <sys/resource.h>
 
 #include "hyperbuf.h"
-#include "hyperbuf_stream.h"
 #endif
 
 #define FO_CONSUMERS 4

@@ -23,8 +23,7 @@
  * Usage: fanout [records]   (default 20000).  Exits 0 only if both
  * consumers saw every record, intact and in order.
  */
-#include <hyperbuf.h>
-#include <hyperbuf_stream.h>
+#include <hyperbuf_uv.h>
 
 #include <inttypes.h>
 #include <poll.h>

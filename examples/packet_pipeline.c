@@ -56,7 +56,6 @@
 #include <arpa/inet.h>
 
 #include "hyperbuf.h"
-#include "hyperbuf_stream.h"
 
 /* ---- the wire format ---------------------------------------------------- */
 

@@ -8,7 +8,6 @@
 #define HB_STREAM_H
 
 #include "internal.h"
-#include "hyperbuf_stream.h"
 
 #include <stdbool.h>
 #include <string.h>

@@ -50,7 +50,6 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "hyperbuf_stream.h"
 
 #define NTHREADS 4
 #define NBUF 2

@@ -18,7 +18,9 @@
 #include <unistd.h>
 
 #include "hyperbuf.h"
-#include "hyperbuf_stream.h"
+#ifdef HB_HAVE_LIBUV
+#include "hyperbuf_uv.h"
+#endif
 #include "internal.h"
 
 /* ---- helpers ------------------------------------------------------------ */

@@ -22,7 +22,6 @@
 #include <unistd.h>
 
 #include "hyperbuf.h"
-#include "hyperbuf_stream.h"
 
 #define PRODUCERS 2
 #define CONSUMERS 4

@@ -28,7 +28,6 @@
  */
 #include "fz.h"
 
-#include "hyperbuf_stream.h"
 
 #define FZ_SNVIS 6
 #define FZ_SNCON 3
