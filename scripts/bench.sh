@@ -226,6 +226,14 @@ echo
 echo "W6 pipeline throughput (from the medians):"
 throughput text
 echo
+# W7's per-consumer throughput and peak buffer size, and the idle cost, as
+# bench_fanout printed them in the last round.
+if grep -q '^W7-fanout ' "$dir/bench-stderr.log" 2>/dev/null; then
+  echo "W7 fan-out, the last round (per consumer, and the peak buffer):"
+  awk '/^W7-fanout /{n = 0} /^W7-fanout |^  (hyperbuf|mutex-condvar|ratio)|^W7-idle/{l[n++] = $0}
+       END {for (i = 0; i < n; i++) print l[i]}' "$dir/bench-stderr.log"
+  echo
+fi
 echo "Targets (issues 3, 4 and 14; median ratios, this run):"
 targets text
 echo
