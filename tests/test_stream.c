@@ -4,7 +4,8 @@
  * every driver on a waiting reader.  Single-threaded where the order is
  * the point (a waiter is granted right after the write that satisfies it
  * and never before); threads only where a driver needs one.
- * The threaded stress is tests/test_stream_stress.c.
+ * The threaded stress is tests/test_stream_stress.c, the libuv driver
+ * tests/test_stream_uv.c.
  */
 #include "hb_test.h"
 
@@ -18,9 +19,6 @@
 #include <unistd.h>
 
 #include "hyperbuf.h"
-#ifdef HB_HAVE_LIBUV
-#include "hyperbuf_uv.h"
-#endif
 #include "internal.h"
 
 /* ---- helpers ------------------------------------------------------------ */
@@ -710,36 +708,6 @@ static void block_inside_callback_deadlk(void **state) {
   assert_int_equal(hb_free(b), HB_OK);
 }
 
-#ifdef HB_HAVE_LIBUV
-static void uv_done(hb_uv_req *req, int status, int result) {
-  (void)result;
-  *(int *)req->data = status == HB_OK ? 1 : -1;
-}
-
-static void libuv_waiting_reader(void **state) {
-  (void)state;
-  hb_buf *b = new_stream(64, 0);
-  uv_loop_t loop;
-  assert_int_equal(uv_loop_init(&loop), 0);
-  hb_visitor v = HB_VISITOR_INIT;
-  hb_uv_req req;
-  seen_ctx s = {0};
-  int done = 0;
-  req.data = &done;
-  assert_int_equal(HB_CAST_FROM(&v, b, uint8_t, 0, 20), HB_OK);
-  assert_int_equal(hb_uv_visit(&loop, &req, &v, 0, seen_cb, &s, uv_done),
-                   HB_OK);
-  struct bg_writer w = {b, 5, 2};
-  pthread_t t;
-  pthread_create(&t, NULL, bg_write, &w);
-  assert_int_equal(uv_run(&loop, UV_RUN_DEFAULT), 0);
-  pthread_join(t, NULL);
-  assert_int_equal(done, 1);
-  assert_int_equal(s.n, 20);
-  assert_int_equal(uv_loop_close(&loop), 0);
-  assert_int_equal(hb_free(b), HB_OK);
-}
-#endif
 
 /* ---- no allocation per wait ------------------------------------------------ */
 
@@ -827,9 +795,6 @@ int main(int argc, char **argv) {
       cmocka_unit_test(fd_waker_under_epoll),
       cmocka_unit_test(detached_waiting_reader),
       cmocka_unit_test(block_inside_callback_deadlk),
-#ifdef HB_HAVE_LIBUV
-      cmocka_unit_test(libuv_waiting_reader),
-#endif
       cmocka_unit_test(no_allocation_per_wait),
       cmocka_unit_test(direct_mode_after_close),
   };
