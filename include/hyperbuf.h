@@ -802,6 +802,22 @@ HB_EXTERN int hb_view_drain(hb_view *view, size_t n);
  *       hb_block_on(&v, NULL);                array, hb_consumer_release,
  *     }                                       hb_view_eof)
  *
+ * States.  A stream is open from hb_stream_open, closed from
+ * hb_stream_close on (readers get the end mark, writes fail), and a plain
+ * buffer again once freed.  A consumer is unregistered (zeroed, or
+ * removed) or registered.  A visitor cast with hb_cast_from is, besides
+ * the usual states, "waiting": cast, holding no ticket; then granted (a
+ * read ticket, in FIFO order right after the write that satisfied it),
+ * then finished as any visitor.
+ *
+ * Invalidation.  Offsets never change.  View pointers are valid inside
+ * their callback only, as always.  The bytes move (compaction to the
+ * front, growth) only at the start of a write visit, before its callback,
+ * while no view exists.  While the stream is open, direct mode must not
+ * move the cursor or the bytes (hb_get*, hb_advance, hb_compact,
+ * hb_clear, a shrinking hb_resize): the cursor marks the dropped prefix,
+ * and after the close hb_remaining(b) is what some consumer left.
+ *
  * Synchronization: every call below may be made from any thread, inside
  * callbacks too, except hb_stream_open (direct mode: no visitor of b
  * live).  None of them waits for a visit: at most for the buffer's
@@ -837,7 +853,8 @@ typedef struct {
   uint64_t begin;       /* offset of the first byte still stored */
   uint64_t end;         /* offset one past the last committed byte */
   uint64_t low;         /* the lowest consumer position (end if none) */
-  size_t peak;          /* most unreleased bytes at the start of a write */
+  size_t peak;          /* most bytes stored (not yet dropped) after a
+                           write's commit: the buffer's high-water mark */
   uint64_t compactions; /* times the live bytes were moved to the front */
   uint64_t bytes_moved; /* bytes those moves copied */
   uint32_t consumers;   /* registered consumers */
