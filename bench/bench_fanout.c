@@ -95,18 +95,19 @@ static uint64_t fo_verify(const struct fo_record *r, size_t n, uint64_t seq,
     uint64_t x = 0;
     for (int k = 0; k < 6; k++) x ^= r[i].payload[k];
     s += x;
-    bad += (r[i].seq != seq + i) | (r[i].check != (r[i].payload[5] ^ r[i].seq));
+    bad +=
+        (r[i].seq != seq + i) | (r[i].check != (r[i].payload[5] ^ r[i].seq));
   }
   *sum += s;
   return bad;
 }
 
 struct fo_result {
-  double seconds;                    /* first append to last record seen */
-  double consumer_s[FO_CONSUMERS];   /* each consumer's own run */
-  uint64_t seen[FO_CONSUMERS];       /* records each consumer verified */
+  double seconds;                  /* first append to last record seen */
+  double consumer_s[FO_CONSUMERS]; /* each consumer's own run */
+  uint64_t seen[FO_CONSUMERS];     /* records each consumer verified */
   uint64_t bad, sum;
-  size_t peak;                       /* most unreleased bytes at once */
+  size_t peak; /* most unreleased bytes at once */
   int ok;
 };
 
@@ -129,8 +130,8 @@ struct mx_cons {
 
 struct mx_fan {
   pthread_mutex_t mu;
-  pthread_cond_t more; /* broadcast: records appended, or the end */
-  pthread_cond_t room; /* signalled: a consumer advanced */
+  pthread_cond_t more;    /* broadcast: records appended, or the end */
+  pthread_cond_t room;    /* signalled: a consumer advanced */
   struct fo_record *data; /* records [base, base + len) */
   size_t len, cap;
   uint64_t base;
@@ -212,7 +213,8 @@ static int mx_fanout(uint64_t records, size_t batch, struct fo_result *r) {
     }
     memcpy(f->data + f->len, tmp, staged * sizeof *tmp);
     f->len += staged;
-    if (f->len * sizeof *f->data > f->peak) f->peak = f->len * sizeof *f->data;
+    if (f->len * sizeof *f->data > f->peak)
+      f->peak = f->len * sizeof *f->data;
     pthread_mutex_unlock(&f->mu);
     pthread_cond_broadcast(&f->more);
     staged = 0;
@@ -333,7 +335,7 @@ static int hb_fanout(uint64_t records, size_t batch, struct fo_result *r) {
     if (seq < records && staged + batch <= stage)
       st = hb_try_visit(&w, &result); /* not our turn: make more */
     else
-      st = hb_block_on(&w, &result);  /* staging full, or nothing left */
+      st = hb_block_on(&w, &result); /* staging full, or nothing left */
     if (st == HB_EAGAIN) continue;
     if (st != HB_OK) return -1;
     armed = 0;
@@ -371,7 +373,7 @@ static int hb_fanout(uint64_t records, size_t batch, struct fo_result *r) {
   return 0;
 }
 
-/* ---- idle cost: 4 consumers waiting 1 s on an idle stream ----------------- */
+/* ---- idle cost: 4 consumers waiting 1 s on an idle stream ---------------- */
 
 static pthread_barrier_t idle_gate;
 
@@ -434,8 +436,9 @@ static void fo_report(const char *impl, uint64_t records,
                       const struct fo_result *r) {
   bench_print("W7-fanout", impl, "ns/record",
               r->seconds * 1e9 / (double)records, r->sum);
-  fprintf(stderr, "  %-14s %8.2f M records/s in all; peak buffer %zu B;"
-                  " per consumer (M records/s):",
+  fprintf(stderr,
+          "  %-14s %8.2f M records/s in all; peak buffer %zu B;"
+          " per consumer (M records/s):",
           impl, (double)records / r->seconds / 1e6, r->peak);
   for (int i = 0; i < FO_CONSUMERS; i++)
     fprintf(stderr, " %.2f", (double)r->seen[i] / r->consumer_s[i] / 1e6);
@@ -488,8 +491,10 @@ int main(int argc, char **argv) {
       fo_measure("mutex-condvar", mx_fanout, records, batch, &mx))
     return 1;
 #endif
-  fprintf(stderr, "W7-fanout  %" PRIu64 " records x %zu B, %d consumers, "
-                  "batches of %zu, lag bound %u B\n",
+  fprintf(stderr,
+          "W7-fanout  %" PRIu64
+          " records x %zu B, %d consumers, "
+          "batches of %zu, lag bound %u B\n",
           records, sizeof(struct fo_record), FO_CONSUMERS, batch, FO_LIMIT);
 #ifdef HB_BENCH_STREAM
   fo_report("hyperbuf", records, &hb);
@@ -508,8 +513,10 @@ idle:
       return 1;
     }
     bench_print("W7-idle", "hyperbuf", "us-cpu", idle, 0);
-    fprintf(stderr, "W7-idle  4 consumers waiting 1 s on an idle stream: "
-                    "%.0f us of CPU in all (getrusage)\n", idle);
+    fprintf(stderr,
+            "W7-idle  4 consumers waiting 1 s on an idle stream: "
+            "%.0f us of CPU in all (getrusage)\n",
+            idle);
   }
 #endif
   return 0;

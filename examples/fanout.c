@@ -3,12 +3,11 @@
  * verifier on its own thread and a logger on a libuv loop (built when
  * libuv is present).
  *
- *   producer thread --hb_write_now--> [ one hb_buf, a stream ] --+--> verifier
- *                                                                |   (thread,
- *                                                                |   hb_block_on)
+ *   producer thread --hb_write_now--> [ one hb_buf, a stream ] --+-->
+ * verifier |   (thread, |   hb_block_on)
  *                                                                +--> logger
- *                                                                    (uv loop,
- *                                                                    hb_uv_visit)
+ *                                                                    (uv
+ * loop, hb_uv_visit)
  *
  * Each consumer is registered on the stream (hb_consumer_add) and casts
  * its read visitors with hb_cast_consumer: a visitor waits, holding no
@@ -47,7 +46,7 @@ static uint64_t record_check(const struct record *r) {
   return h;
 }
 
-/* ---- the producer ---------------------------------------------------------- */
+/* ---- the producer -------------------------------------------------------- */
 
 struct producer {
   hb_buf *b;
@@ -95,7 +94,7 @@ static void *producer_main(void *arg) {
   return NULL;
 }
 
-/* ---- a consumer's callback: verify, count, release ------------------------- */
+/* ---- a consumer's callback: verify, count, release ----------------------- */
 
 struct consumer {
   const char *name;
@@ -141,7 +140,7 @@ static void *verifier_main(void *arg) {
   return NULL;
 }
 
-/* ---- the logger: driven by a libuv loop ------------------------------------ */
+/* ---- the logger: driven by a libuv loop ---------------------------------- */
 
 static uv_timer_t ticker;
 static int ticks;
@@ -213,9 +212,11 @@ int main(int argc, char **argv) {
          records, sizeof(struct record), verifier.next, verifier.visits,
          logger.next, logger.visits, ticks, in.peak);
   int ok = verifier.bad == 0 && logger.bad == 0 && verifier.next == records &&
-           logger.next == records && in.end == records * sizeof(struct record);
-  printf("fanout: %s\n", ok ? "both consumers saw every record, in order"
-                            : "FAILED: records lost, damaged or out of order");
+           logger.next == records &&
+           in.end == records * sizeof(struct record);
+  printf("fanout: %s\n",
+         ok ? "both consumers saw every record, in order"
+            : "FAILED: records lost, damaged or out of order");
   hb_consumer_remove(&verifier.c);
   hb_consumer_remove(&logger.c);
   uv_loop_close(loop);

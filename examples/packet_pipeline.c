@@ -97,9 +97,9 @@ static void pp_make(struct packet *p, uint32_t seq) {
 /* ---- shared state ------------------------------------------------------- */
 
 #define PP_MAX_WORKERS 16
-#define PP_READ_CHUNK (64 * 1024)     /* bytes per read(), and reserve */
-#define PP_VISIT_BUDGET (256 * 1024)  /* bytes per write visit, at most */
-#define PP_LIMIT (8u << 20)           /* most bytes the workers may lag */
+#define PP_READ_CHUNK (64 * 1024)    /* bytes per read(), and reserve */
+#define PP_VISIT_BUDGET (256 * 1024) /* bytes per write visit, at most */
+#define PP_LIMIT (8u << 20)          /* most bytes the workers may lag */
 
 struct pp_server;
 
@@ -107,7 +107,7 @@ struct pp_worker {
   struct pp_server *s;
   unsigned id;
   pthread_t thread;
-  hb_consumer c;     /* its position in the stream */
+  hb_consumer c; /* its position in the stream */
   hb_visitor v;
   uint64_t next;     /* packet index: all packets below it looked at */
   uint64_t verified; /* packets of its share that were intact */
@@ -116,15 +116,15 @@ struct pp_worker {
 };
 
 struct pp_server {
-  hb_buf *buf;           /* the stream */
-  int conn;              /* the accepted connection, non-blocking */
+  hb_buf *buf; /* the stream */
+  int conn;    /* the accepted connection, non-blocking */
   hb_visitor writer;
   /* Below: written by write callbacks (on the loop thread), read by the
    * loop after the visit; no worker touches them. */
-  int eof;               /* the stream ended (or failed) */
-  int io_error;          /* errno of a failed read, 0 if none */
+  int eof;      /* the stream ended (or failed) */
+  int io_error; /* errno of a failed read, 0 if none */
   uint64_t bytes_in;
-  int budget_hit;        /* the last write visit left bytes in the socket */
+  int budget_hit; /* the last write visit left bytes in the socket */
   unsigned nworkers;
   struct pp_worker workers[PP_MAX_WORKERS];
 };
@@ -380,7 +380,8 @@ static int pp_run(uint64_t packets, unsigned nworkers, int verbose,
           r->verified == packets &&
           r->bytes == packets * sizeof(struct packet);
 
-  for (unsigned i = 0; i < nworkers; i++) hb_consumer_remove(&s->workers[i].c);
+  for (unsigned i = 0; i < nworkers; i++)
+    hb_consumer_remove(&s->workers[i].c);
   hb_free(s->buf);
   hb_fd_waker_close(&waker);
   close(ep);
@@ -404,8 +405,10 @@ int main(int argc, char **argv) {
   printf("packet_pipeline: %" PRIu64 " packets sent, %" PRIu64
          " received, %" PRIu64 " verified by %u workers, %" PRIu64 " bad\n",
          r.sent, r.received, r.verified, workers, r.bad);
-  printf("packet_pipeline: %" PRIu64 " bytes in %.3f s: %.0f packets/s, "
-         "%.1f MB/s (%" PRIu64 " packets dropped once every worker released"
+  printf("packet_pipeline: %" PRIu64
+         " bytes in %.3f s: %.0f packets/s, "
+         "%.1f MB/s (%" PRIu64
+         " packets dropped once every worker released"
          " them; at most %zu bytes held)\n",
          r.bytes, r.seconds, (double)r.received / r.seconds, mb / r.seconds,
          r.drained, r.peak);

@@ -797,7 +797,7 @@ HB_EXTERN int hb_view_drain(hb_view *view, size_t n);
  *     hb_stream_open(b, 1 << 20);          (lag bounded to 1 MiB)
  *     hb_consumer c;  hb_consumer_add(b, &c);
  *     for (;;) {                             (a consumer thread)
- *       hb_cast_consumer(&v, &c, HB_TYPE(struct packet), sizeof(struct packet));
+ *       HB_CAST_CONSUMER(&v, &c, struct packet, sizeof(struct packet));
  *       hb_visit(&v, 0, eat, &c);            (eat: hb_view_offset, the
  *       hb_block_on(&v, NULL);                array, hb_consumer_release,
  *     }                                       hb_view_eof)

@@ -192,9 +192,10 @@ int hb_stream_open(hb_buf *b, size_t limit) {
   return HB_OK;
 }
 
-/* Move the waiting readers for which `ready` holds to the head of the FIFO
- * queue, in their cast order, as if cast just after the ticket now held
- * (a writer's, at commit).  Under mu.  Returns how many moved. */
+/* Move the waiting readers whose bytes are there (want <= end), or all of
+ * them, to the head of the FIFO queue, in their cast order: as if cast
+ * just after the ticket now held (a writer's, at commit; at close, any).
+ * Under mu.  Returns how many moved. */
 static unsigned hb__stream_admit(hb__buf *e, hb__stream *st, uint64_t end,
                                  bool all) {
   hb_visitor *first = NULL, *last = NULL;
@@ -223,9 +224,10 @@ static unsigned hb__stream_admit(hb__buf *e, hb__stream *st, uint64_t end,
     e->tail = last;
   e->head = first;
   e->qlen += n;
-  if (e->qlen > e->longest_queue) HB__BUMP(e->longest_queue, e->qlen - e->longest_queue);
+  if (e->qlen > e->longest_queue)
+    HB__BUMP(e->longest_queue, e->qlen - e->longest_queue);
   /* The queue is not empty: whoever releases next dispatches.  Pairs with
-   * the fetch_sub/fetch_add of hb__release, which reads WAITERS. */
+   * the fetch_add of hb__release, which reads WAITERS as it releases. */
   __atomic_fetch_or(&e->pub.lock, HB__W_WAITERS, __ATOMIC_ACQ_REL);
   return n;
 }
@@ -372,7 +374,7 @@ int hb_cast_from(hb_visitor *v, hb_buf *b, hb_type t, uint64_t offset,
   return HB_OK;
 }
 
-/* ---- the hooks in a visit ----------------------------------------------------
+/* ---- the hooks in a visit ---------------------------------------------------
  */
 
 /* Move the dead prefix up to the lowest consumer position (write ticket
@@ -418,9 +420,8 @@ static int hb__stream_write_start(hb__buf *e, hb__stream *st,
    * alignment, so every view's array stays aligned for its type.  No view
    * exists (we hold the write ticket); begin does not change. */
   size_t cut = b->cursor & ~(e->align - 1);
-  if (cut != 0 &&
-      (live <= HB__STREAM_SMALL ||
-       (b->cap - b->len < reserve && b->cursor >= live))) {
+  if (cut != 0 && (live <= HB__STREAM_SMALL ||
+                   (b->cap - b->len < reserve && b->cursor >= live))) {
     size_t keep = b->len - cut;
     memmove(b->data, b->data + cut, keep);
     b->len = keep;
@@ -463,12 +464,13 @@ void hb__stream_commit(hb__buf *e) {
   __atomic_store_n(&st->end, end, __ATOMIC_SEQ_CST);
   if (__atomic_load_n(&st->nwait, __ATOMIC_SEQ_CST) == 0) return;
   hb__mutex_lock(&e->mu);
-  hb__stream_admit(e, st, end, __atomic_load_n(&st->closed, __ATOMIC_ACQUIRE));
+  hb__stream_admit(e, st, end,
+                   __atomic_load_n(&st->closed, __ATOMIC_ACQUIRE));
   hb__mutex_unlock(&e->mu);
   /* Our release sees WAITERS and dispatches them with the queue. */
 }
 
-/* ---- consumers ---------------------------------------------------------------
+/* ---- consumers --------------------------------------------------------------
  */
 
 int hb_consumer_add(hb_buf *b, hb_consumer *c) {

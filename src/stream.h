@@ -28,11 +28,11 @@ typedef struct hb__stream {
   uint32_t nwait;  /* atomic: read visitors in the waiting list */
   uint32_t closed; /* atomic: hb_stream_close was called */
   uint32_t full;   /* atomic: a write failed with HB_ENOSPC, room waker due */
-  uint32_t nconsumers;          /* under the mutex */
-  size_t limit;                 /* 0: unbounded */
-  hb_visitor *whead, *wtail;    /* waiting readers, cast order; under mu */
-  hb_consumer *chead;           /* registered consumers; under mu */
-  hb_waker room;                /* under mu */
+  uint32_t nconsumers;       /* under the mutex */
+  size_t limit;              /* 0: unbounded */
+  hb_visitor *whead, *wtail; /* waiting readers, cast order; under mu */
+  hb_consumer *chead;        /* registered consumers; under mu */
+  hb_waker room;             /* under mu */
   /* statistics (atomic stores by the write-ticket holder) */
   size_t peak;
   uint64_t compactions, bytes_moved;

@@ -70,7 +70,8 @@ static int seen_cb(hb_view *r, void *ctx) {
   s->eof = hb_view_eof(r);
   s->first = s->n ? p[0] : 0;
   if (s->release != NULL && !s->stop)
-    assert_int_equal(hb_consumer_release(s->release, s->offset + s->n), HB_OK);
+    assert_int_equal(hb_consumer_release(s->release, s->offset + s->n),
+                     HB_OK);
   return 0;
 }
 
@@ -85,7 +86,7 @@ static void count_wake(void *arg) {
   __atomic_fetch_add((int *)arg, 1, __ATOMIC_SEQ_CST);
 }
 
-/* ---- waiting for data ----------------------------------------------------- */
+/* ---- waiting for data ---------------------------------------------------- */
 
 /* Granted right after the write whose commit supplies the bytes, never
  * before: not after a write that supplies too few, not during the write
@@ -120,11 +121,11 @@ static void granted_right_after_satisfying_write(void **state) {
   assert_int_equal(s.calls, 0);
 
   inside_ctx c = {&v, -1};
-  assert_int_equal(hb_write_now(b, HB_TYPE(uint8_t), 60, append_and_look, &c,
-                                &result),
-                   HB_OK);
+  assert_int_equal(
+      hb_write_now(b, HB_TYPE(uint8_t), 60, append_and_look, &c, &result),
+      HB_OK);
   assert_int_equal(c.granted_inside, 0); /* not during the write */
-  assert_true(hb__load_granted(&v));    /* right after it */
+  assert_true(hb__load_granted(&v));     /* right after it */
   assert_int_equal(hb_try_visit(&v, &result), HB_OK);
   assert_int_equal(s.calls, 1);
   assert_int_equal(s.offset, 0);
@@ -219,7 +220,7 @@ static void several_thresholds(void **state) {
   assert_false(hb__load_granted(&v[0]));
   assert_int_equal(hb_try_visit(&v[2], NULL), HB_OK);
   assert_int_equal(s[2].n, 25);
-  assert_true(hb__load_granted(&w2)); /* its turn, after v[2] */
+  assert_true(hb__load_granted(&w2));               /* its turn, after v[2] */
   assert_int_equal(hb_try_visit(&w2, NULL), HB_OK); /* 35 bytes */
   assert_true(hb__load_granted(&v[0]));
   assert_int_equal(hb_try_visit(&v[0], NULL), HB_OK);
@@ -253,7 +254,7 @@ static void view_starts_at_offset(void **state) {
   assert_int_equal(hb_free(b), HB_OK);
 }
 
-/* ---- close ------------------------------------------------------------------ */
+/* ---- close --------------------------------------------------------------- */
 
 static int must_not_run(hb_view *w, void *ctx) {
   (void)w;
@@ -264,7 +265,8 @@ static int must_not_run(hb_view *w, void *ctx) {
 static void close_grants_waiters_and_fails_writes(void **state) {
   (void)state;
   hb_buf *b = new_stream(64, 0);
-  hb_visitor v[3] = {HB_VISITOR_INIT, HB_VISITOR_INIT, HB_VISITOR_INIT}, early = HB_VISITOR_INIT;
+  hb_visitor v[3] = {HB_VISITOR_INIT, HB_VISITOR_INIT, HB_VISITOR_INIT},
+             early = HB_VISITOR_INIT;
   seen_ctx s[3] = {{0}};
   for (int i = 0; i < 3; i++) {
     assert_int_equal(HB_CAST_FROM(&v[i], b, uint8_t, 0, 10 * (size_t)(i + 1)),
@@ -296,9 +298,9 @@ static void close_grants_waiters_and_fails_writes(void **state) {
   assert_int_equal(ran, 0);
   hb_visitor late = HB_VISITOR_INIT;
   assert_int_equal(HB_CAST_MUT(&late, b, uint8_t), HB_ECLOSED);
-  assert_int_equal(hb_write_now(b, HB_TYPE(uint8_t), 0, must_not_run, &ran,
-                                &result),
-                   HB_ECLOSED);
+  assert_int_equal(
+      hb_write_now(b, HB_TYPE(uint8_t), 0, must_not_run, &ran, &result),
+      HB_ECLOSED);
   assert_int_equal(ran, 0);
   /* A reader cast after the close runs at once with the end mark. */
   seen_ctx t = {0};
@@ -326,9 +328,9 @@ static void close_inside_write(void **state) {
   assert_int_equal(HB_CAST_FROM(&v, b, uint8_t, 0, 100), HB_OK);
   assert_int_equal(hb_visit(&v, 0, seen_cb, &s), HB_OK);
   int result;
-  assert_int_equal(hb_write_now(b, HB_TYPE(uint8_t), 7, append_then_close,
-                                b, &result),
-                   HB_OK);
+  assert_int_equal(
+      hb_write_now(b, HB_TYPE(uint8_t), 7, append_then_close, b, &result),
+      HB_OK);
   assert_int_equal(result, 0);
   assert_int_equal(hb_try_visit(&v, NULL), HB_OK);
   assert_int_equal(s.n, 7);
@@ -336,7 +338,7 @@ static void close_inside_write(void **state) {
   assert_int_equal(hb_free(b), HB_OK);
 }
 
-/* ---- cancel ----------------------------------------------------------------- */
+/* ---- cancel -------------------------------------------------------------- */
 
 static void cancel_waiting_reader(void **state) {
   (void)state;
@@ -372,7 +374,7 @@ static void cancel_waiting_reader(void **state) {
   assert_int_equal(hb_free(b), HB_OK);
 }
 
-/* ---- consumers, drops, offsets --------------------------------------------- */
+/* ---- consumers, drops, offsets ------------------------------------------- */
 
 /* Record i is 8 bytes holding its own stream offset. */
 static int append_offsets(hb_view *w, void *ctx) {
@@ -406,9 +408,9 @@ static void offsets_stable_across_drops(void **state) {
   size_t cap0 = hb_capacity(b);
   for (int round = 0; round < 500; round++) {
     int result;
-    assert_int_equal(HB_WRITE_NOW(b, uint64_t, 128, append_offsets, &next,
-                                  &result),
-                     HB_OK);
+    assert_int_equal(
+        HB_WRITE_NOW(b, uint64_t, 128, append_offsets, &next, &result),
+        HB_OK);
     if (round % 3 != 2) continue; /* let some pile up */
     hb_visitor v = HB_VISITOR_INIT;
     assert_int_equal(HB_CAST_CONSUMER(&v, &c, uint64_t, 8), HB_OK);
@@ -521,9 +523,9 @@ static void stopped_consumer_bounds_buffer(void **state) {
                      HB_OK);
   }
   int ran = 0, result = 0;
-  assert_int_equal(hb_write_now(b, HB_TYPE(uint8_t), 1, must_not_run, &ran,
-                                &result),
-                   HB_OK);
+  assert_int_equal(
+      hb_write_now(b, HB_TYPE(uint8_t), 1, must_not_run, &ran, &result),
+      HB_OK);
   assert_int_equal(result, HB_ENOSPC);
   assert_int_equal(ran, 0);
   hb_stream_info in;
@@ -542,9 +544,9 @@ static void stopped_consumer_bounds_buffer(void **state) {
   assert_int_equal(in.end, 1280);
   assert_int_equal(in.begin, 1024);
   /* A reservation above the limit can never be had. */
-  assert_int_equal(hb_write_now(b, HB_TYPE(uint8_t), 1025, must_not_run, &ran,
-                                &result),
-                   HB_OK);
+  assert_int_equal(
+      hb_write_now(b, HB_TYPE(uint8_t), 1025, must_not_run, &ran, &result),
+      HB_OK);
   assert_int_equal(result, HB_ENOSPC);
   assert_int_equal(hb_consumer_remove(&fast), HB_OK);
   assert_int_equal(hb_consumer_remove(&slow), HB_OK);
@@ -558,9 +560,9 @@ static void limit_without_consumers_keeps_bytes(void **state) {
   hb_buf *b = new_stream(64, 300);
   assert_int_equal(write_bytes(b, 200, 0), 0);
   int ran = 0, result = 0;
-  assert_int_equal(hb_write_now(b, HB_TYPE(uint8_t), 200, must_not_run, &ran,
-                                &result),
-                   HB_OK);
+  assert_int_equal(
+      hb_write_now(b, HB_TYPE(uint8_t), 200, must_not_run, &ran, &result),
+      HB_OK);
   assert_int_equal(result, HB_ENOSPC);
   assert_int_equal(ran, 0);
   hb_stream_info in;
@@ -576,7 +578,7 @@ static void limit_without_consumers_keeps_bytes(void **state) {
   assert_int_equal(hb_free(b), HB_OK);
 }
 
-/* ---- every driver on a waiting reader ------------------------------------- */
+/* ---- every driver on a waiting reader ------------------------------------ */
 
 struct bg_writer {
   hb_buf *b;
@@ -702,14 +704,12 @@ static void block_inside_callback_deadlk(void **state) {
   inside_buf = b;
   hb_visitor inner = HB_VISITOR_INIT;
   int result;
-  assert_int_equal(hb_read_now(b, HB_TYPE(uint8_t), block_inside, &inner,
-                               &result),
-                   HB_OK);
+  assert_int_equal(
+      hb_read_now(b, HB_TYPE(uint8_t), block_inside, &inner, &result), HB_OK);
   assert_int_equal(hb_free(b), HB_OK);
 }
 
-
-/* ---- no allocation per wait ------------------------------------------------ */
+/* ---- no allocation per wait ---------------------------------------------- */
 
 static long n_alloc;
 static void *count_malloc(size_t n) {
@@ -723,7 +723,8 @@ static void *count_realloc(void *p, size_t n) {
 
 static void no_allocation_per_wait(void **state) {
   (void)state;
-  assert_int_equal(hb_set_allocator(count_malloc, count_realloc, free), HB_OK);
+  assert_int_equal(hb_set_allocator(count_malloc, count_realloc, free),
+                   HB_OK);
   hb_buf *b = new_stream(4096, 0);
   hb_consumer c = HB_CONSUMER_INIT;
   assert_int_equal(hb_consumer_add(b, &c), HB_OK);

@@ -71,10 +71,10 @@ struct consumer {
   uint64_t seed;
   hb_consumer c;
   hb_visitor v;
-  uint64_t counted_upto;            /* offset: records below it counted */
-  uint64_t next_seq[PRODUCERS];     /* per producer, the seq expected */
+  uint64_t counted_upto;        /* offset: records below it counted */
+  uint64_t next_seq[PRODUCERS]; /* per producer, the seq expected */
   uint64_t count, bad, dup, cancels, visits, eof;
-  int partial;                      /* this visit releases half */
+  int partial; /* this visit releases half */
   /* detached completion */
   pthread_mutex_t mu;
   pthread_cond_t cv;
@@ -89,7 +89,7 @@ struct round {
   struct consumer c[CONSUMERS];
 };
 
-/* ---- producers ------------------------------------------------------------ */
+/* ---- producers ----------------------------------------------------------- */
 
 struct batch {
   struct producer *p;
@@ -126,7 +126,8 @@ static void *producer_main(void *arg) {
     } else {
       hb_visitor w = HB_VISITOR_INIT;
       st = HB_CAST_MUT(&w, b, rec);
-      if (st == HB_OK) st = hb_visit(&w, bt.n * sizeof(rec), append_batch, &bt);
+      if (st == HB_OK)
+        st = hb_visit(&w, bt.n * sizeof(rec), append_batch, &bt);
       if (st == HB_OK) st = hb_block_on(&w, &result);
     }
     if (st == HB_ECLOSED) break;
@@ -144,7 +145,7 @@ static void *producer_main(void *arg) {
   return NULL;
 }
 
-/* ---- consumers ------------------------------------------------------------ */
+/* ---- consumers ----------------------------------------------------------- */
 
 static int consume_cb(hb_view *r, void *ctx) {
   struct consumer *c = ctx;
@@ -244,7 +245,7 @@ static void *consumer_main(void *arg) {
   return NULL;
 }
 
-/* ---- a round -------------------------------------------------------------- */
+/* ---- a round ------------------------------------------------------------- */
 
 static void run_round(unsigned r, uint64_t seed) {
   struct round *rd = calloc(1, sizeof *rd);
@@ -275,7 +276,8 @@ static void run_round(unsigned r, uint64_t seed) {
     pause_us((unsigned)(seed % 20000));
     assert_int_equal(hb_stream_close(rd->b), HB_OK);
   }
-  for (unsigned i = 0; i < PRODUCERS; i++) pthread_join(rd->p[i].thread, NULL);
+  for (unsigned i = 0; i < PRODUCERS; i++)
+    pthread_join(rd->p[i].thread, NULL);
   if (!rd->close_early) assert_int_equal(hb_stream_close(rd->b), HB_OK);
   uint64_t total = 0;
   for (unsigned i = 0; i < PRODUCERS; i++) total += rd->p[i].committed;
@@ -284,12 +286,13 @@ static void run_round(unsigned r, uint64_t seed) {
     pthread_join(c->thread, NULL);
     assert_int_equal(c->bad, 0);
     if (c->count != total)
-      print_message("consumer %u: count %llu, next %llu %llu; committed "
-                    "%llu %llu\n", i, (unsigned long long)c->count,
-                    (unsigned long long)c->next_seq[0],
-                    (unsigned long long)c->next_seq[1],
-                    (unsigned long long)rd->p[0].committed,
-                    (unsigned long long)rd->p[1].committed);
+      print_message(
+          "consumer %u: count %llu, next %llu %llu; committed "
+          "%llu %llu\n",
+          i, (unsigned long long)c->count, (unsigned long long)c->next_seq[0],
+          (unsigned long long)c->next_seq[1],
+          (unsigned long long)rd->p[0].committed,
+          (unsigned long long)rd->p[1].committed);
     assert_int_equal(c->count, total); /* every record exactly once */
     for (unsigned p = 0; p < PRODUCERS; p++)
       assert_int_equal(c->next_seq[p], rd->p[p].committed);
@@ -310,11 +313,12 @@ static void run_round(unsigned r, uint64_t seed) {
     dups += rd->c[i].dup;
     visits += rd->c[i].visits;
   }
-  print_message("round %u: limit %zu%s: %llu records, %llu visits, "
-                "%llu cancels, %llu re-seen, peak %zu B, %llu compactions\n",
-                r, rd->limit, rd->close_early ? ", closed early" : "",
-                (unsigned long long)total, visits, cancels, dups, in.peak,
-                (unsigned long long)in.compactions);
+  print_message(
+      "round %u: limit %zu%s: %llu records, %llu visits, "
+      "%llu cancels, %llu re-seen, peak %zu B, %llu compactions\n",
+      r, rd->limit, rd->close_early ? ", closed early" : "",
+      (unsigned long long)total, visits, cancels, dups, in.peak,
+      (unsigned long long)in.compactions);
   assert_int_equal(hb_free(rd->b), HB_OK);
   free(rd);
 }

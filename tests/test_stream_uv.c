@@ -52,9 +52,9 @@ static void *bg_write(void *arg) {
   for (int i = 0; i < w->n; i++) {
     sleep_ms(w->delay_ms);
     int result = -1;
-    assert_int_equal(hb_write_now(w->b, HB_TYPE(uint8_t), 10, put10, NULL,
-                                  &result),
-                     HB_OK);
+    assert_int_equal(
+        hb_write_now(w->b, HB_TYPE(uint8_t), 10, put10, NULL, &result),
+        HB_OK);
     assert_int_equal(result, 0);
   }
   return NULL;

@@ -28,7 +28,6 @@
  */
 #include "fz.h"
 
-
 #define FZ_SNVIS 6
 #define FZ_SNCON 3
 
@@ -37,11 +36,11 @@ enum { SV_IDLE, SV_WAIT, SV_GRANTED, SV_RAN, SV_CANCELLED };
 typedef struct {
   int state;
   uint64_t from, want;
-  int polled;      /* a pending hb_poll stored a waker */
-  unsigned wakes;  /* its calls */
+  int polled;     /* a pending hb_poll stored a waker */
+  unsigned wakes; /* its calls */
   int detached;
   unsigned done_calls;
-  int ran_in_cb;   /* the callback ran */
+  int ran_in_cb; /* the callback ran */
 } fz_svis;
 
 static struct {
@@ -58,7 +57,9 @@ static struct {
 static hb_visitor fs_real[FZ_SNVIS];
 static hb_consumer fs_con[FZ_SNCON];
 
-static uint8_t fz_spat(uint64_t o) { return (uint8_t)(o * 131u + (o >> 9) + 3u); }
+static uint8_t fz_spat(uint64_t o) {
+  return (uint8_t)(o * 131u + (o >> 9) + 3u);
+}
 
 static void fs_wake(void *arg) { fs.v[(intptr_t)arg].wakes++; }
 
@@ -185,9 +186,9 @@ static int fs_append(hb_view *w, void *ctx) {
 static void fs_write(size_t n, size_t reserve) {
   if (!fs.open || fs_ticket_held()) return; /* would wait forever */
   if (fs.closed) {
-    FZ_EQ(hb_write_now(fs.b, HB_TYPE(uint8_t), reserve, fs_append, NULL,
-                       NULL),
-          HB_ECLOSED);
+    FZ_EQ(
+        hb_write_now(fs.b, HB_TYPE(uint8_t), reserve, fs_append, NULL, NULL),
+        HB_ECLOSED);
     return;
   }
   /* The model first (detached readers run inside the call): the write's
@@ -210,8 +211,7 @@ static void fs_write(size_t n, size_t reserve) {
   FZ_TRACE("write %zu reserve %zu: end %llu begin %llu limit %zu full %d\n",
            n, reserve, (unsigned long long)fs.end,
            (unsigned long long)fs.begin, fs.limit, full);
-  FZ_EQ(hb_write_now(fs.b, HB_TYPE(uint8_t), reserve, fs_append, &x,
-                     &result),
+  FZ_EQ(hb_write_now(fs.b, HB_TYPE(uint8_t), reserve, fs_append, &x, &result),
         HB_OK);
   if (full) {
     FZ_EQ(result, HB_ENOSPC);
@@ -290,9 +290,7 @@ static void fs_drive(int j, int poll) {
     FZ_EQ(rc, HB_OK);
     FZ_EQ(result, 7);
     return;
-  case SV_CANCELLED:
-    FZ_EQ(rc, HB_ECANCELED);
-    return;
+  case SV_CANCELLED: FZ_EQ(rc, HB_ECANCELED); return;
   }
 }
 
@@ -334,7 +332,7 @@ static void fs_consumer(int c, int what, uint64_t delta) {
       return;
     }
     uint64_t upto = (delta & 1) && fs.cpos[c] >= delta ? fs.cpos[c] - delta
-                                                        : fs.cpos[c] + delta;
+                                                       : fs.cpos[c] + delta;
     int rc = hb_consumer_release(k, upto);
     if (upto > fs.end) {
       FZ_EQ(rc, HB_ERANGE);
@@ -384,7 +382,9 @@ void fz_stream_run(fz_in *in) {
     fz_opno++;
     FZ_TRACE("stream op %d (%u, %u)\n", op, a, c);
     switch (op) {
-    case FZ_SOP_OPEN: fs_open(a < 128 ? 0 : (size_t)(a & 0x7f) * 16 + 1); break;
+    case FZ_SOP_OPEN:
+      fs_open(a < 128 ? 0 : (size_t)(a & 0x7f) * 16 + 1);
+      break;
     case FZ_SOP_WRITE: fs_write(a % 200, (size_t)c); break;
     case FZ_SOP_CAST_FROM:
       fs_cast(a % FZ_SNVIS, -1, (uint64_t)(c >> 4) * 8, (size_t)(c & 15) * 9,
