@@ -47,8 +47,9 @@
  *   generates and installs, is 1 when the library was built without NDEBUG
  *   (a debug build) and 0 otherwise.  With 1, every direct-mode call that
  *   changes the buffer or its cursor -- inline (hb_put*, hb_get*,
- *   hb_reserve, hb_clear) or not (hb_resize, hb_advance, hb_compact,
- *   hb_read_fd, hb_write_fd) -- aborts with a message naming the call when
+ *   hb_reserve, hb_clear, hb_advance, hb_spare, hb_commit, hb_writer_begin,
+ *   hb_writer_commit) or not (hb_resize, hb_compact, hb_read_fd,
+ *   hb_write_fd) -- aborts with a message naming the call when
  *   a visitor of the buffer is live.  With 0 none checks and none pays for
  *   a check.  The application's own NDEBUG plays no part: an application
  *   built with assertions on over a release install still gets the
@@ -76,11 +77,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-/* HB_CHECKED: a compile line that builds the library's own sources without
- * the build system (a fuzzer, a linter) may define it instead. */
-#ifndef HB_CHECKED
-#include "hyperbuf/config.h"
-#endif
+#include "hyperbuf/config.h" /* HB_CHECKED: see "Checked builds" above */
 
 #ifdef __cplusplus
 extern "C" {
@@ -365,6 +362,129 @@ static inline int hb_put_f64_le(hb_buf *b, double v);
 /** Append the 8 bytes of v's IEEE-754 bits, big-endian.
  *  @return as hb_put_u8. */
 static inline int hb_put_f64_be(hb_buf *b, double v);
+
+/* ======================================================================== */
+/*  Spare room, then commit                                                  */
+/* ======================================================================== */
+
+/*
+ * For code that produces bytes in place -- read(2) or recvmsg(2), a TLS
+ * library's decrypt, a compressor, an io_uring completion, a codec that
+ * writes its length prefix after the payload: ask for room, let the
+ * producer fill it, then commit what it wrote (libevent's
+ * evbuffer_reserve_space + evbuffer_commit_space, sds's sdsMakeRoomFor +
+ * sdsIncrLen, bytes' chunk_mut + advance_mut):
+ *
+ *     uint8_t *room;
+ *     if (hb_spare(b, 4096, &room) != HB_OK) ...      (may grow b)
+ *     ssize_t n = read(fd, room, 4096);
+ *     if (n > 0) hb_commit(b, (size_t)n);             (cannot fail here)
+ *
+ * Nothing is stored until hb_commit: the spare bytes are not part of
+ * hb_len, and a spare area never committed is simply spare room again.
+ * hb_view_spare and hb_view_commit (views section) do the same inside a
+ * write visit.
+ */
+
+/**
+ * Point *spare at n or more bytes of spare room just after the stored
+ * bytes, growing the buffer first if fewer than n are spare.  The caller
+ * writes into them, then hb_commit appends those it wrote.
+ * Invalidates: hb_data(), view pointers and earlier spare pointers, if it
+ * grows.
+ * @return HB_OK (*spare is hb_data(b) + hb_len(b), with at least n bytes
+ *         up to hb_capacity(b)); HB_EINVAL if spare is NULL; HB_ERANGE or
+ *         HB_ENOMEM as hb_reserve (*spare untouched, nothing changes).
+ */
+static inline int hb_spare(hb_buf *b, size_t n, uint8_t **spare);
+
+/**
+ * Append the first k bytes of the spare room, as the caller wrote them
+ * since hb_spare.  k should be at most the n asked of hb_spare; the
+ * library checks only that k bytes are spare (bytes the caller did not
+ * write are indeterminate, and committing them stores whatever is there).
+ * Never grows.  Invalidates nothing.
+ * @return HB_OK; HB_ERANGE if k > hb_capacity(b) - hb_len(b) (nothing
+ *         changes).
+ */
+static inline int hb_commit(hb_buf *b, size_t k);
+
+/* ======================================================================== */
+/*  The writer session                                                       */
+/* ======================================================================== */
+
+/*
+ * A loop of hb_put_u8 stores the buffer's length after every byte: the
+ * compiler must assume a byte store may overwrite it (character types
+ * alias everything), so each put leaves the length in memory, and that
+ * second store per byte costs 3x here (bench/ISSUE14.md, W2).  A writer
+ * keeps the write position and the end of the room in the caller's
+ * locals, where no byte store can reach them, and stores the length once,
+ * at hb_writer_commit: a header or varint encoder then runs at the speed
+ * of a hand-written array.  Declare the writer as a local and pass it
+ * only to these calls: that is what lets the compiler keep it in
+ * registers (its slow paths work on a copy).
+ *
+ *     hb_writer w;
+ *     hb_writer_begin(&w, b);
+ *     for (...) if (hb_writer_put_u8(&w, byte) != HB_OK) goto fail;
+ *     hb_writer_commit(&w);                   (hb_len(b) grows here)
+ *
+ * Requires: from hb_writer_begin until the last hb_writer_commit, no other
+ * call on b (direct or visitor mode) and no other writer on b.  Bytes put
+ * but not committed are not stored: hb_len(b) does not count them, and a
+ * writer may be dropped without a commit (its bytes are then spare room
+ * again).  Growth keeps them.  A failed put changes neither the writer nor
+ * the buffer.
+ */
+
+/** A writer session on one buffer; caller storage, fields private. */
+typedef struct hb_writer hb_writer;
+
+/** Start a writer on b, at its end.  Allocates nothing; cannot fail. */
+static inline void hb_writer_begin(hb_writer *w, hb_buf *b);
+
+/**
+ * Put one byte.
+ * Invalidates: hb_data() and view pointers, if it grows.
+ * @return HB_OK; HB_ERANGE or HB_ENOMEM as hb_reserve (the writer and the
+ *         buffer are unchanged).
+ */
+static inline int hb_writer_put_u8(hb_writer *w, uint8_t v);
+
+/**
+ * Put n bytes copied from src (src may be NULL when n is 0, and may point
+ * into the buffer's own bytes).
+ * Invalidates: hb_data() and view pointers, if it grows.
+ * @return HB_OK; HB_EINVAL if src is NULL while n > 0; HB_ERANGE or
+ *         HB_ENOMEM as hb_reserve (nothing changes in any case).
+ */
+static inline int hb_writer_put(hb_writer *w, const void *src, size_t n);
+
+/** Put v as 2 bytes, little-endian.  @return as hb_writer_put_u8. */
+static inline int hb_writer_put_u16_le(hb_writer *w, uint16_t v);
+/** Put v as 2 bytes, big-endian.  @return as hb_writer_put_u8. */
+static inline int hb_writer_put_u16_be(hb_writer *w, uint16_t v);
+/** Put v as 4 bytes, little-endian.  @return as hb_writer_put_u8. */
+static inline int hb_writer_put_u32_le(hb_writer *w, uint32_t v);
+/** Put v as 4 bytes, big-endian.  @return as hb_writer_put_u8. */
+static inline int hb_writer_put_u32_be(hb_writer *w, uint32_t v);
+/** Put v as 8 bytes, little-endian.  @return as hb_writer_put_u8. */
+static inline int hb_writer_put_u64_le(hb_writer *w, uint64_t v);
+/** Put v as 8 bytes, big-endian.  @return as hb_writer_put_u8. */
+static inline int hb_writer_put_u64_be(hb_writer *w, uint64_t v);
+
+/** @return the bytes put since hb_writer_begin (or the last commit) and not
+ *          yet committed. */
+static inline size_t hb_writer_pending(const hb_writer *w);
+
+/**
+ * Store the bytes put so far: hb_len(b) grows by hb_writer_pending(w).
+ * The writer may go on putting, and commit again.  Invalidates nothing.
+ * @return the number of bytes committed.
+ */
+static inline size_t hb_writer_commit(hb_writer *w);
+
 /* ======================================================================== */
 /*  Cursor reads                                                             */
 /* ======================================================================== */
@@ -421,10 +541,13 @@ static inline int hb_get_f64_le(hb_buf *b, double *out);
 static inline int hb_get_f64_be(hb_buf *b, double *out);
 
 /**
- * Move the cursor forward by n bytes without copying them.
+ * Move the cursor forward by n bytes without copying them: the way to
+ * consume what was read in place (hb_data(b) + hb_len(b) -
+ * hb_remaining(b), or hb_peek_iov).  Inline, so a parse loop's cursor
+ * does not go through a call per packet (bench/ISSUE14.md, W3-fresh).
  * @return HB_OK; HB_ERANGE if fewer than n bytes remain (nothing moves).
  */
-HB_EXTERN int hb_advance(hb_buf *b, size_t n);
+static inline int hb_advance(hb_buf *b, size_t n);
 
 /**
  * Drop the bytes before the cursor: the remaining bytes move to the front,
@@ -457,11 +580,13 @@ HB_EXTERN void hb_compact(hb_buf *b);
  * reserve `max` bytes (growing if needed), read() up to `max` into them,
  * and commit what arrived by extending the length.  One read() per call;
  * call again until HB_EAGAIN (edge-triggered epoll) or once per readiness
- * (level-triggered).  The reserve/read/commit loop this replaces:
+ * (level-triggered).  The spare-room loop this replaces (use that one
+ * for recvmsg, io_uring or a TLS library's reads):
  *
- *     hb_reserve(b, max);
- *     n = read(fd, hb_data(b) + hb_len(b), max);    (EINTR: again)
- *     if (n > 0) hb_resize(b, hb_len(b) + n, 0);    (but without the fill)
+ *     uint8_t *room;
+ *     hb_spare(b, max, &room);
+ *     n = read(fd, room, max);                      (EINTR: again)
+ *     if (n > 0) hb_commit(b, (size_t)n);
  *
  * Requires: no visitor of b is live (direct mode; use hb_view_read_fd
  * inside a write visitor).
@@ -473,9 +598,27 @@ HB_EXTERN void hb_compact(hb_buf *b);
  */
 HB_EXTERN int hb_read_fd(hb_buf *b, int fd, size_t max, size_t *nread);
 
+/* <sys/uio.h> defines it; include that to call hb_peek_iov. */
+struct iovec;
+
+/**
+ * The unread bytes -- from the cursor to the end -- as iovec entries, in
+ * order, for writev(2) or sendmsg(2) (like evbuffer_peek).  The buffer is
+ * contiguous, so that is one entry today; callers that pass room for more
+ * keep working if the buffer becomes a ring.  The entries point into the
+ * buffer: nothing is consumed (hb_advance does that).
+ * Invalidates nothing; the entries are stale after any call that may grow,
+ * compact or clear b.
+ * @return the number of entries filled, 0 (nothing unread) to iovcnt;
+ *         HB_EINVAL if iov is NULL or iovcnt < 1.
+ */
+HB_EXTERN int hb_peek_iov(const hb_buf *b, struct iovec *iov, int iovcnt);
+
 /**
  * Write the bytes between the cursor and the end to fd and advance the
- * cursor past what was written.  Short writes are continued until
+ * cursor past what was written: hb_peek_iov's entries, in one sendmsg(2)
+ * (writev(2) if fd is not a socket) per try.  Short writes are continued
+ * until
  * everything is written or the descriptor would block, so on a blocking
  * descriptor HB_OK means all of hb_remaining(b) went out.  The bytes stay
  * stored (hb_len is unchanged); hb_compact drops them.
@@ -520,6 +663,8 @@ struct hb_visitor {
   hb_done_fn done;       /* detached visits */
   void *done_arg;
   uint32_t state;        /* phase and flags (atomic; see src/visitor.c) */
+  uint32_t cookie;       /* from v's address while it was ever cast here:
+                            what makes leftover bytes no visitor (atomic) */
   uint32_t armed;        /* set by hb_visit; the driving thread's alone */
   int result;            /* what the callback returned */
   void *reserved[4];
@@ -725,6 +870,27 @@ HB_EXTERN int hb_view_append_bytes(hb_view *view, const void *src, size_t n);
 
 /** @return the bytes appended so far in this visit. */
 HB_EXTERN size_t hb_view_bytes_written(const hb_view *view);
+
+/**
+ * hb_spare inside a write visit: point *spare at n or more bytes of spare
+ * room after the buffer's bytes, growing beyond the visit's reservation if
+ * needed.
+ * Invalidates: array pointers and earlier spare pointers taken in this
+ * callback, if it grows.
+ * @return HB_OK; HB_ESTATE in a read visit; HB_EINVAL if spare is NULL;
+ *         HB_ERANGE or HB_ENOMEM as hb_reserve (nothing changes).
+ */
+HB_EXTERN int hb_view_spare(hb_view *view, size_t n, uint8_t **spare);
+
+/**
+ * hb_commit inside a write visit: append the first k bytes of the spare
+ * room.  No whole-element rule, as hb_view_append_bytes.  The bytes count
+ * in hb_view_bytes_written, and an aborted visit (the callback returns
+ * < 0) rolls them back with its other appends.
+ * @return HB_OK; HB_ESTATE in a read visit; HB_ERANGE if k bytes are not
+ *         spare (nothing changes).
+ */
+HB_EXTERN int hb_view_commit(hb_view *view, size_t k);
 
 /** The cast type of the visit. */
 HB_EXTERN hb_type hb_view_type(const hb_view *view);

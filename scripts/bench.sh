@@ -147,7 +147,7 @@ targets() { # $1 = text | md
     }
     function line(w, who, what, r, limit, ok) {
       if (fmt == "md") printf "| %s | %s / %s | %s | <= %.2f | %s |\n", w, who, what, r, limit, ok
-      else printf "  %-11s %s / %-46s %6s  (target <= %.2f)  %s\n", w, who, what, r, limit, ok
+      else printf "  %-11s %-15s / %-46s %6s  (target <= %.2f)  %s\n", w, who, what, r, limit, ok
     }
     function fastest(w, names,   k, n, a, b) {
       n = split(names, a, "|"); b = ""

@@ -58,16 +58,18 @@ static int hb__visit_now(hb_buf *b, hb_type t, bool write, size_t reserve,
     granted = hb__grant_fast(b, write);
   }
   if (!granted) {
-    /* Inside a callback on b, a ticket that is not granted at once never
-     * will be: it would wait for the one this thread is running. */
-    if (hb__inside_visit_of(b)) return HB_EDEADLK;
+    /* Inside a callback or done on b, a ticket that is not granted at
+     * once never will be: it would wait for the one this thread is
+     * running.  Inside a waker, which must not block, no waiting at all. */
+    if (hb__waiting_deadlocks(b)) return HB_EDEADLK;
+    if (hb__flushing != NULL) hb__run_pending(); /* could be what we wait for */
     /* Queue a visitor of our own and wait for its grant on its state word:
      * nobody else can see it, so no claim, waker or WAKING is needed.  The
      * granter's last touch of it is the grant itself. */
     hb_visitor v = HB_VISITOR_INIT;
     v.buf = b;
     uint32_t s = HB__V_CAST | HB__V_PARKED | hb__mode_of(write)->vflag;
-    if (!hb__cast_slow(e, &v, s)) hb__wait_turn(&v, e);
+    if (!hb__cast_slow(e, &v, s)) hb__note_wait(e, hb__wait_turn(&v, e));
   }
   int r = hb__run_fn(b, &t, write, reserve, fn, ctx, true, 0);
   hb__release_now(e, write);

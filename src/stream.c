@@ -333,8 +333,10 @@ int hb_cast_from(hb_visitor *v, hb_buf *b, hb_type t, uint64_t offset,
   hb__buf *e = hb__ext(b);
   /* hb_cast's checks first: an error takes no ticket and waits for none. */
   if (!hb__type_ok(b, t)) return HB_EINVAL;
-  uint32_t phase = hb__phase(hb__load_state(v));
-  if (phase != HB__V_IDLE && phase != HB__V_RAN && phase != HB__V_CANCELLED)
+  uint32_t s0 = hb__vstate(v), phase = hb__phase(s0);
+  if ((phase != HB__V_IDLE && phase != HB__V_RAN &&
+       phase != HB__V_CANCELLED) ||
+      (s0 & HB__V_BUSY))
     return HB_ESTATE;
   /* The bytes already there (end only grows): an ordinary ticket, without
    * the mutex.  ACQUIRE pairs with the commit's store of end. */
@@ -358,7 +360,9 @@ int hb_cast_from(hb_visitor *v, hb_buf *b, hb_type t, uint64_t offset,
   }
   /* Wait in the stream's list, holding no ticket.  As the FIFO queue's
    * waiters, it is CAST and not GRANTED, and changes under mu. */
-  v->buf = b;
+  /* As hb__cast: the cookie first (hb__vstate), buf atomic (hb_cancel). */
+  __atomic_store_n(&v->cookie, hb__cookie(v), __ATOMIC_RELAXED);
+  __atomic_store_n(&v->buf, b, __ATOMIC_RELAXED);
   v->type = t;
   v->armed = 0;
   hb__vs_set(v, (hb__vstream){offset, want});

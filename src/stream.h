@@ -12,11 +12,10 @@
 #include <stdbool.h>
 #include <string.h>
 
-/* A visitor's state flag (next to src/visit.h's HB__V_*): it waits in
- * its stream's list for data, not in the FIFO queue.  Set and cleared
- * under the buffer's mutex (cleared by RMW: a PARKED driver may be setting
- * SLEEPER by CAS meanwhile). */
-#define HB__V_STREAM 0x1000u
+/* HB__V_STREAM (src/bits.h) marks a visitor waiting in its stream's list.
+ * Set and cleared under the buffer's mutex, cleared by RMW: a PARKED
+ * driver may be setting SLEEPER by CAS meanwhile. */
+#include "bits.h"
 
 /* The stream state of a buffer: one allocation, made by hb_stream_open. */
 typedef struct hb__stream {

@@ -19,6 +19,12 @@
  *       ("HB" 0x02, which no v1 corpus or crash file begins with): the
  *       rest is parsed modulo FZ_OP_COUNT and FZ_S_COUNT, which add the
  *       operations marked "v2" below.  v1 operations keep their numbers.
+ *   v3  an input that begins with FZ_V3_MAGIC ("HB" 0x03): v2, plus the
+ *       operations marked "v3" (issue 14: spare room + commit, the writer
+ *       session, gather export), parsed modulo FZ_OP_COUNT and FZ_S_COUNT;
+ *       v2 inputs are parsed modulo FZ_OP_COUNT_V2 and FZ_S_COUNT_V2.
+ * And a language of its own: an input that begins with FZ_STREAM_MAGIC
+ * ("HB" 0x04) is all stream operations (issue 12, FZ_SOP_* below).
  */
 #ifndef HB_FUZZ_OPS_H
 #define HB_FUZZ_OPS_H
@@ -29,10 +35,11 @@
 
 #define FZ_V2_MAGIC "HB\x02"
 #define FZ_V2_MAGIC_LEN 3
-/* v3 (issue 12): an input that begins with FZ_V3_MAGIC is all stream
- * operations, 3 bytes each (opcode % FZ_SOP_COUNT, a, c), interpreted by
- * tests/fuzz/fz_stream.c against its own model. */
-#define FZ_V3_MAGIC "HB\x03"
+#define FZ_V3_MAGIC "HB\x03" /* as long as FZ_V2_MAGIC */
+/* Streams (issue 12): an input that begins with FZ_STREAM_MAGIC is all
+ * stream operations, 3 bytes each (opcode % FZ_SOP_COUNT, a, c),
+ * interpreted by tests/fuzz/fz_stream.c against its own model. */
+#define FZ_STREAM_MAGIC "HB\x04" /* as long as FZ_V2_MAGIC */
 
 enum {
   FZ_SOP_OPEN,          /* a < 128: no limit, else limit (a & 0x7f) * 16 + 1 */
@@ -111,9 +118,27 @@ enum {
                       only when the ticket can be granted at once, or from
                       inside a callback on the same buffer (HB_EDEADLK);
                       skipped where it would wait forever. */
+  /* v3 only: */
+  FZ_OP_SPARE,     /* slot, SIZE n, SIZE k, flags, pattern-offset:
+                      hb_spare(b, n) (flags bit 0: spare NULL), then the
+                      pattern written into k % (n + 1) of the bytes and
+                      those committed; bit 1: no hb_spare, commit k alone
+                      (k bytes of pattern written into the spare room
+                      through hb_data first, if there are k) */
+  FZ_OP_WRITER,    /* slot, steps (% 16), then 3 bytes per step: kind, a,
+                      c; then flags (bit 0 commit, else drop the writer;
+                      bit 1 also commit after step 0).  kind % 5: 0
+                      hb_writer_put_u8(a); 1 hb_writer_put(pattern + c,
+                      a * 37); 2 hb_writer_put(NULL, a); 3
+                      hb_writer_put(own stored bytes from c % len, up to
+                      a * 3 of them); 4 hb_writer_put_u16_be(a << 8 | c)
+                      and hb_writer_put_u32_le(c * 0x01010101) */
+  FZ_OP_PEEK_IOV,  /* slot, iovcnt byte (% 5; 4 means -1), flags (bit 0
+                      iov NULL) */
   FZ_OP_COUNT
 };
 #define FZ_OP_COUNT_V1 (FZ_OP_CANCEL + 1) /* 21 */
+#define FZ_OP_COUNT_V2 (FZ_OP_NOW + 1)    /* 22 */
 
 /* Script of a callback: byte 0 chooses the return value (< 48: abort with
  * -1 - b % 8; else commit with b % 64), then steps of 3 bytes: an opcode
@@ -148,8 +173,14 @@ enum {
                        not drained yet */
   FZ_S_STATS,       /* hb_stats_get on this buffer (a & 1: the other slot)
                        against the model, from inside the callback */
+  /* v3 only: */
+  FZ_S_SPARE,       /* hb_view_spare(n = count a, as APPEND_ALL), then the
+                       pattern at c & 0x3f written into k = (c >> 6) * n /
+                       3 bytes and hb_view_commit(k); c == 0xff: commit one
+                       byte more than is spare (HB_ERANGE) */
   FZ_S_COUNT
 };
-#define FZ_S_COUNT_V1 (FZ_S_TRY + 1) /* 12 */
+#define FZ_S_COUNT_V1 (FZ_S_TRY + 1)   /* 12 */
+#define FZ_S_COUNT_V2 (FZ_S_STATS + 1) /* 15 */
 
 #endif /* HB_FUZZ_OPS_H */

@@ -44,8 +44,13 @@
  *     the bias's `held` must be zero after every operation;
  *   - hb_stats_get after every top-level one-call visit, on FZ_OP_STATS,
  *     and from inside callbacks (FZ_S_STATS);
- *   - streams (v3 inputs, issue 12): tests/fuzz/fz_stream.c, a language
- *     and a model of their own (offsets, waiting readers, consumers).
+ *   - spare room + commit, the writer session and hb_peek_iov (v3 inputs,
+ *     fz_spare.c): committed bytes join the model, uncommitted ones never
+ *     do, a failed put or spare changes nothing (the writer included), and
+ *     an aborted visit rolls a view's commit back;
+ *   - streams (FZ_STREAM_MAGIC inputs, issue 12): tests/fuzz/fz_stream.c,
+ *     a language and a model of their own (offsets, waiting readers,
+ *     consumers).
  *
  * Any disagreement prints the operation number and both sides, then
  * aborts.  At the end every live visitor is cancelled, every buffer freed,
@@ -182,7 +187,8 @@ typedef struct {
 typedef struct {
   fz_mbuf buf[FZ_NBUF];
   fz_mvis vis[FZ_NALL];   /* [FZ_NOW0 + d]: one-call visit made at depth d */
-  int v2;                 /* the input is in the v2 language */
+  int v2;                 /* the input is in the v2 language or later */
+  int v3;                 /* the input is in the v3 language */
   int bias_avail;         /* hb__bias_available() */
   int depth;              /* callbacks running on this thread */
   int stack[FZ_MAX_DEPTH + 1]; /* their visitors, innermost last */
@@ -262,7 +268,14 @@ void fz_op_new(fz_in *in);
 void fz_op_direct(int op, fz_in *in);
 void fz_op_stats(int slot);
 
-/* fz_stream.c: run the rest of a v3 input (the stream language). */
+/* fz_spare.c (v3) */
+void fz_op_spare(fz_in *in);
+void fz_op_writer(fz_in *in);
+void fz_op_peek_iov(fz_in *in);
+void fz_view_spare(hb_view *view, fz_mvis *m, uint8_t a, uint8_t c);
+
+/* fz_stream.c: run the rest of an FZ_STREAM_MAGIC input (the stream
+ * language). */
 void fz_stream_run(fz_in *in);
 
 /* fz_run.c: run one input against the library and the model; aborts on

@@ -73,18 +73,24 @@ int fz_run(const uint8_t *data, size_t size) {
   fz_in in = {data, size, 0};
   fz_init();
   if (size >= FZ_V2_MAGIC_LEN &&
-      memcmp(data, FZ_V2_MAGIC, FZ_V2_MAGIC_LEN) == 0) {
-    fz.v2 = 1;
-    in.off = FZ_V2_MAGIC_LEN;
-  }
-  if (size >= FZ_V2_MAGIC_LEN &&
-      memcmp(data, FZ_V3_MAGIC, FZ_V2_MAGIC_LEN) == 0) {
+      memcmp(data, FZ_STREAM_MAGIC, FZ_V2_MAGIC_LEN) == 0) {
     in.off = FZ_V2_MAGIC_LEN; /* streams: a language of their own */
     fz_stream_run(&in);
     fz_finish();
     return 0;
   }
-  int nops = fz.v2 ? FZ_OP_COUNT : FZ_OP_COUNT_V1;
+  if (size >= FZ_V2_MAGIC_LEN &&
+      memcmp(data, FZ_V2_MAGIC, FZ_V2_MAGIC_LEN) == 0) {
+    fz.v2 = 1;
+    in.off = FZ_V2_MAGIC_LEN;
+  } else if (size >= FZ_V2_MAGIC_LEN &&
+             memcmp(data, FZ_V3_MAGIC, FZ_V2_MAGIC_LEN) == 0) {
+    fz.v2 = fz.v3 = 1;
+    in.off = FZ_V2_MAGIC_LEN;
+  }
+  int nops = fz.v3   ? FZ_OP_COUNT
+             : fz.v2 ? FZ_OP_COUNT_V2
+                     : FZ_OP_COUNT_V1;
   while (in.off < in.n && fz_opno < FZ_MAX_OPS) {
     int op = fz_in_u8(&in) % nops;
     fz_opno++;
@@ -135,6 +141,9 @@ int fz_run(const uint8_t *data, size_t size) {
                 (fl & 8) != 0, script, sl);
       break;
     }
+    case FZ_OP_SPARE: fz_op_spare(&in); break;
+    case FZ_OP_WRITER: fz_op_writer(&in); break;
+    case FZ_OP_PEEK_IOV: fz_op_peek_iov(&in); break;
     default: fz_op_direct(op, &in); break;
     }
     fz_check_all();

@@ -1,9 +1,9 @@
 /*
- * fz_stream.c -- the fuzzer's stream language (v3 inputs, issue 12): one
+ * fz_stream.c -- the fuzzer's stream language (FZ_STREAM_MAGIC inputs, issue 12): one
  * stream, FZ_SNVIS read visitors that wait for data, FZ_SNCON consumers,
  * writes, releases, close and free, against a model of offsets.
  *
- * An input that begins with FZ_V3_MAGIC is all stream operations (see
+ * An input that begins with FZ_STREAM_MAGIC is all stream operations (see
  * fuzz_ops.h, FZ_SOP_*).  The byte at offset o of the stream is always
  * fz_spat(o), so the model needs no copy of the bytes: it keeps the end,
  * the first offset still stored (`begin`: the drop point, moved at the
