@@ -182,11 +182,14 @@ targets() { # $1 = text | md
       # mutex + condvar version unless that one is within 1.3x of the limit.
       row("W6-pipeline", "limit", 1 / 0.9, "one thread, nothing shared [issue 12]")
       if (("W6-pipeline|mutex-condvar" in m) && ("W6-pipeline|limit" in m) &&
-          m["W6-pipeline|mutex-condvar"] <= 1.3 * m["W6-pipeline|limit"])
-        line("W6-pipeline", "mutex-condvar [issue 12]", sprintf("%.2f",
-             m["W6-pipeline|hyperbuf"] / m["W6-pipeline|mutex-condvar"]),
-             1 / 1.3, "waived: mutex-condvar is within 1.3x of the limit")
-      else
+          ("W6-pipeline|hyperbuf" in m) &&
+          m["W6-pipeline|mutex-condvar"] <= 1.3 * m["W6-pipeline|limit"]) {
+        r = m["W6-pipeline|hyperbuf"] / m["W6-pipeline|mutex-condvar"]
+        ok = "waived: mutex-condvar within 1.3x of the limit"
+        if (r <= 1 / 1.3 + 1e-9) ok = "met"
+        line("W6-pipeline", "HyperBuf", "mutex+condvar [issue 12] (mutex-condvar)",
+             sprintf("%.2f", r), 1 / 1.3, ok)
+      } else
         row("W6-pipeline", "mutex-condvar", 1 / 1.3, "mutex+condvar [issue 12]")
       row("W7-fanout", "mutex-condvar", 1 / 1.5, "mutex+condvar broadcast [issue 12]")
       # idle cost: an absolute figure (us of CPU for 4 waiters over 1 s)
@@ -234,7 +237,7 @@ if grep -q '^W7-fanout ' "$dir/bench-stderr.log" 2>/dev/null; then
        END {for (i = 0; i < n; i++) print l[i]}' "$dir/bench-stderr.log"
   echo
 fi
-echo "Targets (issues 3, 4 and 14; median ratios, this run):"
+echo "Targets (issues 3, 4, 12 and 14; median ratios, this run):"
 targets text
 echo
 
@@ -312,7 +315,7 @@ cpu=$(awk -F': ' '/^model name/ { print $2; exit }' /proc/cpuinfo 2>/dev/null ||
   echo
   throughput md
   echo
-  echo "Targets (issues 3, 4 and 14):"
+  echo "Targets (issues 3, 4, 12 and 14):"
   echo
   targets md
   echo
