@@ -21,11 +21,13 @@
  *       and hb_view_offset(view) says where.  min == 0, or data already
  *       there, or a closed stream: exactly an hb_cast (a FIFO ticket).
  *       HB_EINVAL as hb_cast, or b is not a stream; HB_ERANGE if offset +
- *       min overflows.
+ *       min overflows; HB_EINVAL if offset is not a multiple of the type's
+ *       alignment (offsets map to addresses aligned alike).
  *
  *   hb_stream_close(b)   end of stream, from any thread, inside a write
  *       callback too.  Every waiting reader is granted at once (as if cast
- *       now) and sees hb_view_eof(view) == 1; later write casts (hb_cast_mut,
+ *       just after the ticket held now, if any) and sees hb_view_eof(view)
+ *       == 1; later write casts (hb_cast_mut,
  *       hb_write_now) fail with HB_ECLOSED; a write ticket cast before the
  *       close but not yet run completes without its callback, *result ==
  *       HB_ECLOSED.  The write visit that calls close keeps its appends:
@@ -41,7 +43,8 @@
  *                                   forward (a lower upto is ignored);
  *                                   HB_ERANGE beyond the stream's end.
  *     hb_consumer_remove(c)         unregister: its unreleased bytes stop
- *                                   holding the buffer.
+ *                                   holding the buffer.  hb_free(b) is
+ *                                   HB_EBUSY while any is registered.
  *   The library drops the bytes below every consumer's position (below all
  *   positions: the minimum), with no bookkeeping by the caller.  A stream
  *   without consumers drops nothing.
@@ -73,9 +76,11 @@
  *   base + len.  At the start of each write visit (exclusive access: no
  *   view exists) the cursor moves up to the lowest consumer position, and
  *   then, only if the reservation does not fit in the spare room and the
- *   dead prefix is at least as long as the live bytes, the live bytes move
- *   to the front (base += cursor; cursor = 0).  When nothing is live the
- *   move is free (length 0).  Why this and not a ring:
+ *   dead prefix is at least as long as the live bytes -- or the live bytes
+ *   are a few (HB__STREAM_SMALL: a few moves, and the next write lands in
+ *   memory the cache holds) -- the live bytes move to the front (base +=
+ *   the cursor rounded down to the buffer's alignment, so every view's
+ *   array stays aligned for its type).  Why this and not a ring:
  *     - views are arrays of the cast type (a struct packet * over the
  *       bytes): a ring would split a view at the wrap, or need a doubly
  *       mapped ring, whose growth is a remap and whose size is page-bound;
