@@ -996,9 +996,10 @@ HB_EXTERN int hb_view_drain(hb_view *view, size_t n);
  * be moved or copied while registered.
  */
 typedef struct hb_consumer {
-  /* public */
-  void *data; /* free for the caller's use; the library never touches it */
-  /* private */
+  void *data; /**< free for the caller's use; the library never touches it */
+
+  /** @privatesection */
+  /* private: the library's; zero is unregistered */
   struct hb_consumer *next, *prev; /* the stream's list, under its mutex */
   hb_buf *buf;
   uint64_t pos;   /* released below this offset (atomic) */
@@ -1016,16 +1017,16 @@ typedef struct hb_consumer {
 
 /** What hb_stream_info reports; a snapshot, each field exact when read. */
 typedef struct {
-  uint64_t begin;       /* offset of the first byte still stored */
-  uint64_t end;         /* offset one past the last committed byte */
-  uint64_t low;         /* the lowest consumer position (end if none) */
-  size_t peak;          /* most bytes stored (not yet dropped) after a
-                           write's commit: the buffer's high-water mark */
-  uint64_t compactions; /* times the live bytes were moved to the front */
-  uint64_t bytes_moved; /* bytes those moves copied */
-  uint32_t consumers;   /* registered consumers */
-  uint32_t waiting;     /* read visitors waiting for data */
-  int closed;           /* hb_stream_close was called */
+  uint64_t begin;       /**< offset of the first byte still stored */
+  uint64_t end;         /**< offset one past the last committed byte */
+  uint64_t low;         /**< the lowest consumer position (end if none) */
+  size_t peak;          /**< most bytes stored (not yet dropped) after a
+                             write's commit: the buffer's high-water mark */
+  uint64_t compactions; /**< times the live bytes were moved to the front */
+  uint64_t bytes_moved; /**< bytes those moves copied */
+  uint32_t consumers;   /**< registered consumers */
+  uint32_t waiting;     /**< read visitors waiting for data */
+  int closed;           /**< hb_stream_close was called */
 } hb_stream_info;
 
 /**
@@ -1070,6 +1071,7 @@ HB_EXTERN int hb_stream_close(hb_buf *b);
 HB_EXTERN int hb_cast_from(hb_visitor *v, hb_buf *b, hb_type t,
                            uint64_t offset, size_t min);
 
+/** hb_cast_from for the type T: HB_CAST_FROM(&v, buf, struct packet, 0, 64). */
 #define HB_CAST_FROM(v, b, T, offset, min)                                   \
   hb_cast_from((v), (b), HB_TYPE(T), (offset), (min))
 
@@ -1104,6 +1106,8 @@ HB_EXTERN int hb_consumer_release(hb_consumer *c, uint64_t upto);
 HB_EXTERN int hb_cast_consumer(hb_visitor *v, hb_consumer *c, hb_type t,
                                size_t min);
 
+/** hb_cast_consumer for the type T: HB_CAST_CONSUMER(&v, &c, struct packet,
+ *  sizeof(struct packet)). */
 #define HB_CAST_CONSUMER(v, c, T, min)                                       \
   hb_cast_consumer((v), (c), HB_TYPE(T), (min))
 
