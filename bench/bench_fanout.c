@@ -30,7 +30,9 @@
  * peak buffer size (the most unreleased bytes at once).
  * Environment: HB_BENCH_FANOUT_RECORDS (default 4194304),
  *              HB_BENCH_FANOUT_BATCH (records per write, default 64),
- *              HB_BENCH_FANOUT_ONLY (one implementation alone, for perf).
+ *              HB_BENCH_FANOUT_ONLY (one implementation alone, for perf),
+ *              HB_BENCH_FANOUT_WANT (records a consumer waits for, default
+ *              1: both kinds of consumer wake for any new record).
  */
 #include <errno.h>
 #include <inttypes.h>
@@ -111,6 +113,11 @@ struct fo_result {
   int ok;
 };
 
+/* A consumer waits until this many new records are there (or the end):
+ * HyperBuf's reader with hb_cast_consumer's threshold, holding no ticket
+ * meanwhile; the mutex version's in its condition-variable loop. */
+static uint64_t fo_want = 1;
+
 static uint64_t env_u64(const char *name, uint64_t dflt) {
   const char *v = getenv(name);
   return v != NULL && *v != '\0' ? strtoull(v, NULL, 10) : dflt;
@@ -154,7 +161,7 @@ static void *mx_cons_main(void *arg) {
   pthread_mutex_lock(&f->mu);
   for (;;) {
     uint64_t end = f->base + f->len;
-    while (end == c->next && !f->done) {
+    while (end - c->next < fo_want && !f->done) {
       pthread_cond_wait(&f->more, &f->mu);
       end = f->base + f->len;
     }
@@ -274,7 +281,7 @@ static void *hb_cons_main(void *arg) {
   c->t0 = (double)bench_now_ns() * 1e-9;
   while (!c->done) {
     if (HB_CAST_CONSUMER(&c->v, &c->c, struct fo_record,
-                         sizeof(struct fo_record)) != HB_OK ||
+                         fo_want * sizeof(struct fo_record)) != HB_OK ||
         hb_visit(&c->v, 0, hb_cons_cb, c) != HB_OK ||
         hb_block_on(&c->v, NULL) != HB_OK) {
       c->bad++;
@@ -472,6 +479,9 @@ int main(int argc, char **argv) {
   if (!fan && !idle_too) return 0;
   uint64_t records = env_u64("HB_BENCH_FANOUT_RECORDS", UINT64_C(1) << 22);
   size_t batch = (size_t)env_u64("HB_BENCH_FANOUT_BATCH", 64);
+  fo_want = env_u64("HB_BENCH_FANOUT_WANT", 1);
+  if (fo_want == 0 || fo_want > FO_LIMIT / sizeof(struct fo_record) / 2)
+    fo_want = 1;
   if (records == 0) records = UINT64_C(1) << 22;
   if (batch == 0 || batch > FO_LIMIT / sizeof(struct fo_record) / 2)
     batch = 64;
