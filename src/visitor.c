@@ -209,6 +209,10 @@ bool hb__load_granted(const hb_visitor *v) {
   return (hb__load_state(v) & HB__V_GRANTED) != 0;
 }
 
+bool hb__load_parked(const hb_visitor *v) {
+  return (hb__load_state(v) & HB__V_PARKED) != 0;
+}
+
 /* ---- running a visit ------------------------------------------------------
  */
 
@@ -246,6 +250,13 @@ static void hb__call_done(hb_visitor *v, hb_buf *b, hb_done_fn done,
   hb__frames = frame.prev;
 }
 
+/* A cancelled detached visitor's done, for hb__flush_done. */
+typedef struct {
+  hb_buf *buf;
+  hb_done_fn done;
+  void *arg;
+} hb__done_call;
+
 /* Run one detached visitor claimed RUNNING (taken off wl's chain), then
  * call the wakers its release made due, and only then done: a done that
  * drives or cancels the visitors it unblocked finds them settled. */
@@ -261,14 +272,19 @@ static void hb__run_detached(hb_visitor *v, hb__wakelist *wl) {
 }
 
 /* Call the wakers and run the detached visitors collected in wl until
- * nothing is left: running one may unblock more.
+ * nothing is left: running one may unblock more.  With dc, a cancelled
+ * detached visitor dv's done is called right after the first wakers
+ * (those the cancel made due) and before any detached visitor runs: one of
+ * those could otherwise find dv finished and cast it again before its done
+ * was called.
  *
  * A trampoline: if a flush already runs on this thread -- this one is
  * inside one of its wakers, callbacks or dones -- the detached visitors go
  * to that flush, which runs them once the current callout returns.  So a
  * done that re-arms its visitor, round after round, runs in constant
  * stack; the wakers are called here, at once. */
-void hb__flush_slow(hb__wakelist *wl) {
+static void hb__flush_done(hb__wakelist *wl, hb_visitor *dv,
+                           const hb__done_call *dc) {
   hb__wakelist *outer = hb__flushing;
   if (outer != NULL && wl->detached != NULL) {
     if (outer->detached == NULL)
@@ -280,6 +296,10 @@ void hb__flush_slow(hb__wakelist *wl) {
   }
   wl->up = outer;
   hb__flushing = wl;
+  if (dc != NULL) {
+    hb__call_wakers(wl);
+    hb__call_done(dv, dc->buf, dc->done, HB_ECANCELED, 0, dc->arg);
+  }
   for (;;) {
     hb__call_wakers(wl);
     hb_visitor *v = wl->detached;
@@ -289,6 +309,8 @@ void hb__flush_slow(hb__wakelist *wl) {
   }
   hb__flushing = outer;
 }
+
+void hb__flush_slow(hb__wakelist *wl) { hb__flush_done(wl, NULL, NULL); }
 
 void hb__run_pending(void) {
   bool again = true;
@@ -383,7 +405,9 @@ static int hb__driver_check(hb_visitor *v, uint32_t *sp, int *result) {
     if (result != NULL) *result = v->result;
     return HB_OK;
   case HB__V_CANCELLED:
-    return HB_ECANCELED;
+    /* The drivers have no part in a detached visit, whatever became of
+     * it (its done says). */
+    return (s & HB__V_DETACHED) ? HB_ESTATE : HB_ECANCELED;
   case HB__V_RUNNING:
     return (s & HB__V_DETACHED) ? HB_ESTATE : HB_EBUSY;
   case HB__V_CAST:
@@ -450,31 +474,39 @@ int hb__drive_present(hb_visitor *v, uint32_t flag, uint64_t waited_ns,
 
 static int hb__cast(hb_visitor *v, hb_buf *b, hb_type t, bool write) {
   if (v == NULL || !hb__type_ok(b, t)) return HB_EINVAL;
-  uint32_t s0 = hb__vstate(v), phase = hb__phase(s0);
-  if ((phase != HB__V_IDLE && phase != HB__V_RAN &&
-       phase != HB__V_CANCELLED) ||
-      (s0 & HB__V_BUSY))
+  /* Castable: idle, or finished with nobody still on it.  A state that
+   * says so needs no cookie check (without the cookie it is idle, which is
+   * castable too); only one that says "live" must prove it is v's. */
+  hb__defined(v);
+  uint32_t s0 = __atomic_load_n(&v->state, __ATOMIC_ACQUIRE);
+  uint32_t phase = hb__phase(s0);
+  if (HB__UNLIKELY((phase != HB__V_IDLE && phase != HB__V_RAN &&
+                    phase != HB__V_CANCELLED) ||
+                   (s0 & HB__V_BUSY)) &&
+      hb__vstate(v) != HB__V_IDLE)
     return HB_ESTATE;
 
   /* Only what is read before hb_visit: the rest is written where it is
    * first needed (links on enqueue, waker on registration, done on
    * detaching, result on running), which keeps the stores in front of the
-   * CAS below few -- a locked instruction waits for them to drain.  The
+   * CAS below few -- a locked instruction waits for them to drain (the
+   * cookie is stored after it, before the state that publishes it).  The
    * cookie and buf are atomic: hb_cancel may read them from any thread. */
   if (HB__UNLIKELY(hb__ext(b)->stream != NULL)) { /* stream */
     if (write && hb__stream_closed(hb__ext(b))) return HB_ECLOSED;
     hb__vs_set(v, (hb__vstream){0, 0}); /* a plain cast: from the start */
   }
-  __atomic_store_n(&v->cookie, hb__cookie(v), __ATOMIC_RELAXED);
   __atomic_store_n(&v->buf, b, __ATOMIC_RELAXED);
   v->type = t;
   v->armed = 0;
   uint32_t s = HB__V_CAST | hb__mode_of(write)->vflag;
 
   if (hb__grant_fast(b, write)) {
+    __atomic_store_n(&v->cookie, hb__cookie(v), __ATOMIC_RELAXED);
     hb__store_state(v, s | HB__V_GRANTED);
     return HB_OK;
   }
+  __atomic_store_n(&v->cookie, hb__cookie(v), __ATOMIC_RELAXED);
   hb__cast_slow(hb__ext(b), v, s);
   return HB_OK;
 }
@@ -529,6 +561,8 @@ int hb_visit_detached(hb_visitor *v, size_t reserve, hb_visit_fn fn,
   for (;;) {
     if (hb__phase(s) != HB__V_CAST) {
       hb__wait_settled(v);
+      /* Detached all the same, for the drivers' answer (HB_ESTATE). */
+      __atomic_fetch_or(&v->state, HB__V_DETACHED, __ATOMIC_RELAXED);
       hb__call_done(v, &e->pub, done, HB_ECANCELED, 0, done_arg);
       return HB_OK;
     }
@@ -537,11 +571,9 @@ int hb_visit_detached(hb_visitor *v, size_t reserve, hb_visit_fn fn,
   __atomic_fetch_or(&v->state, HB__V_DETACHED, __ATOMIC_RELAXED);
   /* Run it through a flush of its own: here, or -- inside a flush already
    * running on this thread -- by that flush, after the current callout. */
-  hb__wakelist wl;
-  HB__WAKELIST_INIT(wl);
   v->next = NULL;
-  wl.detached = wl.detached_tail = v;
-  hb__flush(&wl);
+  hb__wakelist wl = {.detached = v, .detached_tail = v};
+  hb__flush_slow(&wl);
   return HB_OK;
 }
 
@@ -669,6 +701,12 @@ int hb_cancel(hb_visitor *v) {
     uint32_t old = hb__finish_cancel(v, own_waker ? HB__V_WAKING : 0u,
                                      took_over);
     if (own_waker) hb__push_wake(&wl, v, true);
+    if (done != NULL) {
+      /* detached (no driver can be present): done after the wakers */
+      hb__done_call dc = {b, done, done_arg};
+      hb__flush_done(&wl, v, &dc);
+      return HB_OK;
+    }
     hb__flush(&wl);
     /* A driver that announced itself (hb_block_on parked, hb_poll
      * registering) still looks at v: wait for it to leave, so that once we
@@ -676,7 +714,6 @@ int hb_cancel(hb_visitor *v) {
      * announce itself after CANCELLED. */
     if (old & HB__V_PRESENT)
       hb__settle_until(&v->state, HB__V_SLEEPER, hb__absent);
-    hb__call_done(v, b, done, HB_ECANCELED, 0, done_arg);
     return HB_OK;
   }
 }

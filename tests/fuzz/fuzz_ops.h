@@ -23,8 +23,12 @@
  *       operations marked "v3" (issue 14: spare room + commit, the writer
  *       session, gather export), parsed modulo FZ_OP_COUNT and FZ_S_COUNT;
  *       v2 inputs are parsed modulo FZ_OP_COUNT_V2 and FZ_S_COUNT_V2.
+ *   v4  an input that begins with FZ_V4_MAGIC ("HB" 0x04): v3, plus the
+ *       operations marked "v4" (issue 10: storage that was never a
+ *       visitor, wakers that call back), parsed modulo FZ_OP_COUNT; v3
+ *       inputs are parsed modulo FZ_OP_COUNT_V3.
  * And a language of its own: an input that begins with FZ_STREAM_MAGIC
- * ("HB" 0x04) is all stream operations (issue 12, FZ_SOP_* below).
+ * ("HBs") is all stream operations (issue 12, FZ_SOP_* below).
  */
 #ifndef HB_FUZZ_OPS_H
 #define HB_FUZZ_OPS_H
@@ -36,10 +40,11 @@
 #define FZ_V2_MAGIC "HB\x02"
 #define FZ_V2_MAGIC_LEN 3
 #define FZ_V3_MAGIC "HB\x03" /* as long as FZ_V2_MAGIC */
+#define FZ_V4_MAGIC "HB\x04" /* as long as FZ_V2_MAGIC */
 /* Streams (issue 12): an input that begins with FZ_STREAM_MAGIC is all
  * stream operations, 3 bytes each (opcode % FZ_SOP_COUNT, a, c),
  * interpreted by tests/fuzz/fz_stream.c against its own model. */
-#define FZ_STREAM_MAGIC "HB\x04" /* as long as FZ_V2_MAGIC */
+#define FZ_STREAM_MAGIC "HBs" /* as long as FZ_V2_MAGIC */
 
 enum {
   FZ_SOP_OPEN,          /* a < 128: no limit, else limit (a & 0x7f) * 16 + 1 */
@@ -135,10 +140,20 @@ enum {
                       and hb_writer_put_u32_le(c * 0x01010101) */
   FZ_OP_PEEK_IOV,  /* slot, iovcnt byte (% 5; 4 means -1), flags (bit 0
                       iov NULL) */
+  /* v4 only: */
+  FZ_OP_SCRIBBLE,  /* vis, byte: fill a visitor that is not live with the
+                      byte, as storage never initialised would be; it is
+                      idle from then on (any storage may be cast) */
+  FZ_OP_POLL_BACK, /* vis, action: hb_poll with a waker that calls back
+                      on its own visitor when it is called (action % 3):
+                      0 nothing, 1 hb_try_visit and hb_poll (HB_EDEADLK),
+                      2 hb_cancel (HB_OK if its turn came, HB_ESTATE if
+                      the call comes from its cancel) */
   FZ_OP_COUNT
 };
 #define FZ_OP_COUNT_V1 (FZ_OP_CANCEL + 1) /* 21 */
 #define FZ_OP_COUNT_V2 (FZ_OP_NOW + 1)    /* 22 */
+#define FZ_OP_COUNT_V3 (FZ_OP_PEEK_IOV + 1)
 
 /* Script of a callback: byte 0 chooses the return value (< 48: abort with
  * -1 - b % 8; else commit with b % 64), then steps of 3 bytes: an opcode

@@ -1,7 +1,8 @@
 /*
- * fz_stream.c -- the fuzzer's stream language (FZ_STREAM_MAGIC inputs, issue 12): one
- * stream, FZ_SNVIS read visitors that wait for data, FZ_SNCON consumers,
- * writes, releases, close and free, against a model of offsets.
+ * fz_stream.c -- the fuzzer's stream language (FZ_STREAM_MAGIC inputs,
+ * issue 12): one stream, FZ_SNVIS read visitors that wait for data,
+ * FZ_SNCON consumers, writes, releases, close and free, against a model
+ * of offsets.
  *
  * An input that begins with FZ_STREAM_MAGIC is all stream operations (see
  * fuzz_ops.h, FZ_SOP_*).  The byte at offset o of the stream is always
