@@ -17,6 +17,7 @@
  * length, capacity, cursor and bytes as they were.
  */
 #include "internal.h"
+#include "stream.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -302,6 +303,8 @@ static __attribute__((noinline)) int hb__free_unarmed(hb__buf *e,
 /* Nothing of e is live: keep it in the slot, or free it. */
 static inline __attribute__((always_inline)) int hb__free_tail(hb__buf *e,
                                                                uint64_t lock) {
+  if (HB__UNLIKELY(e->stream != NULL) && hb__stream_free(e) != HB_OK)
+    return HB_EBUSY; /* stream: readers wait for data, or consumers remain */
 #if HB__SLOT
   if (HB__UNLIKELY(hb__slot.state != HB__SLOT_ON))
     return hb__free_unarmed(e, lock);

@@ -107,6 +107,8 @@ typedef struct hb__buf {
   /* hb_block_on's spin budget follows this average wait (atomic, a hint:
    * racing updates may lose one sample, never correctness) */
   uint32_t wait_avg_ns;
+  struct hb__stream *stream; /* stream: hb_stream_open's state, or NULL
+                                (src/stream.c) */
 } hb__buf;
 
 /* Add to a counter that only its owner (a write-ticket or direct-mode
@@ -151,6 +153,9 @@ struct hb_view {
   int write;        /* a write visit */
   unsigned shift;   /* log2(size) when size is a power of two, else
                        HB__NO_SHIFT: a shift instead of a division */
+  /* stream: the window of a visit on a stream (src/stream.c), 0 else */
+  size_t skip;      /* bytes of hb_data() before the view's first byte */
+  int eof;          /* the stream was closed when the visit began */
 };
 #define HB__NO_SHIFT 255u
 

@@ -205,6 +205,8 @@ static void hb__release_slow(hb__buf *e, hb__wakelist *wl) {
 void hb__release(hb__buf *e, const hb__mode *m, bool ran, hb__wakelist *wl) {
   uint64_t *lock = &e->pub.lock;
   uint64_t delta = (ran ? m->done : 0) - m->ticket;
+  if (ran && m->ticket == HB__W_WRITER && e->stream != NULL)
+    hb__stream_commit(e); /* stream: publish the end, admit the waiters */
   /* RELEASE: the visit's writes happen before the next grant's ACQUIRE. */
   uint64_t old = __atomic_fetch_add(lock, delta, __ATOMIC_RELEASE);
   if (ran && m->done != 0 &&

@@ -37,6 +37,7 @@ static int hb__visit_now(hb_buf *b, hb_type t, bool write, size_t reserve,
   if (!hb__type_ok(b, t) || fn == NULL) return HB_EINVAL;
   if (reserve > (size_t)PTRDIFF_MAX) return HB_ERANGE;
   hb__buf *e = hb__ext(b);
+  if (write && hb__stream_closed(e)) return HB_ECLOSED; /* stream */
   const void *owner = __atomic_load_n(&e->bias_owner, __ATOMIC_RELAXED);
   if (HB__UNLIKELY(owner == NULL)) {
     hb__bias_try(e);
@@ -70,7 +71,7 @@ static int hb__visit_now(hb_buf *b, hb_type t, bool write, size_t reserve,
     uint32_t s = HB__V_CAST | HB__V_PARKED | hb__mode_of(write)->vflag;
     if (!hb__cast_slow(e, &v, s)) hb__note_wait(e, hb__wait_turn(&v, e));
   }
-  int r = hb__run_fn(b, &t, write, reserve, fn, ctx, true);
+  int r = hb__run_fn(b, &t, write, reserve, fn, ctx, true, 0);
   hb__release_now(e, write);
   if (result != NULL) *result = r;
   return HB_OK;

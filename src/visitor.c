@@ -220,7 +220,7 @@ bool hb__load_parked(const hb_visitor *v) {
 static int hb__run_claimed(hb_visitor *v, uint32_t s, hb__wakelist *wl) {
   bool write = (s & HB__V_WRITE) != 0;
   int r = hb__run_fn(v->buf, &v->type, write, v->reserve, v->fn, v->ctx,
-                     true);
+                     true, hb__vs_get(v).from);
   v->result = r;
   hb__release(hb__ext(v->buf), hb__mode_of(write), true, wl);
   /* The ticket is back; from here on, only v. */
@@ -492,6 +492,10 @@ static int hb__cast(hb_visitor *v, hb_buf *b, hb_type t, bool write) {
    * CAS below few -- a locked instruction waits for them to drain (the
    * cookie is stored after it, before the state that publishes it).  The
    * cookie and buf are atomic: hb_cancel may read them from any thread. */
+  if (HB__UNLIKELY(hb__ext(b)->stream != NULL)) { /* stream */
+    if (write && hb__stream_closed(hb__ext(b))) return HB_ECLOSED;
+    hb__vs_set(v, (hb__vstream){0, 0}); /* a plain cast: from the start */
+  }
   __atomic_store_n(&v->buf, b, __ATOMIC_RELAXED);
   v->type = t;
   v->armed = 0;
@@ -681,7 +685,10 @@ int hb_cancel(hb_visitor *v) {
         done_arg = v->done_arg;
       }
       own_waker = s & HB__V_WAKER;
-      hb__queue_unlink(e, v);
+      if (s & HB__V_STREAM)
+        hb__stream_unlink(e, v); /* stream: waiting for data, not queued */
+      else
+        hb__queue_unlink(e, v);
       __atomic_fetch_add(&e->cancelled, 1, __ATOMIC_RELAXED);
       /* Those behind it may be free to go now (a writer left the head). */
       hb__dispatch(e, &wl);

@@ -27,6 +27,8 @@
  *       operations marked "v4" (issue 10: storage that was never a
  *       visitor, wakers that call back), parsed modulo FZ_OP_COUNT; v3
  *       inputs are parsed modulo FZ_OP_COUNT_V3.
+ * And a language of its own: an input that begins with FZ_STREAM_MAGIC
+ * ("HBs") is all stream operations (issue 12, FZ_SOP_* below).
  */
 #ifndef HB_FUZZ_OPS_H
 #define HB_FUZZ_OPS_H
@@ -39,6 +41,27 @@
 #define FZ_V2_MAGIC_LEN 3
 #define FZ_V3_MAGIC "HB\x03" /* as long as FZ_V2_MAGIC */
 #define FZ_V4_MAGIC "HB\x04" /* as long as FZ_V2_MAGIC */
+/* Streams (issue 12): an input that begins with FZ_STREAM_MAGIC is all
+ * stream operations, 3 bytes each (opcode % FZ_SOP_COUNT, a, c),
+ * interpreted by tests/fuzz/fz_stream.c against its own model. */
+#define FZ_STREAM_MAGIC "HBs" /* as long as FZ_V2_MAGIC */
+
+enum {
+  FZ_SOP_OPEN,          /* a < 128: no limit, else limit (a & 0x7f) * 16 + 1 */
+  FZ_SOP_WRITE,         /* hb_write_now of a % 200 bytes, reserve c */
+  FZ_SOP_CAST_FROM,     /* vis a, detached (a >> 4) & 1; from begin +
+                           (c >> 4) * 8, min (c & 15) * 9 */
+  FZ_SOP_CAST_CONSUMER, /* vis a, consumer (a >> 3), detached (a >> 5) & 1,
+                           min c % 100 */
+  FZ_SOP_POLL,          /* vis a */
+  FZ_SOP_TRY,           /* vis a */
+  FZ_SOP_CANCEL,        /* vis a */
+  FZ_SOP_CONSUMER,      /* consumer a; (a >> 2) % 4: add, remove, release
+                           to pos + c (odd c: pos - c, a no-op), release */
+  FZ_SOP_CLOSE,
+  FZ_SOP_FREE,
+  FZ_SOP_COUNT
+};
 
 /* A size argument is 3 bytes: a class byte, then a 16-bit little-endian
  * payload p.  Classes (class byte % 16):

@@ -47,7 +47,10 @@
  *   - spare room + commit, the writer session and hb_peek_iov (v3 inputs,
  *     fz_spare.c): committed bytes join the model, uncommitted ones never
  *     do, a failed put or spare changes nothing (the writer included), and
- *     an aborted visit rolls a view's commit back.
+ *     an aborted visit rolls a view's commit back;
+ *   - streams (FZ_STREAM_MAGIC inputs, issue 12): tests/fuzz/fz_stream.c,
+ *     a language and a model of their own (offsets, waiting readers,
+ *     consumers).
  *
  * Any disagreement prints the operation number and both sides, then
  * aborts.  At the end every live visitor is cancelled, every buffer freed,
@@ -274,6 +277,10 @@ void fz_op_spare(fz_in *in);
 void fz_op_writer(fz_in *in);
 void fz_op_peek_iov(fz_in *in);
 void fz_view_spare(hb_view *view, fz_mvis *m, uint8_t a, uint8_t c);
+
+/* fz_stream.c: run the rest of an FZ_STREAM_MAGIC input (the stream
+ * language). */
+void fz_stream_run(fz_in *in);
 
 /* fz_run.c: run one input against the library and the model; aborts on
  * the first disagreement.  @return 0 */

@@ -73,6 +73,13 @@ int fz_run(const uint8_t *data, size_t size) {
   fz_in in = {data, size, 0};
   fz_init();
   if (size >= FZ_V2_MAGIC_LEN &&
+      memcmp(data, FZ_STREAM_MAGIC, FZ_V2_MAGIC_LEN) == 0) {
+    in.off = FZ_V2_MAGIC_LEN; /* streams: a language of their own */
+    fz_stream_run(&in);
+    fz_finish();
+    return 0;
+  }
+  if (size >= FZ_V2_MAGIC_LEN &&
       memcmp(data, FZ_V2_MAGIC, FZ_V2_MAGIC_LEN) == 0) {
     fz.v2 = 1;
     in.off = FZ_V2_MAGIC_LEN;
