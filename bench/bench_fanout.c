@@ -496,15 +496,16 @@ int main(int argc, char **argv) {
   if (!fan) goto idle;
 #ifdef HB_BENCH_STREAM
   struct fo_result hb;
-  /* Warm-up: a short run of each (threads, page faults), then the
+  /* Warm-up: a half-size run of each (threads, page faults, the allocator;
+   * the first run in a process is the slowest by up to 3x), then the
    * measured ones. */
-  if (fo_measure("hyperbuf", hb_fanout, records / 16 + 1, batch, &hb) ||
-      fo_measure("mutex-condvar", mx_fanout, records / 16 + 1, batch, &mx) ||
+  if (fo_measure("hyperbuf", hb_fanout, records / 2 + 1, batch, &hb) ||
+      fo_measure("mutex-condvar", mx_fanout, records / 2 + 1, batch, &mx) ||
       fo_measure("hyperbuf", hb_fanout, records, batch, &hb) ||
       fo_measure("mutex-condvar", mx_fanout, records, batch, &mx))
     return 1;
 #else
-  if (fo_measure("mutex-condvar", mx_fanout, records / 16 + 1, batch, &mx) ||
+  if (fo_measure("mutex-condvar", mx_fanout, records / 2 + 1, batch, &mx) ||
       fo_measure("mutex-condvar", mx_fanout, records, batch, &mx))
     return 1;
 #endif
