@@ -51,6 +51,9 @@
 #endif
 
 #define FO_CONSUMERS 4
+#ifndef FO_CAP
+#define FO_CAP FO_LIMIT /* the stream's first capacity */
+#endif
 #ifndef FO_STAGE
 #define FO_STAGE 1024 /* HyperBuf's producer: most records made ahead */
 #endif
@@ -109,7 +112,8 @@ struct fo_result {
   double consumer_s[FO_CONSUMERS]; /* each consumer's own run */
   uint64_t seen[FO_CONSUMERS];     /* records each consumer verified */
   uint64_t bad, sum;
-  size_t peak; /* most unreleased bytes at once */
+  size_t peak;    /* most unreleased bytes at once */
+  uint64_t moved; /* HyperBuf: bytes its compactions moved */
   int ok;
 };
 
@@ -307,7 +311,7 @@ static int hb_append_cb(hb_view *w, void *ctx) {
 
 static int hb_fanout(uint64_t records, size_t batch, struct fo_result *r) {
   memset(r, 0, sizeof *r);
-  hb_buf *b = hb_new(FO_LIMIT);
+  hb_buf *b = hb_new(FO_CAP);
   struct hb_cons *cs = calloc(FO_CONSUMERS, sizeof *cs);
   size_t stage = FO_STAGE > batch ? FO_STAGE : batch;
   struct fo_record *tmp = malloc(stage * sizeof *tmp);
@@ -371,6 +375,7 @@ static int hb_fanout(uint64_t records, size_t batch, struct fo_result *r) {
   hb_stream_info in;
   hb_stream_info_get(b, &in);
   r->peak = in.peak;
+  r->moved = in.bytes_moved;
   r->ok = r->ok && r->bad == 0 && in.end == records * sizeof *tmp;
   for (int i = 0; i < FO_CONSUMERS; i++) hb_consumer_remove(&cs[i].c);
   hb_free(b);
@@ -449,6 +454,8 @@ static void fo_report(const char *impl, uint64_t records,
           impl, (double)records / r->seconds / 1e6, r->peak);
   for (int i = 0; i < FO_CONSUMERS; i++)
     fprintf(stderr, " %.2f", (double)r->seen[i] / r->consumer_s[i] / 1e6);
+  if (strcmp(impl, "hyperbuf") == 0)
+    fprintf(stderr, "; compaction moved %.1f MB", (double)r->moved / 1e6);
   fprintf(stderr, "\n");
 }
 
@@ -489,15 +496,16 @@ int main(int argc, char **argv) {
   if (!fan) goto idle;
 #ifdef HB_BENCH_STREAM
   struct fo_result hb;
-  /* Warm-up: a short run of each (threads, page faults), then the
+  /* Warm-up: a half-size run of each (threads, page faults, the allocator;
+   * the first run in a process is the slowest by up to 3x), then the
    * measured ones. */
-  if (fo_measure("hyperbuf", hb_fanout, records / 16 + 1, batch, &hb) ||
-      fo_measure("mutex-condvar", mx_fanout, records / 16 + 1, batch, &mx) ||
+  if (fo_measure("hyperbuf", hb_fanout, records / 2 + 1, batch, &hb) ||
+      fo_measure("mutex-condvar", mx_fanout, records / 2 + 1, batch, &mx) ||
       fo_measure("hyperbuf", hb_fanout, records, batch, &hb) ||
       fo_measure("mutex-condvar", mx_fanout, records, batch, &mx))
     return 1;
 #else
-  if (fo_measure("mutex-condvar", mx_fanout, records / 16 + 1, batch, &mx) ||
+  if (fo_measure("mutex-condvar", mx_fanout, records / 2 + 1, batch, &mx) ||
       fo_measure("mutex-condvar", mx_fanout, records, batch, &mx))
     return 1;
 #endif
