@@ -31,15 +31,16 @@ mkdir -p "$work/logs" "$work/empty"
 echo "consumers: library from $src"
 
 # The README's examples, exactly as a reader would paste them: the first
-# C block under a heading.
+# C block under a heading (the whole heading line).
 readme_c() { # HEADING
-  awk -v h="## $1" '$0 == h { f = 1 }
+  awk -v h="$1" '$0 == h { f = 1 }
        f && /^```c$/ { g = 1; next }
        g && /^```$/ { exit }
        g { print }' "$root/README.md"
 }
-readme_c "Direct mode in a nutshell" >"$work/direct.c"
-readme_c "One buffer per connection" >"$work/guide.c"
+readme_c "## Direct mode in a nutshell" >"$work/direct.c"
+readme_c "## One buffer per connection" >"$work/guide.c"
+readme_c "### With the stream calls" >"$work/guide_stream.c"
 
 # Under set -e a negated command (`! grep ...`) never fails the check, so
 # "must not" is spelt: refute WHAT COMMAND... (COMMAND may be a function).
@@ -106,6 +107,14 @@ pc_c11_guide() {
     -I"$work" "$cons/guide_run.c" -o "$out/guide" \
     $(pc --cflags --libs hyperbuf) $(rpath)
   "$out/guide"
+}
+
+# The guide's stream version: the loop appends, a decoder thread consumes.
+pc_c11_guide_stream() {
+  $cc -std=c11 -pedantic -Wall -Wextra -Werror -D_POSIX_C_SOURCE=200809L \
+    -I"$work" "$cons/guide_stream_run.c" -o "$out/guide-stream" \
+    $(pc --cflags --libs hyperbuf) -pthread $(rpath)
+  "$out/guide-stream"
 }
 
 pc_c11_visit() {
@@ -285,6 +294,7 @@ for spec in lib-uv:lib:ON multiarch-uv:lib/x86_64-linux-gnu:ON \
   check "$name/pkg-config-c11-visit" pc_c11_visit
   if [ "$name" = lib-uv ]; then
     check "$name/pkg-config-c11-readme-guide" pc_c11_guide
+    check "$name/pkg-config-c11-readme-guide-stream" pc_c11_guide_stream
   fi
   check "$name/pkg-config-static" pc_static
   check "$name/pkg-config-hyperbuf-static" pc_static_module
