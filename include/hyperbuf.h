@@ -26,16 +26,45 @@
  *   hb_cast / hb_cast_mut on b    | each other and every visitor call on b,
  *                                 | from any thread (tickets follow the order
  *                                 | in which these calls take effect)
- *   hb_visit, hb_poll,            | calls on *other* visitors; on the same
- *   hb_block_on, hb_try_visit     | visitor only with hb_cancel
+ *   hb_read_now / hb_write_now    | as hb_cast (they take a ticket in order)
+ *     on b                        |
+ *   hb_visit, hb_visit_detached,  | calls on *other* visitors; on the same
+ *   hb_poll, hb_block_on,         | visitor only with hb_cancel
+ *   hb_try_visit                  |
  *   hb_cancel(v)                  | anything, from any thread, including a
  *                                 | driver of v blocked or polling elsewhere
+ *                                 | and another hb_cancel(v)
+ *   hb_stats_get(b)               | anything on b but hb_free (a snapshot)
  *   hb_free(b)                    | nothing on b (returns HB_EBUSY while any
  *                                 | visitor of b is live)
+ *   hb_fd_waker_wake, its hb_waker| each other and hb_fd_waker_drain, from
+ *                                 | any thread
+ *   hb_fd_waker_drain(w)          | wakes; one drain at a time (the loop's)
+ *   hb_fd_waker_init / _close(w)  | nothing on w
  *
- * No call waits for another visitor's callback except hb_block_on.  A
- * driver or hb_cancel may wait out, briefly, what another thread is still
- * doing to the same visitor: calling its waker, or cancelling it.
+ * No call waits for another visitor's callback, waker or done except
+ * hb_block_on (and hb_*_now) waiting for its own turn.  A driver or
+ * hb_cancel may wait out, briefly, what another thread is still doing to
+ * the same visitor: calling its waker, cancelling it, or (hb_cancel) a
+ * driver of it parked or registering elsewhere leaving it.
+ *
+ * Re-entrancy: visit callbacks, wakers and detached dones may call any
+ * library function on any visitor or buffer, and every such call returns
+ * at once.  Where waiting could only be waiting for the calling thread
+ * itself, the answer is an error instead: HB_EBUSY for the visitor whose
+ * callback is running, HB_EDEADLK for a driver called from inside the
+ * visitor's own waker, and HB_EDEADLK for hb_block_on / hb_*_now where
+ * they would wait inside a waker (which must not block) or inside a
+ * callback or done on the same buffer.  A waker cancelling its own
+ * granted visitor, or a sibling granted with it, cancels it; a done
+ * driving a visitor its release made runnable runs it.  Re-arming a
+ * detached visitor from its done runs in constant stack space.
+ *
+ * Shutdown: once hb_cancel(v) has returned HB_OK (or HB_ESTATE for a
+ * finished v), or a driver has reported v finished, the library touches
+ * neither v nor its buffer on v's behalf -- a hb_block_on(v) parked on
+ * another thread included.  So "cancel every visitor, free the buffer,
+ * then join the threads" is safe.
  *
  * Checked builds (the library's build decides, for every call alike):
  *   HB_CHECKED, defined by <hyperbuf/config.h> which the library's build
@@ -194,7 +223,9 @@ typedef int (*hb_visit_fn)(hb_view *view, void *ctx);
  *     from the thread that made the visitor runnable or cancelled it, after
  *     the library has released its internal locks.
  *   - It must be cheap and thread-safe, must not block, and must not drive
- *     the visitor itself: it only arranges for hb_poll to be called again.
+ *     the visitor itself: it only arranges for hb_poll to be called again
+ *     (a driver called on the visitor from inside its own waker returns
+ *     HB_EDEADLK).  It may cancel the visitor, or any other.
  *   - arg must stay valid until the visitor has finished.  A driver or
  *     hb_cancel that finds a wake call still in flight on another thread
  *     waits for it to return before it reports the visitor finished, so
@@ -207,9 +238,14 @@ typedef struct {
 
 /**
  * Called when a detached visit is over (see hb_visit_detached).
- * status is HB_OK (the callback ran; result holds what it returned) or
- * HB_ECANCELED (result is 0).  After it returns the library no longer
- * touches v, which may then be reused or freed.
+ * status is HB_OK (the visit completed: result holds what the callback
+ * returned, or HB_ENOMEM if its reservation could not be had and it did
+ * not run) or HB_ECANCELED (result is 0).  It is called after the wakers
+ * of the visitors v's release made runnable, so it may drive or cancel
+ * them.  It runs as if inside a visit of v's buffer: hb_block_on and
+ * hb_*_now there answer HB_EDEADLK rather than wait for a turn on it.
+ * After it returns the library no longer touches v, which may then be
+ * reused or freed (or cast and armed again, here: see hb_visit_detached).
  */
 typedef void (*hb_done_fn)(hb_visitor *v, int status, int result, void *arg);
 
@@ -563,7 +599,9 @@ HB_EXTERN void hb_compact(hb_buf *b);
  *   HB_EOF     read() returned 0: the peer closed its end; nothing moved
  *   HB_EIO     the system call failed; errno says why; nothing moved
  * EINTR is retried inside the calls.  Writes to a socket use MSG_NOSIGNAL,
- * so a closed peer gives HB_EIO with errno EPIPE, not SIGPIPE.
+ * so a closed peer gives HB_EIO with errno EPIPE, not SIGPIPE -- or with
+ * ECONNRESET first, when the peer reset the connection (a TCP peer that
+ * closed with data unread does); treat both as "the peer is gone".
  */
 
 /**
@@ -627,7 +665,13 @@ HB_EXTERN int hb_write_fd(hb_buf *b, int fd, size_t *nwritten);
 
 /*
  * A visitor is caller-owned storage for one visit: declare it on the stack
- * or in a struct, zero-initialised (HB_VISITOR_INIT).  Life cycle:
+ * or in a struct.  Any storage may be cast: zeroed, HB_VISITOR_INIT, a
+ * finished visitor, or bytes never initialised at all -- leftover bytes
+ * cannot fake a live visitor (short of a one-in-2^32 match: every cast
+ * stores a cookie derived from the visitor's address), and valgrind or
+ * MemorySanitizer see no use of them.  A live visitor must not be moved or
+ * copied: a copy is no visitor (its calls answer as on an idle one).
+ * Life cycle:
  *
  *   idle --cast--> cast --hb_visit--> armed --(turn comes, driven)--> running
  *     ^                 \                 \                             |
@@ -661,7 +705,7 @@ struct hb_visitor {
   void *reserved[4];
 };
 
-/** An idle visitor.  All-zero storage is the same. */
+/** An idle visitor.  All-zero storage, or any never cast, is the same. */
 #ifdef __cplusplus
 #define HB_VISITOR_INIT {}
 #else
@@ -672,10 +716,11 @@ struct hb_visitor {
  * Take a read ticket on b for elements of type t.  Tickets are handed out in
  * call order; a read visitor runs after every earlier write visitor has
  * finished, concurrently with neighbouring readers.
- * Requires: v is idle or finished.
+ * Requires: v is idle (any storage never cast) or finished.
  * @return HB_OK; HB_EINVAL (no ticket taken) if b or v is NULL, t.size is 0,
  *         t.align is not a power of two or exceeds hb_align(b), or t.size is
- *         not a multiple of t.align; HB_ESTATE if v is cast, armed or running.
+ *         not a multiple of t.align; HB_ESTATE if v is live: cast, armed,
+ *         running, or still being finished (its waker or cancel in flight).
  */
 HB_EXTERN int hb_cast(hb_visitor *v, hb_buf *b, hb_type t);
 
@@ -711,7 +756,10 @@ HB_EXTERN int hb_visit(hb_visitor *v, size_t reserve, hb_visit_fn fn,
  * result, done_arg) is called on the same thread.  No driver is needed (or
  * allowed: the drivers return HB_ESTATE).  hb_cancel works until it runs.
  * done may be NULL.  The callback must be short: it runs inside another
- * caller's hb_* call.
+ * caller's hb_* call.  Called from inside a callback, waker or done that
+ * this library is running for a detached visit or a waker, a visitor whose
+ * turn has come runs once that callout has returned, on this thread (so
+ * re-arming from done, round after round, takes no stack).
  * @return as hb_visit.
  */
 HB_EXTERN int hb_visit_detached(hb_visitor *v, size_t reserve, hb_visit_fn fn,
@@ -722,11 +770,14 @@ HB_EXTERN int hb_visit_detached(hb_visitor *v, size_t reserve, hb_visit_fn fn,
  * runs now, on this thread.  Otherwise the waker is stored (replacing any
  * earlier one) and will be called once when the turn comes or the visitor
  * is cancelled; call hb_poll again then.
- * @return HB_OK (ran; *result holds the callback's return, if result is not
- *         NULL; polling again returns HB_OK and the same result);
+ * @return HB_OK (the visit completed: *result, if result is not NULL,
+ *         holds the callback's return -- or HB_ENOMEM, when the
+ *         reservation could not be had and the callback did not run;
+ *         polling again returns HB_OK and the same result);
  *         HB_PENDING; HB_ECANCELED; HB_ESTATE if v is idle, only cast, or
- *         detached; HB_EBUSY if v is running (a poll from inside its own
- *         callback).
+ *         detached (whatever became of it); HB_EBUSY if v is running (a
+ *         poll from inside its own callback); HB_EDEADLK from inside v's
+ *         own waker.
  */
 HB_EXTERN int hb_poll(hb_visitor *v, hb_waker w, int *result);
 
@@ -739,25 +790,32 @@ HB_EXTERN int hb_poll(hb_visitor *v, hb_waker w, int *result);
  * when threads hand a buffer back and forth, a waiter that sleeps turns
  * every hand-off into a wake-up at the scheduler's pace (measured here:
  * ~1.3 us per visit sleeping, ~0.1-0.4 us spinning).
- * @return HB_OK (ran; *result as hb_poll); HB_ECANCELED; HB_ESTATE as
- *         hb_poll; HB_EDEADLK if called from inside a callback on the same
- *         buffer for a visitor whose turn has not come (it never could).
+ * @return HB_OK (completed; *result as hb_poll); HB_ECANCELED; HB_ESTATE,
+ *         HB_EBUSY as hb_poll; HB_EDEADLK from inside v's own waker, or
+ *         for a visitor whose turn has not come from inside any waker or
+ *         from inside a callback or done on the same buffer (it never
+ *         could come, or the wait would block a waker).
  */
 HB_EXTERN int hb_block_on(hb_visitor *v, int *result);
 
 /**
  * Run the visitor now if its turn has come; never waits.
- * @return HB_OK (ran; *result as hb_poll); HB_EAGAIN (not its turn; it
- *         stays armed); HB_ECANCELED; HB_ESTATE as hb_poll.
+ * @return HB_OK (completed; *result as hb_poll); HB_EAGAIN (not its turn;
+ *         it stays armed); HB_ECANCELED; HB_ESTATE, HB_EBUSY and HB_EDEADLK
+ *         as hb_poll.
  */
 HB_EXTERN int hb_try_visit(hb_visitor *v, int *result);
 
 /**
  * Give the ticket up: the visitor is finished without running, and the
  * queue behind it moves on.  A waker stored by hb_poll is called.  Safe
- * from any thread, also while another thread is blocked on v.
+ * from any thread, also while another thread is blocked on v: that
+ * thread's hb_block_on returns HB_ECANCELED, and has let go of v and its
+ * buffer before this call returns.  Works from inside v's own waker (and
+ * a sibling's).  A detached visitor's done is called (HB_ECANCELED).
  * @return HB_OK; HB_EBUSY if v is running; HB_ESTATE if v is idle or
- *         finished (a second cancel included).
+ *         finished (a second cancel included: it returns once the first
+ *         is over).
  */
 HB_EXTERN int hb_cancel(hb_visitor *v);
 
@@ -961,6 +1019,10 @@ HB_EXTERN int hb_view_drain(hb_view *view, size_t n);
  *       }
  *
  * Zero-initialised storage is not a valid waker: call hb_fd_waker_init.
+ * It is refused, not used: on storage not initialised (or closed), wake
+ * does nothing, hb_fd_waker_get gives no waker ({NULL, NULL}), and drain
+ * and close answer HB_EINVAL -- descriptor 0 is never read, written or
+ * closed.
  */
 /** A coalescing file-descriptor waker (see above). */
 typedef struct hb_fd_waker {
@@ -984,7 +1046,8 @@ HB_EXTERN int hb_fd_waker_init(hb_fd_waker *w);
  * The hb_waker to hand to hb_poll.  Its wake is thread-safe, never blocks
  * and allocates nothing.  w must stay initialised until every visitor
  * polled with it has finished.
- * @return the waker (fn + arg; arg is w).
+ * @return the waker (fn + arg; arg is w); {NULL, NULL} (no waker) if w was
+ *         never initialised or is closed.
  */
 HB_EXTERN hb_waker hb_fd_waker_get(hb_fd_waker *w);
 
@@ -999,14 +1062,16 @@ HB_EXTERN void hb_fd_waker_wake(hb_fd_waker *w);
  * flag, in that order, so a wake racing with the drain is either seen by
  * the hb_poll calls that follow it or makes fd readable again.  Call it
  * from the loop thread before polling the visitors.
- * @return 1 if a wake was pending, 0 if not.
+ * @return 1 if a wake was pending, 0 if not; HB_EINVAL if w was never
+ *         initialised or is closed (nothing read).
  */
 HB_EXTERN int hb_fd_waker_drain(hb_fd_waker *w);
 
 /**
  * Close the descriptor(s).  Requires: no visitor still holds the waker.
  * @return HB_OK; HB_EIO (errno set) if close failed (the descriptors are
- *         released anyway).
+ *         released anyway); HB_EINVAL if w was never initialised or is
+ *         already closed (nothing closed).
  */
 HB_EXTERN int hb_fd_waker_close(hb_fd_waker *w);
 

@@ -255,9 +255,22 @@ tree_without_cmocka() {
   cmake --build "$b" -j "$jobs" --target hyperbuf hyperbuf_static
 }
 
+# The source tree as a subproject (add_subdirectory, FetchContent): its
+# targets under the same names, its tests not built.
+tree_subdirectory() {
+  local b=$work/tree-subdir
+  cmake -S "$cons" -B "$b" -DHB_SUBDIR="$src" -DHB_DIRECT_C="$work/direct.c" \
+    -DHB_HPP_TEST="$root/tests/test_hpp.cpp" -DHB_BUILD_EXAMPLES=OFF
+  cmake --build "$b" -j "$jobs"
+  "$b/direct"
+  "$b/visit_static"
+  "$b/hpp"
+}
+
 # ---- run ----------------------------------------------------------------
 
 check tree/configure-without-cmocka tree_without_cmocka
+check tree/add-subdirectory tree_subdirectory
 
 for spec in lib-uv:lib:ON multiarch-uv:lib/x86_64-linux-gnu:ON \
     multiarch-nouv:lib/x86_64-linux-gnu:OFF; do

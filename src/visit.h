@@ -58,13 +58,17 @@ static inline bool hb__claim(hb_visitor *v, uint32_t *s, uint32_t phase) {
  * never a cookie, so all-zero storage is idle too.
  */
 static inline uint32_t hb__cookie(const hb_visitor *v) {
-  uint64_t h = (uint64_t)(uintptr_t)v * UINT64_C(0x9e3779b97f4a7c15);
-  return (uint32_t)(h >> 32) | 1u;
+  /* Odd, and v is at least 2-aligned: never 0.  An XOR, not a hash: one
+   * instruction on every call's path, and as unlikely as any 32-bit value
+   * to be what leftover bytes hold there. */
+  return (uint32_t)(uintptr_t)v ^ UINT32_C(0x9e3779b9);
 }
 
 /* Memcheck (valgrind) and MemorySanitizer report any decision taken on
- * storage nobody wrote; deciding that it is no visitor is the point here,
- * so tell them the state and cookie words are defined (src/visitor.c). */
+ * storage nobody wrote; deciding that it is no visitor is the point of a
+ * cast, so hb_cast tells them the state and cookie words are defined
+ * (src/visitor.c).  The other calls do not: on storage never cast they are
+ * the caller's mistake, which the report then shows. */
 extern int hb__on_valgrind;
 void hb__defined_slow(const hb_visitor *v);
 #if defined(__has_feature)
@@ -81,11 +85,10 @@ static inline void hb__defined(const hb_visitor *v) {
 }
 
 /* v's state as a public call sees it: 0 (idle) unless v carries its
- * cookie.  The state is loaded first (ACQUIRE), so the cookie read after
+ * cookie (on storage never written, call hb__defined first).  The state is loaded first (ACQUIRE), so the cookie read after
  * it is at least as new as the cast that published that state (the cast
  * stores the cookie before its RELEASE store of the state). */
 static inline uint32_t hb__vstate(const hb_visitor *v) {
-  hb__defined(v);
   uint32_t s = __atomic_load_n(&v->state, __ATOMIC_ACQUIRE);
   if (HB__UNLIKELY(__atomic_load_n(&v->cookie, __ATOMIC_RELAXED) !=
                    hb__cookie(v)))

@@ -209,6 +209,10 @@ bool hb__load_granted(const hb_visitor *v) {
   return (hb__load_state(v) & HB__V_GRANTED) != 0;
 }
 
+bool hb__load_parked(const hb_visitor *v) {
+  return (hb__load_state(v) & HB__V_PARKED) != 0;
+}
+
 /* ---- running a visit ------------------------------------------------------
  */
 
@@ -246,6 +250,16 @@ static void hb__call_done(hb_visitor *v, hb_buf *b, hb_done_fn done,
   hb__frames = frame.prev;
 }
 
+/* A cancelled detached visitor's done, for hb__flush_done. */
+typedef struct {
+  hb_buf *buf;
+  hb_done_fn done;
+  void *arg;
+} hb__done_call;
+
+static void hb__flush_done(hb__wakelist *wl, hb_visitor *dv,
+                           const hb__done_call *dc);
+
 /* Run one detached visitor claimed RUNNING (taken off wl's chain), then
  * call the wakers its release made due, and only then done: a done that
  * drives or cancels the visitors it unblocked finds them settled. */
@@ -268,7 +282,14 @@ static void hb__run_detached(hb_visitor *v, hb__wakelist *wl) {
  * to that flush, which runs them once the current callout returns.  So a
  * done that re-arms its visitor, round after round, runs in constant
  * stack; the wakers are called here, at once. */
-void hb__flush_slow(hb__wakelist *wl) {
+void hb__flush_slow(hb__wakelist *wl) { hb__flush_done(wl, NULL, NULL); }
+
+/* hb__flush_slow, with a cancelled detached visitor's done called right
+ * after the first wakers (those the cancel made due) and before any
+ * detached visitor runs: one of those could otherwise find v finished and
+ * cast it again before its done was called. */
+static void hb__flush_done(hb__wakelist *wl, hb_visitor *dv,
+                           const hb__done_call *dc) {
   hb__wakelist *outer = hb__flushing;
   if (outer != NULL && wl->detached != NULL) {
     if (outer->detached == NULL)
@@ -280,6 +301,10 @@ void hb__flush_slow(hb__wakelist *wl) {
   }
   wl->up = outer;
   hb__flushing = wl;
+  if (dc != NULL) {
+    hb__call_wakers(wl);
+    hb__call_done(dv, dc->buf, dc->done, HB_ECANCELED, 0, dc->arg);
+  }
   for (;;) {
     hb__call_wakers(wl);
     hb_visitor *v = wl->detached;
@@ -383,7 +408,9 @@ static int hb__driver_check(hb_visitor *v, uint32_t *sp, int *result) {
     if (result != NULL) *result = v->result;
     return HB_OK;
   case HB__V_CANCELLED:
-    return HB_ECANCELED;
+    /* The drivers have no part in a detached visit, whatever became of
+     * it (its done says). */
+    return (s & HB__V_DETACHED) ? HB_ESTATE : HB_ECANCELED;
   case HB__V_RUNNING:
     return (s & HB__V_DETACHED) ? HB_ESTATE : HB_EBUSY;
   case HB__V_CAST:
@@ -450,27 +477,35 @@ int hb__drive_present(hb_visitor *v, uint32_t flag, uint64_t waited_ns,
 
 static int hb__cast(hb_visitor *v, hb_buf *b, hb_type t, bool write) {
   if (v == NULL || !hb__type_ok(b, t)) return HB_EINVAL;
-  uint32_t s0 = hb__vstate(v), phase = hb__phase(s0);
-  if ((phase != HB__V_IDLE && phase != HB__V_RAN &&
-       phase != HB__V_CANCELLED) ||
-      (s0 & HB__V_BUSY))
+  /* Castable: idle, or finished with nobody still on it.  A state that
+   * says so needs no cookie check (without the cookie it is idle, which is
+   * castable too); only one that says "live" must prove it is v's. */
+  hb__defined(v);
+  uint32_t s0 = __atomic_load_n(&v->state, __ATOMIC_ACQUIRE);
+  uint32_t phase = hb__phase(s0);
+  if (HB__UNLIKELY((phase != HB__V_IDLE && phase != HB__V_RAN &&
+                    phase != HB__V_CANCELLED) ||
+                   (s0 & HB__V_BUSY)) &&
+      hb__vstate(v) != HB__V_IDLE)
     return HB_ESTATE;
 
   /* Only what is read before hb_visit: the rest is written where it is
    * first needed (links on enqueue, waker on registration, done on
    * detaching, result on running), which keeps the stores in front of the
-   * CAS below few -- a locked instruction waits for them to drain.  The
+   * CAS below few -- a locked instruction waits for them to drain (the
+   * cookie is stored after it, before the state that publishes it).  The
    * cookie and buf are atomic: hb_cancel may read them from any thread. */
-  __atomic_store_n(&v->cookie, hb__cookie(v), __ATOMIC_RELAXED);
   __atomic_store_n(&v->buf, b, __ATOMIC_RELAXED);
   v->type = t;
   v->armed = 0;
   uint32_t s = HB__V_CAST | hb__mode_of(write)->vflag;
 
   if (hb__grant_fast(b, write)) {
+    __atomic_store_n(&v->cookie, hb__cookie(v), __ATOMIC_RELAXED);
     hb__store_state(v, s | HB__V_GRANTED);
     return HB_OK;
   }
+  __atomic_store_n(&v->cookie, hb__cookie(v), __ATOMIC_RELAXED);
   hb__cast_slow(hb__ext(b), v, s);
   return HB_OK;
 }
@@ -525,6 +560,8 @@ int hb_visit_detached(hb_visitor *v, size_t reserve, hb_visit_fn fn,
   for (;;) {
     if (hb__phase(s) != HB__V_CAST) {
       hb__wait_settled(v);
+      /* Detached all the same, for the drivers' answer (HB_ESTATE). */
+      __atomic_fetch_or(&v->state, HB__V_DETACHED, __ATOMIC_RELAXED);
       hb__call_done(v, &e->pub, done, HB_ECANCELED, 0, done_arg);
       return HB_OK;
     }
@@ -662,6 +699,12 @@ int hb_cancel(hb_visitor *v) {
     uint32_t old = hb__finish_cancel(v, own_waker ? HB__V_WAKING : 0u,
                                      took_over);
     if (own_waker) hb__push_wake(&wl, v, true);
+    if (done != NULL) {
+      /* detached (no driver can be present): done after the wakers */
+      hb__done_call dc = {b, done, done_arg};
+      hb__flush_done(&wl, v, &dc);
+      return HB_OK;
+    }
     hb__flush(&wl);
     /* A driver that announced itself (hb_block_on parked, hb_poll
      * registering) still looks at v: wait for it to leave, so that once we
@@ -669,7 +712,6 @@ int hb_cancel(hb_visitor *v) {
      * announce itself after CANCELLED. */
     if (old & HB__V_PRESENT)
       hb__settle_until(&v->state, HB__V_SLEEPER, hb__absent);
-    hb__call_done(v, b, done, HB_ECANCELED, 0, done_arg);
     return HB_OK;
   }
 }

@@ -444,6 +444,32 @@ static void cancel_free_join_block_on(void **state) {
   watchdog_disarm();
 }
 
+/* The same with the visitor's storage freed too, right after the cancel
+ * returned, while the waiter (parked: waited for) is still to wake. */
+static void cancel_free_join_storage(void **state) {
+  (void)state;
+  watchdog_arm("cancel_free_join_storage", 60);
+  for (int i = 0; i < 10; i++) {
+    hb_buf *b = hb_new(64);
+    hb_visitor w = HB_VISITOR_INIT, *v = malloc(sizeof *v);
+    assert_int_equal(HB_CAST_MUT(&w, b, uint8_t), HB_OK);
+    assert_int_equal(HB_CAST(v, b, uint8_t), HB_OK);
+    assert_int_equal(hb_visit(v, 0, cb_five, NULL), HB_OK);
+    waiter_arg a = {.v = v, .use_poll = 0, .rc = 99};
+    pthread_t t;
+    assert_int_equal(pthread_create(&t, NULL, waiter, &a), 0);
+    while (!hb__load_parked(v)) sleep_us(100);
+    if (i & 1) sleep_us(1000); /* asleep on the futex, not spinning */
+    assert_int_equal(hb_cancel(v), HB_OK);
+    free(v);
+    assert_int_equal(hb_cancel(&w), HB_OK);
+    assert_int_equal(hb_free(b), HB_OK);
+    pthread_join(t, NULL);
+    assert_int_equal(a.rc, HB_ECANCELED);
+  }
+  watchdog_disarm();
+}
+
 static void cancel_free_join_poll(void **state) {
   (void)state;
   watchdog_arm("cancel_free_join_poll", 60);
@@ -609,6 +635,7 @@ int main(int argc, char **argv) {
       cmocka_unit_test(done_after_wakers),
       cmocka_unit_test(waker_cancels_or_polls),
       cmocka_unit_test(cancel_free_join_block_on),
+      cmocka_unit_test(cancel_free_join_storage),
       cmocka_unit_test(cancel_free_join_poll),
       cmocka_unit_test(cancel_races_visit),
       cmocka_unit_test(detached_rearm_constant_stack),

@@ -176,6 +176,7 @@ typedef struct {
   int waker_set;    /* a pending poll stored a waker */
   unsigned wakes;   /* calls of the current waker */
   unsigned done_calls;
+  int wake_action;  /* what its current waker does when called (v3) */
   size_t start_len; /* while running */
   uint8_t *start_data;
 } fz_mvis;
@@ -184,8 +185,9 @@ typedef struct {
 typedef struct {
   fz_mbuf buf[FZ_NBUF];
   fz_mvis vis[FZ_NALL];   /* [FZ_NOW0 + d]: one-call visit made at depth d */
-  int v2;                 /* the input is in the v2 language or later */
+  int v2;                 /* the input is in the v2 (or v3) language */
   int v3;                 /* the input is in the v3 language */
+  int wake_action;        /* for the next pending hb_poll's waker (v3) */
   int bias_avail;         /* hb__bias_available() */
   int depth;              /* callbacks running on this thread */
   int stack[FZ_MAX_DEPTH + 1]; /* their visitors, innermost last */
@@ -248,6 +250,7 @@ void fz_do_visit(int j, size_t reserve, int detached, int nullfn,
                  const uint8_t *script, size_t script_len);
 void fz_drive(int j, int kind);
 void fz_do_cancel(int j);
+void fz_scribble(int j, uint8_t byte);
 
 /* fz_script.c */
 int fz_cb(hb_view *view, void *ctx);

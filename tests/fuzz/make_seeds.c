@@ -67,8 +67,8 @@ static void v2(void) {
 }
 /* v3: the magic first, then v3 operations may follow. */
 static void v3(void) {
-  memcpy(buf + len, FZ_V3_MAGIC, FZ_V2_MAGIC_LEN);
-  len += FZ_V2_MAGIC_LEN;
+  memcpy(buf + len, FZ_V3_MAGIC, FZ_V3_MAGIC_LEN);
+  len += FZ_V3_MAGIC_LEN;
 }
 /* hb_spare(n), then k % (n + 1) pattern bytes committed; flags as in
  * fuzz_ops.h (1: spare NULL, 2: commit k alone). */
@@ -555,6 +555,56 @@ int main(int argc, char **argv) {
     op1(FZ_OP_BLOCK, 0);
     op1(FZ_OP_STATS, 0);
     bad |= save(d, "view-spare");
+  }
+
+  /* v3: a visitor that ran, then its storage scribbled over as if never
+   * initialised: every call answers as on an idle visitor, and it casts
+   * and runs again; the same with a cancelled one. */
+  {
+    v3();
+    new_buf(0, 64);
+    cast(0, 0, 0, 1);
+    visit(0, 8, 0, COMMIT, NULL, 0);
+    op1(FZ_OP_TRY, 0);
+    b(FZ_OP_SCRIBBLE), b(0), b(0xab);
+    op1(FZ_OP_CANCEL, 0);
+    op1(FZ_OP_POLL, 0);
+    op1(FZ_OP_TRY, 0);
+    cast(0, 0, 0, 0);
+    visit(0, 0, 0, COMMIT, NULL, 0);
+    op1(FZ_OP_TRY, 0);
+    cast(1, 0, 0, 1);
+    op1(FZ_OP_CANCEL, 1);
+    b(FZ_OP_SCRIBBLE), b(1), b(0x05);
+    cast(1, 0, 0, 1);
+    visit(1, 0, 0, COMMIT, NULL, 0);
+    op1(FZ_OP_BLOCK, 1);
+    bad |= save(d, "scribble");
+  }
+
+  /* v3: wakers that call back.  Readers 1 and 2 wait behind writer 0 with
+   * wakers that cancel their own visitor (1) and try to drive it (2,
+   * HB_EDEADLK); writer 3 waits behind them with a cancelling waker and is
+   * cancelled (its waker's cancel: HB_ESTATE). */
+  {
+    v3();
+    new_buf(0, 64);
+    cast(0, 0, 0, 1);
+    cast(1, 0, 0, 0);
+    cast(2, 0, 0, 0);
+    cast(3, 0, 0, 1);
+    visit(1, 0, 0, COMMIT, NULL, 0);
+    visit(2, 0, 0, COMMIT, NULL, 0);
+    visit(3, 0, 0, COMMIT, NULL, 0);
+    b(FZ_OP_POLL_BACK), b(1), b(2);
+    b(FZ_OP_POLL_BACK), b(2), b(1);
+    b(FZ_OP_POLL_BACK), b(3), b(2);
+    op1(FZ_OP_CANCEL, 3);
+    visit(0, 0, 0, COMMIT, NULL, 0);
+    op1(FZ_OP_TRY, 0);
+    op1(FZ_OP_TRY, 2);
+    op1(FZ_OP_POLL, 1);
+    bad |= save(d, "wakers-call-back");
   }
   return bad;
 }
