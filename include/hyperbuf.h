@@ -63,8 +63,12 @@
  * Shutdown: once hb_cancel(v) has returned HB_OK (or HB_ESTATE for a
  * finished v), or a driver has reported v finished, the library touches
  * neither v nor its buffer on v's behalf -- a hb_block_on(v) parked on
- * another thread included.  So "cancel every visitor, free the buffer,
- * then join the threads" is safe.
+ * another thread included (hb_cancel waits for it to let go).  So "cancel
+ * every visitor, free the buffer, then join the threads" is safe.  (A
+ * driver call on v that is only starting on another thread, not yet
+ * parked or registering, may still read v's state word once to learn
+ * that it was cancelled -- never the buffer -- so v's own storage should
+ * outlive the threads that drive it, as it does when they own it.)
  *
  * Checked builds (the library's build decides, for every call alike):
  *   HB_CHECKED, defined by <hyperbuf/config.h> which the library's build

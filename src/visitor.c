@@ -257,9 +257,6 @@ typedef struct {
   void *arg;
 } hb__done_call;
 
-static void hb__flush_done(hb__wakelist *wl, hb_visitor *dv,
-                           const hb__done_call *dc);
-
 /* Run one detached visitor claimed RUNNING (taken off wl's chain), then
  * call the wakers its release made due, and only then done: a done that
  * drives or cancels the visitors it unblocked finds them settled. */
@@ -275,19 +272,17 @@ static void hb__run_detached(hb_visitor *v, hb__wakelist *wl) {
 }
 
 /* Call the wakers and run the detached visitors collected in wl until
- * nothing is left: running one may unblock more.
+ * nothing is left: running one may unblock more.  With dc, a cancelled
+ * detached visitor dv's done is called right after the first wakers
+ * (those the cancel made due) and before any detached visitor runs: one of
+ * those could otherwise find dv finished and cast it again before its done
+ * was called.
  *
  * A trampoline: if a flush already runs on this thread -- this one is
  * inside one of its wakers, callbacks or dones -- the detached visitors go
  * to that flush, which runs them once the current callout returns.  So a
  * done that re-arms its visitor, round after round, runs in constant
  * stack; the wakers are called here, at once. */
-void hb__flush_slow(hb__wakelist *wl) { hb__flush_done(wl, NULL, NULL); }
-
-/* hb__flush_slow, with a cancelled detached visitor's done called right
- * after the first wakers (those the cancel made due) and before any
- * detached visitor runs: one of those could otherwise find v finished and
- * cast it again before its done was called. */
 static void hb__flush_done(hb__wakelist *wl, hb_visitor *dv,
                            const hb__done_call *dc) {
   hb__wakelist *outer = hb__flushing;
@@ -314,6 +309,8 @@ static void hb__flush_done(hb__wakelist *wl, hb_visitor *dv,
   }
   hb__flushing = outer;
 }
+
+void hb__flush_slow(hb__wakelist *wl) { hb__flush_done(wl, NULL, NULL); }
 
 void hb__run_pending(void) {
   bool again = true;
@@ -570,11 +567,9 @@ int hb_visit_detached(hb_visitor *v, size_t reserve, hb_visit_fn fn,
   __atomic_fetch_or(&v->state, HB__V_DETACHED, __ATOMIC_RELAXED);
   /* Run it through a flush of its own: here, or -- inside a flush already
    * running on this thread -- by that flush, after the current callout. */
-  hb__wakelist wl;
-  HB__WAKELIST_INIT(wl);
   v->next = NULL;
-  wl.detached = wl.detached_tail = v;
-  hb__flush(&wl);
+  hb__wakelist wl = {.detached = v, .detached_tail = v};
+  hb__flush_slow(&wl);
   return HB_OK;
 }
 

@@ -176,7 +176,7 @@ typedef struct {
   int waker_set;    /* a pending poll stored a waker */
   unsigned wakes;   /* calls of the current waker */
   unsigned done_calls;
-  int wake_action;  /* what its current waker does when called (v3) */
+  int wake_action;  /* what its current waker does when called (v4) */
   size_t start_len; /* while running */
   uint8_t *start_data;
 } fz_mvis;
@@ -185,9 +185,10 @@ typedef struct {
 typedef struct {
   fz_mbuf buf[FZ_NBUF];
   fz_mvis vis[FZ_NALL];   /* [FZ_NOW0 + d]: one-call visit made at depth d */
-  int v2;                 /* the input is in the v2 (or v3) language */
+  int v2;                 /* the input is in the v2 language or later */
   int v3;                 /* the input is in the v3 language */
-  int wake_action;        /* for the next pending hb_poll's waker (v3) */
+  int v4;                 /* the input is in the v4 language */
+  int wake_action;        /* for the next pending hb_poll's waker (v4) */
   int bias_avail;         /* hb__bias_available() */
   int depth;              /* callbacks running on this thread */
   int stack[FZ_MAX_DEPTH + 1]; /* their visitors, innermost last */
