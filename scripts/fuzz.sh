@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Build the libFuzzer harness (tests/fuzz/fuzz_ops.c) and run it for a
-# bounded time over the seed corpus.
+# Build the libFuzzer harness (tests/fuzz/fuzz_ops.c, through CMake with
+# HB_BUILD_FUZZ) and run it for a bounded time over the seed corpus.
 #
 #   scripts/fuzz.sh [SECONDS]        default 60 (env FUZZ_SECONDS too)
 #   FUZZ_MERGE=1 scripts/fuzz.sh     afterwards merge the inputs that add
@@ -17,17 +17,14 @@ secs=${1:-${FUZZ_SECONDS:-60}}
 out=build/fuzz
 mkdir -p "$out/corpus" "$out/artifacts"
 
-srcs=()
-for f in src/*.c; do
-  case "$f" in src/uv_*) continue ;; esac
-  srcs+=("$f")
-done
-
 # Debug build (NDEBUG undefined): the library's misuse checks are on.
-clang -std=c11 -g -O1 -D_GNU_SOURCE -Wall -Wextra \
-  -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all \
-  -fno-omit-frame-pointer -Iinclude -Isrc \
-  "${srcs[@]}" tests/fuzz/fuzz_ops.c -o "$out/fuzz_ops" -lpthread
+# CMake builds the harness (tests/CMakeLists.txt, HB_BUILD_FUZZ): clang,
+# -fsanitize=fuzzer with ASan and UBSan, -fno-sanitize-recover=all.
+cmake -S . -B "$out" -DCMAKE_C_COMPILER=clang -DCMAKE_CXX_COMPILER=clang++ \
+  -DCMAKE_BUILD_TYPE=Debug -DCMAKE_C_FLAGS_DEBUG="-g -O1" \
+  -DHB_ASAN=ON -DHB_UBSAN=ON -DHB_BUILD_FUZZ=ON -DHB_BUILD_EXAMPLES=OFF \
+  >/dev/null
+cmake --build "$out" --target fuzz_ops -j "${JOBS:-2}" >/dev/null
 
 export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=0}
 export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}

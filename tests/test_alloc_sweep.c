@@ -15,48 +15,16 @@
  * (who waits and who may run) and every other visitor's state unchanged.
  * It prints how many allocation points each sweep covered.
  */
-#include <setjmp.h>
-#include <stdarg.h>
-#include <stddef.h>
-#include <stdint.h>
-
-#include <cmocka.h>
+#include "hb_test.h"
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
-#include "internal.h"
-
 #include "fail_alloc.h"
 
 static long swept_total; /* allocation points swept, for the report */
-
-/* ---- snapshots ---------------------------------------------------------- */
-
-typedef struct {
-  size_t len, cap, cursor;
-  uint8_t *data;
-  uint8_t bytes[256];
-} snapshot;
-
-static void snap(hb_buf *b, snapshot *s) {
-  s->len = b->len;
-  s->cap = b->cap;
-  s->cursor = b->cursor;
-  s->data = b->data;
-  assert_true(s->len <= sizeof s->bytes);
-  memcpy(s->bytes, b->data, s->len);
-}
-
-static void same(hb_buf *b, const snapshot *s) {
-  assert_int_equal(b->len, s->len);
-  assert_int_equal(b->cap, s->cap);
-  assert_int_equal(b->cursor, s->cursor);
-  assert_ptr_equal(b->data, s->data);
-  assert_memory_equal(b->data, s->bytes, s->len);
-}
 
 /* A buffer that has already grown once (its bytes live in `raw`, so a
  * growth is a realloc) or not (a growth is a malloc + copy). */
@@ -82,7 +50,6 @@ static void count_wake(void *arg) { wakes[(uintptr_t)arg]++; }
 
 typedef struct {
   int calls;
-  snapshot before;
 } cb_ctx;
 
 static int must_not_run(hb_view *view, void *ctx) {
@@ -111,8 +78,7 @@ static void sweep_reserve_driven(int grown) {
     int res = 0;
     assert_int_equal(hb_poll(&r, (hb_waker){count_wake, (void *)1}, &res),
                      HB_PENDING);
-    snapshot s;
-    snap(b, &s);
+    hb_snap s = hb_snap_take(b);
     arm(k);
     int rc = hb_try_visit(&w, &res);
     int failed = injected;
@@ -124,7 +90,7 @@ static void sweep_reserve_driven(int grown) {
       points++;
       assert_int_equal(res, HB_ENOMEM);
       assert_int_equal(wc.calls, 0);
-      same(b, &s);
+      assert_unchanged(b, &s);
       hb_stats st;
       assert_int_equal(hb_stats_get(b, &st), HB_OK);
       assert_int_equal(st.reserve_failed, 1);
@@ -187,8 +153,7 @@ static void reserve_detached(void **state) {
     assert_int_equal(
         hb_visit_detached(&r, 0, must_not_run, &rc_, on_done, &rd), HB_OK);
     assert_int_equal(wd.calls + rd.calls, 0);
-    snapshot s;
-    snap(b, &s);
+    hb_snap s = hb_snap_take(b);
     arm(k);
     assert_int_equal(hb_cancel(&first), HB_OK); /* both run in here */
     int failed = injected;
@@ -201,7 +166,7 @@ static void reserve_detached(void **state) {
       points++;
       assert_int_equal(wd.result, HB_ENOMEM);
       assert_int_equal(wc.calls, 0);
-      same(b, &s);
+      assert_unchanged(b, &s);
     } else {
       assert_int_equal(wd.result, HB_OK);
       assert_int_equal(wc.calls, 1);
@@ -239,8 +204,7 @@ static int append_under_failure(hb_view *view, void *arg) {
   /* One append inside the reservation first: it must not allocate. */
   uint64_t first = 42;
   assert_int_equal(hb_view_append(view, &first), HB_OK);
-  snapshot s;
-  snap(b, &s);
+  hb_snap s = hb_snap_take(b);
   size_t written = hb_view_bytes_written(view);
   size_t got = 0;
   arm(c->k);
@@ -262,7 +226,7 @@ static int append_under_failure(hb_view *view, void *arg) {
   if (c->failed) {
     assert_int_equal(rc, HB_ENOMEM);
     if (c->kind != AP_ONE) {
-      same(b, &s);
+      assert_unchanged(b, &s);
       assert_int_equal(hb_view_bytes_written(view), written);
     } else {
       assert_ptr_equal(b->data, s.data); /* appends within room: no move */
@@ -329,8 +293,7 @@ static void read_fd_direct(void **state) {
     uint8_t src[500];
     memset(src, 0xab, sizeof src);
     assert_int_equal(write(fds[1], src, sizeof src), (ssize_t)sizeof src);
-    snapshot s;
-    snap(b, &s);
+    hb_snap s = hb_snap_take(b);
     size_t got = 99;
     arm(k);
     int rc = hb_read_fd(b, fds[0], sizeof src, &got);
@@ -340,7 +303,7 @@ static void read_fd_direct(void **state) {
       points++;
       assert_int_equal(rc, HB_ENOMEM);
       assert_int_equal(got, 0);
-      same(b, &s);
+      assert_unchanged(b, &s);
     } else {
       assert_int_equal(rc, HB_OK);
       assert_int_equal(got, sizeof src);
@@ -363,12 +326,12 @@ static void totals(void **state) {
                 swept_total);
 }
 
-int main(void) {
+int main(int argc, char **argv) {
 #define T(fn) cmocka_unit_test_setup_teardown(fn, fail_alloc_setup, fail_alloc_teardown)
   const struct CMUnitTest tests[] = {
       T(reserve_driven), T(reserve_detached), T(appends), T(read_fd_direct),
       T(totals),
   };
 #undef T
-  return cmocka_run_group_tests_name("alloc_sweep", tests, NULL, NULL);
+  return hb_test_main("alloc_sweep", tests);
 }

@@ -6,10 +6,7 @@
  * path there.
  */
 #include <pthread.h>
-#include <setjmp.h>
-#include <stdarg.h>
-#include <stddef.h>
-#include <stdint.h>
+#include "hb_test.h"
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -17,10 +14,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include <cmocka.h>
-
 #include "hyperbuf.h"
-#include "internal.h"
 #include "expect_abort.h"
 
 static void need_bias(void) {
@@ -428,7 +422,7 @@ static void revocations_race_biased_visits(void **state) {
   assert_true(revoked_in_flight < RACE_ROUNDS);
 }
 
-int main(void) {
+int main(int argc, char **argv) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(one_thread_keeps_the_bias),
       cmocka_unit_test(biased_abort_rolls_back),
@@ -440,5 +434,5 @@ int main(void) {
       cmocka_unit_test(revoked_while_a_read_runs),
       cmocka_unit_test(revocations_race_biased_visits),
   };
-  return cmocka_run_group_tests(tests, NULL, NULL);
+  return hb_test_main("bias", tests);
 }

@@ -6,16 +6,11 @@
 #include <errno.h>
 #include <pthread.h>
 #include <sched.h>
-#include <setjmp.h>
-#include <stdarg.h>
-#include <stddef.h>
-#include <stdint.h>
+#include "hb_test.h"
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
-
-#include <cmocka.h>
 
 #include "hyperbuf.h"
 
@@ -615,7 +610,7 @@ static void stress_mixed_visits(void **state) {
   assert_int_equal(hb_free(b), HB_OK);
 }
 
-int main(void) {
+int main(int argc, char **argv) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(two_readers_meet_inside),
       cmocka_unit_test(fifo_whichever_thread_drives_first),
@@ -627,5 +622,5 @@ int main(void) {
       cmocka_unit_test(detached_runs_on_granting_thread),
       cmocka_unit_test(stress_mixed_visits),
   };
-  return cmocka_run_group_tests(tests, NULL, NULL);
+  return hb_test_main("concurrent", tests);
 }

@@ -1,7 +1,7 @@
 /*
  * test_fuzz_replay.c -- replay the fuzzer's corpus and crash inputs.
  *
- * Runs the fuzzer's interpreter (tests/fuzz/fuzz_interp.c, with its
+ * Runs the fuzzer's interpreter (tests/fuzz/fz_*.c, with its
  * reference model and hb__check after every operation) over every file in
  * tests/fuzz/corpus and tests/fuzz/crashes, so each input that ever found a
  * bug stays a regression test in every build (plain, ASan+UBSan, TSan,
@@ -11,18 +11,16 @@
  * hb_view_drain, counters from inside callbacks; see fuzz_ops.h).  The
  * folders are found next to this source file; HB_FUZZ_DIR
  * overrides that.  Given file arguments, it replays just those (for
- * debugging: HB_FUZZ_TRACE=1 prints every call).
+ * debugging: HB_FUZZ_TRACE=1 prints every call); any other argument is a
+ * test-name filter (hb_test.h).
  */
-#include <setjmp.h>
-#include <stdarg.h>
-#include <stddef.h>
-
-#include <cmocka.h>
-
-#include "fuzz/fuzz_interp.c"
+#include "hb_test.h"
 
 #include <dirent.h>
 #include <errno.h>
+#include <unistd.h>
+
+#include "fuzz/fz.h"
 
 static int replayed_v2; /* inputs in the v2 language */
 
@@ -84,7 +82,7 @@ static void test_crashes(void **state) {
 }
 
 int main(int argc, char **argv) {
-  if (argc > 1) {
+  if (argc > 1 && access(argv[1], R_OK) == 0) { /* files, not a filter */
     for (int i = 1; i < argc; i++) {
       replay_file(argv[i]);
       printf("%s: ok\n", argv[i]);
@@ -95,5 +93,5 @@ int main(int argc, char **argv) {
       cmocka_unit_test(test_corpus),
       cmocka_unit_test(test_crashes),
   };
-  return cmocka_run_group_tests(tests, NULL, NULL);
+  return hb_test_main("fuzz_replay", tests);
 }

@@ -2,10 +2,7 @@
  * test_io.c -- hb_read_fd / hb_write_fd and their in-visitor forms, over
  * socketpairs and pipes (no network).
  */
-#include <stdarg.h>
-#include <stddef.h>
-#include <setjmp.h>
-#include <cmocka.h>
+#include "hb_test.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -18,7 +15,6 @@
 #include <unistd.h>
 
 #include "hyperbuf.h"
-#include "internal.h"
 
 /* ---- helpers ------------------------------------------------------------ */
 
@@ -589,7 +585,7 @@ static void view_drain_read_visitor(void **state) {
   hb_free(b);
 }
 
-int main(void) {
+int main(int argc, char **argv) {
   signal(SIGPIPE, SIG_DFL); /* prove MSG_NOSIGNAL, not an ignored signal */
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(read_partial),
@@ -607,5 +603,5 @@ int main(void) {
       cmocka_unit_test(view_drain),
       cmocka_unit_test(view_drain_read_visitor),
   };
-  return cmocka_run_group_tests(tests, NULL, NULL);
+  return hb_test_main("io", tests);
 }

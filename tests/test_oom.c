@@ -9,53 +9,12 @@
  * capacity, cursor, bytes, the hb_data() pointer and the growth counters.
  * After a failure the same call, with memory available again, must work.
  */
-#include <setjmp.h>
-#include <stdarg.h>
-#include <stddef.h>
-#include <stdint.h>
-
-#include <cmocka.h>
+#include "hb_test.h"
 
 #include <stdlib.h>
 #include <string.h>
 
-#include "internal.h"
-
 #include "fail_alloc.h"
-
-/* ---- snapshots ---------------------------------------------------------- */
-
-typedef struct {
-  uint8_t *data;
-  size_t len, cap, cursor, align;
-  uint64_t growths, bytes_moved;
-  uint8_t *bytes;
-} snapshot;
-
-static snapshot snap_take(hb_buf *b) {
-  hb_stats st;
-  assert_int_equal(hb_stats_get(b, &st), HB_OK);
-  snapshot s = {hb_data(b), hb_len(b),  hb_capacity(b), b->cursor,
-                hb_align(b), st.growths, st.bytes_moved, NULL};
-  s.bytes = malloc(s.len + 1); /* plain malloc: not counted */
-  assert_non_null(s.bytes);
-  if (s.len > 0) memcpy(s.bytes, hb_data(b), s.len);
-  return s;
-}
-
-static void snap_same(hb_buf *b, snapshot *s) {
-  hb__check(b);
-  hb_stats st;
-  assert_int_equal(hb_stats_get(b, &st), HB_OK);
-  assert_ptr_equal(hb_data(b), s->data);
-  assert_int_equal(hb_len(b), s->len);
-  assert_int_equal(hb_capacity(b), s->cap);
-  assert_int_equal(b->cursor, s->cursor);
-  assert_int_equal(hb_align(b), s->align);
-  assert_int_equal(st.growths, s->growths);
-  assert_int_equal(st.bytes_moved, s->bytes_moved);
-  assert_memory_equal(hb_data(b), s->bytes, s->len);
-}
 
 /* ---- the walk ----------------------------------------------------------- */
 
@@ -83,16 +42,16 @@ typedef int (*op_fn)(hb_buf *b);
  * allocate at least once (min_points).  Then check what the successful
  * call did with check_ok, if given.  @return the number of failure points. */
 static long walk(const fixture *f, op_fn op, long min_points,
-                 void (*check_ok)(hb_buf *b, const snapshot *before)) {
+                 void (*check_ok)(hb_buf *b, const hb_snap *before)) {
   for (long k = 0;; k++) {
     hb_buf *b = make(f);
-    snapshot s = snap_take(b);
+    hb_snap s = hb_snap_take(b);
     arm(k);
     int rc = op(b);
     disarm();
     if (injected) {
       assert_int_equal(rc, HB_ENOMEM);
-      snap_same(b, &s);
+      assert_unchanged(b, &s);
       /* Still usable: the same call works with memory available. */
       assert_int_equal(op(b), HB_OK);
       hb__check(b);
@@ -102,11 +61,9 @@ static long walk(const fixture *f, op_fn op, long min_points,
       hb__check(b);
       if (check_ok) check_ok(b, &s);
       assert_true(k >= min_points);
-      free(s.bytes);
       assert_int_equal(hb_free(b), HB_OK);
       return k;
     }
-    free(s.bytes);
     assert_int_equal(hb_free(b), HB_OK);
     assert_true(k < 100); /* no call allocates this often */
   }
@@ -114,10 +71,10 @@ static long walk(const fixture *f, op_fn op, long min_points,
 
 /* After a successful append: the old bytes are intact and the data is
  * aligned; the cursor did not move. */
-static void kept(hb_buf *b, const snapshot *s) {
+static void kept(hb_buf *b, const hb_snap *s) {
   assert_true(hb_len(b) >= s->len);
   assert_int_equal(b->cursor, s->cursor);
-  assert_memory_equal(hb_data(b), s->bytes, s->len);
+  assert_true(hb_snap_bytes_at(b, 0, s));
   assert_int_equal(((uintptr_t)hb_data(b)) & (hb_align(b) - 1), 0);
 }
 
@@ -260,10 +217,10 @@ static void oom_put(void **state) {
 
 /* src inside the buffer while growth moves it: on failure nothing moved,
  * on success the second half repeats the first. */
-static void doubled(hb_buf *b, const snapshot *s) {
+static void doubled(hb_buf *b, const hb_snap *s) {
   kept(b, s);
   assert_int_equal(hb_len(b), 2 * s->len);
-  assert_memory_equal(hb_data(b) + s->len, s->bytes, s->len);
+  assert_true(hb_snap_bytes_at(b, s->len, s));
 }
 static void oom_put_self(void **state) {
   (void)state;
@@ -339,7 +296,7 @@ static void allocator_used(void **state) {
   assert_int_equal(frees - f0, 2);
 }
 
-int main(void) {
+int main(int argc, char **argv) {
 #define T(fn) cmocka_unit_test_setup_teardown(fn, fail_alloc_setup, fail_alloc_teardown)
   const struct CMUnitTest tests[] = {
       T(oom_new),      T(oom_new_aligned), T(oom_wrap),
@@ -348,5 +305,5 @@ int main(void) {
       T(allocator_used),
   };
 #undef T
-  return cmocka_run_group_tests_name("oom", tests, NULL, NULL);
+  return hb_test_main("oom", tests);
 }

@@ -3,10 +3,7 @@
  * 127.0.0.1, every packet checked; and its verifier catching damage.
  * The example is compiled in here, without its main.
  */
-#include <stdarg.h>
-#include <stddef.h>
-#include <setjmp.h>
-#include <cmocka.h>
+#include "hb_test.h"
 
 #define PP_NO_MAIN 1
 #include "../examples/packet_pipeline.c"
@@ -81,7 +78,7 @@ static void verifier_catches_damage(void **state) {
   free(s);
 }
 
-int main(void) {
+int main(int argc, char **argv) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(two_workers),
       cmocka_unit_test(three_workers),
@@ -90,5 +87,5 @@ int main(void) {
       cmocka_unit_test(repeated_runs),
       cmocka_unit_test(verifier_catches_damage),
   };
-  return cmocka_run_group_tests(tests, NULL, NULL);
+  return hb_test_main("pipeline", tests);
 }

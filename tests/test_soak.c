@@ -39,12 +39,7 @@
  * aborted, reservations failed); every cast and every one-call visit ended
  * as run or cancelled.  The totals are printed.
  */
-#include <setjmp.h>
-#include <stdarg.h>
-#include <stddef.h>
-#include <stdint.h>
-
-#include <cmocka.h>
+#include "hb_test.h"
 
 #include <pthread.h>
 #include <sched.h>
@@ -54,8 +49,6 @@
 #include <sys/eventfd.h>
 #include <time.h>
 #include <unistd.h>
-
-#include "internal.h"
 
 #define NTHREADS 4
 #define NBUF 2
@@ -518,7 +511,7 @@ static void soak(void **state) {
   for (int k = 0; k < NBUF; k++) assert_int_equal(hb_free(bufs[k].b), HB_OK);
 }
 
-int main(void) {
+int main(int argc, char **argv) {
   const struct CMUnitTest tests[] = {cmocka_unit_test(soak)};
-  return cmocka_run_group_tests_name("soak", tests, NULL, NULL);
+  return hb_test_main("soak", tests);
 }

@@ -3,20 +3,14 @@
  * rollback, wakers, misuse, detached visits, and zero allocation per visit.
  * Concurrency is tests/test_concurrent.c.
  */
-#include <setjmp.h>
-#include <stdarg.h>
-#include <stddef.h>
-#include <stdint.h>
+#include "hb_test.h"
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include <cmocka.h>
-
 #include "hyperbuf.h"
-#include "internal.h"
 #include "expect_abort.h"
 
 typedef struct {
@@ -884,7 +878,7 @@ static void zero_allocations_per_visit(void **state) {
   assert_int_equal(hb_set_allocator(malloc, realloc, free), HB_OK);
 }
 
-int main(void) {
+int main(int argc, char **argv) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(life_cycle_states),
       cmocka_unit_test(bad_types_take_no_ticket),
@@ -910,5 +904,5 @@ int main(void) {
       cmocka_unit_test(now_inside_a_callback),
       cmocka_unit_test(zero_allocations_per_visit),
   };
-  return cmocka_run_group_tests(tests, NULL, NULL);
+  return hb_test_main("visitor", tests);
 }

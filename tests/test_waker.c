@@ -2,21 +2,16 @@
  * test_waker.c -- the eventfd/pipe waker: coalescing, draining, and waking
  * an epoll loop when a visitor's turn comes or it is cancelled.
  */
-#include <stdarg.h>
-#include <stddef.h>
-#include <setjmp.h>
-#include <cmocka.h>
+#include "hb_test.h"
 
 #include <errno.h>
 #include <pthread.h>
-#include <stdint.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
 #include <time.h>
 #include <unistd.h>
 
 #include "hyperbuf.h"
-#include "internal.h"
 
 int hb__fd_waker_init_pipe(hb_fd_waker *w); /* src/waker.c, for tests */
 
@@ -300,7 +295,7 @@ static void one_waker_many_visitors(void **state) {
   assert_int_equal(hb_free(b), HB_OK);
 }
 
-int main(void) {
+int main(int argc, char **argv) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(eventfd_coalesces),
       cmocka_unit_test(pipe_coalesces),
@@ -312,5 +307,5 @@ int main(void) {
       cmocka_unit_test(epoll_wakes_on_own_cancel),
       cmocka_unit_test(one_waker_many_visitors),
   };
-  return cmocka_run_group_tests(tests, NULL, NULL);
+  return hb_test_main("waker", tests);
 }

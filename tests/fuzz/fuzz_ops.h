@@ -6,7 +6,7 @@
  * so that a mutation of one byte changes one operation, not the parse of
  * everything after it.  Missing bytes at the end of the input read as 0.
  *
- * Shared by the interpreter (fuzz_interp.c), the libFuzzer entry point
+ * Shared by the interpreter (fz.h, fz_*.c), the libFuzzer entry point
  * (fuzz_ops.c), the regression replay (tests/test_fuzz_replay.c) and the
  * seed generator (make_seeds.c).
  *
