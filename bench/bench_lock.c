@@ -362,8 +362,25 @@ static void w5_run(const char *workload, unsigned work, const char *impl,
                    void *(*rd)(void *)) {
   w5_shared s = {.work = work};
   w5_once(&s, lock, W5_TOTAL / 8, wr, rd); /* warm-up */
-  uint64_t ns = w5_once(&s, lock, W5_TOTAL, wr, rd);
-  uint64_t total = s.ops[0] + s.ops[1];
+  uint64_t ns, total;
+  const char *bursts = getenv("HB_BENCH_BURSTS");
+  if (bursts != NULL && atoi(bursts) > 0) {
+    /* For studying a change on a loaded machine (not `make bench`): the
+     * fastest of n short runs in which both threads ran (each short
+     * enough to fit in a time slice) shows the lock, not the scheduler. */
+    double best = 1e300;
+    for (int i = atoi(bursts); i > 0; i--) {
+      uint64_t t = w5_once(&s, lock, W5_TOTAL / 64, wr, rd);
+      double per = (double)t / (double)(s.ops[0] + s.ops[1]);
+      double w = (double)s.ops[0] / (double)(s.ops[0] + s.ops[1]);
+      if (w > 0.45 && w < 0.55 && per < best) best = per; /* both ran */
+    }
+    total = s.ops[0] + s.ops[1];
+    ns = (uint64_t)(best * (double)total);
+  } else {
+    ns = w5_once(&s, lock, W5_TOTAL, wr, rd);
+    total = s.ops[0] + s.ops[1];
+  }
   bench_sink += s.worked;
   printf("%s,%s,ns/op,%.4f,%llu,%.3f,%.3f\n", workload, impl,
          (double)ns / (double)total, (unsigned long long)(s.sum + *counter),
