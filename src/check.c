@@ -92,7 +92,7 @@ void hb__check(hb_buf *b) {
   HB__REQUIRE(head != 0 || qlen == 0, "an empty wait queue has qlen 0",
               head, qlen);
   uint64_t live =
-      __atomic_load_n(&b->lock, __ATOMIC_ACQUIRE) & HB__LIVE_MASK;
+      __atomic_load_n(&b->lock, __ATOMIC_ACQUIRE) & HB__W_LIVE;
   HB__REQUIRE(live != 0 || head == 0,
               "no queued visitor without a live ticket", live, head);
 

@@ -9,6 +9,8 @@
 #define HB_INTERNAL_H
 
 #include "hyperbuf.h"
+#include "bits.h" /* the lock word's high bits count finished reads;
+                     hb_stats_get (src/buf.c) adds them up */
 
 #include <stdalign.h>
 #include <stdbool.h>
@@ -47,9 +49,6 @@ static inline void hb__mutex_unlock(hb__mutex *m) {
     hb__mutex_wake(m);
 }
 
-/* The lock word's high bits count finished read visits (src/visitor.c);
- * hb_stats_get adds them up. */
-#define HB__DONE_SHIFT 33
 
 /* ---- an asymmetric fence (src/sync.c) ----
  * hb__asym_fence acts as a full memory barrier on every thread of the
@@ -62,6 +61,16 @@ void hb__asym_fence(void);
 /* ---- futex wrappers (src/sync.c) ---- */
 void hb__futex_wait(uint32_t *addr, uint32_t expected);
 void hb__futex_wake_all(uint32_t *addr);
+
+/* Sleep on *word until done(its value), and return that value.  Before
+ * each sleep, `sleeper` is set in the word by CAS, so that whoever changes
+ * the word next knows to make a futex wake. */
+uint32_t hb__sleep_until(uint32_t *word, uint32_t sleeper,
+                         bool (*done)(uint32_t));
+/* The same after a short spin: for waits that usually end within
+ * nanoseconds. */
+uint32_t hb__settle_until(uint32_t *word, uint32_t sleeper,
+                          bool (*done)(uint32_t));
 static inline void hb__cpu_relax(void) {
 #if defined(__x86_64__) || defined(__i386__)
   __builtin_ia32_pause();
@@ -73,7 +82,7 @@ static inline void hb__cpu_relax(void) {
 /* ---- the buffer as the library allocates it ---- */
 typedef struct hb__buf {
   hb_buf pub;            /* first: an hb_buf * is an hb__buf * */
-  /* the bias (see "BIAS" in src/visitor.c) */
+  /* the bias (see "BIAS" in src/bias.c) */
   const void *bias_owner;  /* NULL: never tried; the biased thread's token;
                               or HB__BIAS_SHARED (atomic) */
   const void *bias_thread; /* the thread it was ever biased to (set once) */
@@ -123,14 +132,15 @@ void hb__check(hb_buf *b);
 /* For tests: has v's turn come? (src/visitor.c) */
 bool hb__load_granted(const hb_visitor *v);
 
-/* For tests (src/visitor.c): can buffers be biased in this build and on
+/* For tests (src/bias.c): can buffers be biased in this build and on
  * this kernel, and is b biased now? */
 bool hb__bias_available(void);
 bool hb__is_biased(const hb_buf *b);
 bool hb__bias_moved(const hb_buf *b); /* revoked with a visit in flight */
 
-/* ---- what a callback sees (src/visitor.c builds it on the driver's stack)
- * I/O inside a write visitor (src/io.c) appends through it too. */
+/* ---- what a callback sees ----
+ * hb__run_fn (src/visit.h) builds it on the driver's stack; src/view.c
+ * reads it.  I/O inside a write visitor (src/io.c) appends through it too. */
 struct hb_view {
   hb_buf *buf;
   const hb_type *type; /* the cast type (the visitor's, or hb_*_now's) */

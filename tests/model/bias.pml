@@ -1,6 +1,6 @@
 /*
  * bias.pml -- a Promela model of the bias revocation (see BIAS in
- * src/visitor.c), on a CPU with store buffers (x86-TSO): the biased
+ * src/bias.c), on a CPU with store buffers (x86-TSO): the biased
  * thread's stores of `held` wait in its store buffer, which drains at any
  * moment; its loads of the lock word read memory.  The revoker's CAS is
  * atomic, and membarrier(2) drains the biased thread's buffer at the

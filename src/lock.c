@@ -1,0 +1,232 @@
+/*
+ * lock.c -- the visitor lock: the lock word, the wait queue, the grant,
+ * the dispatcher and the release, and the wakelist they fill.
+ *
+ * THE LOCK
+ *
+ * A buffer's visitors share a fair reader-writer lock built from two parts:
+ *
+ *   1. The lock word (hb_buf.lock, 64 bits, atomic), which alone decides the
+ *      uncontended cases with one atomic read-modify-write each (the
+ *      bits, one per line, are in src/bits.h):
+ *
+ *        bit  0       HB__W_WRITER   a write ticket is granted
+ *        bit  1       HB__W_WAITERS  the wait queue is not empty
+ *        bits 2..31   readers        granted read tickets (HB__W_READER each)
+ *        bit  32      HB__W_BIASED   the buffer is biased (see src/bias.c)
+ *        bits 33..63  done reads     finished read visits, a wrapping counter
+ *                                    for hb_stats (carries go to read_wraps)
+ *
+ *      The low half is the "live" mask: zero means no visitor is live, which
+ *      is what hb_free and the debug checks of direct mode test.
+ *
+ *   2. An intrusive FIFO wait queue of visitors (their next/prev links), under
+ *      a small futex mutex.  Visitors join at the tail; the dispatcher grants
+ *      from the head: a writer once nothing is granted, a run of readers once
+ *      no writer is.  This is a ticket lock in spirit -- order is call order --
+ *      with reader batching: readers between two writers run together.
+ *
+ *   Fast paths (no mutex): a read cast succeeds by CAS while neither WRITER
+ *   nor WAITERS is set; a write cast while the whole live half is zero.  Once
+ *   anybody waits, WAITERS is set and every later cast queues behind the
+ *   waiter, so nobody overtakes and nobody starves.  Releasing is one atomic
+ *   add; only a release that sees WAITERS (and is the last reader, or a
+ *   writer) takes the mutex to run the dispatcher.
+ *
+ *   WAITERS is set by a queuing caster *before* it reads the word (fetch_or
+ *   returns it), and releases read it with the same RMW that releases, so a
+ *   release either sees WAITERS and dispatches, or happened before the
+ *   caster's fetch_or and the caster sees the freed lock in its return value.
+ *   No wake-up is lost in between.
+ *
+ * WAKING
+ *
+ *   The dispatcher grants under the mutex and collects what to do into an
+ *   hb__wakelist: wakers to call and detached visitors (claimed RUNNING under
+ *   the mutex) to run, in ticket order.  It calls and runs them only after
+ *   unlocking.  A granted visitor whose waker is due carries WAKING until the
+ *   call has returned: drivers and hb_cancel wait while it is set, so the
+ *   owner cannot finish the visitor -- and free it, or the waker's arg --
+ *   under a waker still running.  Clearing WAKING is the granter's last
+ *   touch of the visitor.  (A cancelled queued visitor's own waker is called
+ *   by the canceller while the visitor is still CANCELLING, to the same end.)
+ *
+ *   A PARKED visitor (src/park.c) is granted with one fetch_or of GRANTED
+ *   instead, and woken by futex only if its driver went to sleep (SLEEPER).
+ */
+#include "visit.h"
+#include "bias.h"
+
+/* Call each waker, then let its visitor's driver go on: until WAKING is
+ * cleared the drivers and hb_cancel wait, so nobody finishes the visitor
+ * (and frees the waker's arg) while its waker is still being called.
+ * Clearing WAKING is our last touch of the visitor; the futex wake after it
+ * only hands the address to the kernel. */
+void hb__call_wakers(hb__wakelist *wl) {
+  for (int i = 0; i < wl->n; i++) {
+    wl->wakers[i].wake(wl->wakers[i].arg);
+    uint32_t *st = &wl->whose[i]->state;
+    /* RELEASE pairs with the ACQUIRE loads of hb__wait_settled's waiters. */
+    uint32_t old = __atomic_fetch_and(st, ~(HB__V_WAKING | HB__V_SLEEPER),
+                                      __ATOMIC_RELEASE);
+    if (old & HB__V_SLEEPER) hb__futex_wake_all(st);
+  }
+  wl->n = 0;
+}
+
+/* ---- the wait queue (under e->mu) -----------------------------------------
+ */
+static void hb__queue_push(hb__buf *e, hb_visitor *v) {
+  v->next = NULL;
+  v->prev = e->tail;
+  if (e->tail != NULL)
+    e->tail->next = v;
+  else
+    e->head = v;
+  e->tail = v;
+  e->qlen++;
+  if (e->qlen > e->longest_queue) HB__BUMP(e->longest_queue, 1);
+}
+
+void hb__queue_unlink(hb__buf *e, hb_visitor *v) {
+  if (v->prev != NULL)
+    v->prev->next = v->next;
+  else
+    e->head = v->next;
+  if (v->next != NULL)
+    v->next->prev = v->prev;
+  else
+    e->tail = v->prev;
+  v->next = v->prev = NULL;
+  e->qlen--;
+}
+
+/* ---- granting and releasing -----------------------------------------------
+ */
+
+/* Grant a queued visitor (under mu).  A detached one is claimed RUNNING here,
+ * so that hb_cancel cannot take it from the thread that will run it. */
+static void hb__grant(hb_visitor *v, hb__wakelist *wl) {
+  uint32_t s = hb__load_state(v);
+  if (s & HB__V_PARKED) {
+    /* Its driver (hb_block_on, or hb_*_now's own visitor) waits for GRANTED
+     * on the state word itself: the grant is the wake-up, with no waker and
+     * no WAKING.  An RMW, as that thread may be setting SLEEPER.  The
+     * visitor may be gone once GRANTED is seen; the futex wake only hands
+     * its address to the kernel.  RELEASE pairs with the ACQUIRE loads of
+     * hb__wait_turn. */
+    if (__atomic_fetch_or(&v->state, HB__V_GRANTED, __ATOMIC_RELEASE) &
+        HB__V_SLEEPER)
+      hb__futex_wake_all(&v->state);
+    return;
+  }
+  uint32_t n = (s & ~HB__V_WAKER) | HB__V_GRANTED;
+  if (s & HB__V_DETACHED) {
+    n = hb__with_phase(n, HB__V_RUNNING);
+    v->next = NULL; /* run them in ticket order */
+    if (wl->detached == NULL)
+      wl->detached = v;
+    else
+      wl->detached_tail->next = v;
+    wl->detached_tail = v;
+  } else if (s & HB__V_WAKER) {
+    n |= HB__V_WAKING;
+    wl->whose[wl->n] = v;
+    wl->wakers[wl->n++] = v->waker;
+  }
+  hb__store_state(v, n); /* pairs with the ACQUIRE loads in the drivers */
+}
+
+/* Grant from the head of the queue what the lock word allows (under mu).
+ * When the waker batch fills, it is called with the mutex dropped. */
+void hb__dispatch(hb__buf *e, hb__wakelist *wl) {
+  uint64_t *lock = &e->pub.lock;
+  for (;;) {
+    hb_visitor *v = e->head;
+    if (v == NULL) {
+      /* RELEASE pairs with the ACQUIRE of the next fast-path CAS. */
+      __atomic_fetch_and(lock, ~HB__W_WAITERS, __ATOMIC_RELEASE);
+      return;
+    }
+    /* ACQUIRE pairs with the RELEASE of hb__release's add. */
+    uint64_t w = __atomic_load_n(lock, __ATOMIC_ACQUIRE);
+    const hb__mode *m = hb__mode_of_state(hb__load_state(v));
+    if (w & m->conflict) return;
+    __atomic_fetch_add(lock, m->ticket, __ATOMIC_ACQ_REL);
+    hb__queue_unlink(e, v);
+    hb__grant(v, wl);
+    if (wl->n == HB__WAKE_BATCH) {
+      hb__mutex_unlock(&e->mu);
+      hb__call_wakers(wl);
+      hb__mutex_lock(&e->mu);
+    }
+  }
+}
+
+static void hb__release_slow(hb__buf *e, hb__wakelist *wl) {
+  hb__mutex_lock(&e->mu);
+  hb__dispatch(e, wl);
+  hb__mutex_unlock(&e->mu);
+}
+
+/* Give a granted ticket of mode m back.  `ran` counts a finished visit.
+ * What the dispatcher hands out is left in wl for the caller to run after.
+ * Only the last holder to leave (a writer; the last reader) dispatches. */
+void hb__release(hb__buf *e, const hb__mode *m, bool ran, hb__wakelist *wl) {
+  uint64_t *lock = &e->pub.lock;
+  uint64_t delta = (ran ? m->done : 0) - m->ticket;
+  /* RELEASE: the visit's writes happen before the next grant's ACQUIRE. */
+  uint64_t old = __atomic_fetch_add(lock, delta, __ATOMIC_RELEASE);
+  if (ran && m->done != 0 &&
+      (old >> HB__DONE_SHIFT) == (UINT64_MAX >> HB__DONE_SHIFT))
+    __atomic_fetch_add(&e->read_wraps, 1, __ATOMIC_RELEASE);
+  if ((old & HB__W_WAITERS) && (old & m->holders) == m->ticket)
+    hb__release_slow(e, wl);
+}
+
+/* ---- marking a queued visitor --------------------------------------------
+ *
+ * hb_poll (WAKER), hb_block_on (PARKED), hb_visit_detached (DETACHED) and
+ * hb_cancel (CANCELLING) all mark a visitor that has not been granted, and
+ * all race with the grant the same way: they decide under the mutex the
+ * dispatcher grants under.
+ */
+bool hb__mark_queued(hb__buf *e, hb_visitor *v, uint32_t *s, uint32_t clear,
+                     uint32_t set, bool hold) {
+  hb__mutex_lock(&e->mu);
+  *s = hb__load_state(v);
+  bool queued = hb__queued(*s);
+  if (queued) hb__store_state(v, (*s & ~clear) | set);
+  if (!queued || !hold) hb__mutex_unlock(&e->mu);
+  return queued;
+}
+
+/* ---- the slow path of a cast ----------------------------------------------
+ */
+
+/* For v in state s (CAST, and WRITE for a write ticket): announce a
+ * waiter, then decide with the word as it was -- granted at once, or
+ * queued.  Returns whether it was granted. */
+bool hb__cast_slow(hb__buf *e, hb_visitor *v, uint32_t s) {
+  uint64_t *lock = &e->pub.lock;
+  const hb__mode *m = hb__mode_of_state(s);
+  hb__mutex_lock(&e->mu);
+  if (__atomic_load_n(lock, __ATOMIC_RELAXED) & HB__W_BIASED) hb__unbias(e);
+  /* The acquire side pairs with the RELEASE of the hb__release that freed
+   * the lock, so a visit granted here sees what the last writer wrote. */
+  uint64_t w = __atomic_fetch_or(lock, HB__W_WAITERS, __ATOMIC_ACQ_REL);
+  bool granted = e->head == NULL && !(w & m->conflict);
+  if (granted) {
+    /* Nobody waits and the lock allows it: take it and drop WAITERS in the
+     * same add (only this thread could have set it: the queue is empty and
+     * we hold the mutex).  ACQ_REL as hb__dispatch's grant; the ACQUIRE
+     * that matters was the fetch_or's above. */
+    __atomic_fetch_add(lock, m->ticket - HB__W_WAITERS, __ATOMIC_ACQ_REL);
+    hb__store_state(v, s | HB__V_GRANTED);
+  } else {
+    hb__store_state(v, s); /* queued: cast and not granted */
+    hb__queue_push(e, v);
+  }
+  hb__mutex_unlock(&e->mu);
+  return granted;
+}

@@ -1,0 +1,85 @@
+/*
+ * now.c -- cast, visit and run in one call: hb_read_now / hb_write_now,
+ * and the thread's record of the callbacks it is running (the deadlock
+ * check).
+ *
+ * THE ONE-CALL FORM
+ *
+ *   The visitor of hb_read_now / hb_write_now never leaves this function,
+ *   so nobody can cancel it: when the ticket is granted at once there is
+ *   no claim to make, and the visit costs the grant's CAS and the
+ *   release's add (or, on a buffer biased to this thread, no atomic RMW at
+ *   all: see BIAS in src/bias.c).  Otherwise a visitor on this stack takes
+ *   its place in the queue, marked PARKED: this thread waits on its state
+ *   word, and the dispatcher's grant is the whole wake-up -- one RMW on
+ *   the waiter's line where hb_block_on needs a waker call, its WAKING
+ *   round and a claim.
+ */
+#include "bias.h"
+
+/* The callbacks in flight on this thread, innermost first (hb__run_fn
+ * pushes and pops them), and this thread's bias token. */
+_Thread_local hb__frame *hb__frames HB__TLS_MODEL;
+_Thread_local char hb__me HB__TLS_MODEL;
+
+/* Biased visits push no frame; they show in b->held, which only the
+ * biased thread sets. */
+bool hb__inside_visit_of(const hb_buf *b) {
+  for (const hb__frame *f = hb__frames; f != NULL; f = f->prev)
+    if (f->buf == b) return true;
+  const hb__buf *e = (const hb__buf *)b;
+  return __atomic_load_n(&b->held, __ATOMIC_RELAXED) != 0 &&
+         __atomic_load_n(&e->bias_thread, __ATOMIC_RELAXED) == hb__self();
+}
+
+static int hb__visit_now(hb_buf *b, hb_type t, bool write, size_t reserve,
+                         hb_visit_fn fn, void *ctx, int *result) {
+  if (!hb__type_ok(b, t) || fn == NULL) return HB_EINVAL;
+  if (reserve > (size_t)PTRDIFF_MAX) return HB_ERANGE;
+  hb__buf *e = hb__ext(b);
+  const void *owner = __atomic_load_n(&e->bias_owner, __ATOMIC_RELAXED);
+  if (HB__UNLIKELY(owner == NULL)) {
+    hb__bias_try(e);
+    owner = __atomic_load_n(&e->bias_owner, __ATOMIC_RELAXED);
+  }
+  if (owner == hb__self() &&
+      hb__visit_biased(b, &t, write, reserve, fn, ctx, result))
+    return HB_OK;
+  bool granted = hb__grant_fast(b, write);
+  if (!granted &&
+      (__atomic_load_n(&b->lock, __ATOMIC_RELAXED) & HB__W_BIASED)) {
+    /* Biased to another thread, or to this one inside its own visit: end
+     * the bias first, so the deadlock check below sees the real holders. */
+    hb__mutex_lock(&e->mu);
+    if (__atomic_load_n(&b->lock, __ATOMIC_RELAXED) & HB__W_BIASED)
+      hb__unbias(e);
+    hb__mutex_unlock(&e->mu);
+    granted = hb__grant_fast(b, write);
+  }
+  if (!granted) {
+    /* Inside a callback on b, a ticket that is not granted at once never
+     * will be: it would wait for the one this thread is running. */
+    if (hb__inside_visit_of(b)) return HB_EDEADLK;
+    /* Queue a visitor of our own and wait for its grant on its state word:
+     * nobody else can see it, so no claim, waker or WAKING is needed.  The
+     * granter's last touch of it is the grant itself. */
+    hb_visitor v = HB_VISITOR_INIT;
+    v.buf = b;
+    uint32_t s = HB__V_CAST | HB__V_PARKED | hb__mode_of(write)->vflag;
+    if (!hb__cast_slow(e, &v, s)) hb__wait_turn(&v, e);
+  }
+  int r = hb__run_fn(b, &t, write, reserve, fn, ctx, true);
+  hb__release_now(e, write);
+  if (result != NULL) *result = r;
+  return HB_OK;
+}
+
+int hb_read_now(hb_buf *b, hb_type t, hb_visit_fn fn, void *ctx,
+                int *result) {
+  return hb__visit_now(b, t, false, 0, fn, ctx, result);
+}
+
+int hb_write_now(hb_buf *b, hb_type t, size_t reserve, hb_visit_fn fn,
+                 void *ctx, int *result) {
+  return hb__visit_now(b, t, true, reserve, fn, ctx, result);
+}

@@ -1,0 +1,75 @@
+/*
+ * view.c -- what a callback does with the hb_view it is given: read or
+ * write the buffer as an array of the cast type, or append to it (write
+ * visits only).  The view lives on the driver's stack (hb__run_fn).
+ */
+#include "internal.h"
+
+size_t hb_view_len(const hb_view *view) {
+  if (HB__LIKELY(view->shift != HB__NO_SHIFT))
+    return view->buf->len >> view->shift;
+  return view->buf->len / view->size;
+}
+
+hb_type hb_view_type(const hb_view *view) { return *view->type; }
+
+const void *hb_view_read_array(hb_view *view, size_t *count) {
+  if (count != NULL) *count = hb_view_len(view);
+  return view->buf->data;
+}
+
+void *hb_view_write_array(hb_view *view, size_t *count) {
+  if (!view->write) {
+    if (count != NULL) *count = 0;
+    return NULL;
+  }
+  if (count != NULL) *count = hb_view_len(view);
+  return view->buf->data;
+}
+
+const uint8_t *hb_view_read_bytes(hb_view *view, size_t *nbytes) {
+  if (nbytes != NULL) *nbytes = view->buf->len;
+  return view->buf->data;
+}
+
+uint8_t *hb_view_write_bytes(hb_view *view, size_t *nbytes) {
+  if (!view->write) {
+    if (nbytes != NULL) *nbytes = 0;
+    return NULL;
+  }
+  if (nbytes != NULL) *nbytes = view->buf->len;
+  return view->buf->data;
+}
+
+const void *hb__view_array_checked(hb_view *view, size_t size, size_t *count,
+                                   int write) {
+  if (size != view->size) {
+    if (count != NULL) *count = 0;
+    return NULL;
+  }
+  return write ? hb_view_write_array(view, count)
+               : hb_view_read_array(view, count);
+}
+
+int hb_view_append_bytes(hb_view *view, const void *src, size_t n) {
+  if (!view->write) return HB_ESTATE;
+  if (src == NULL && n > 0) return HB_EINVAL;
+  return hb__put_bytes(view->buf, src, n);
+}
+
+int hb_view_append_all(hb_view *view, const void *elems, size_t count) {
+  if (!view->write) return HB_ESTATE;
+  if (elems == NULL && count > 0) return HB_EINVAL;
+  if (hb_view_len(view) * view->size != view->buf->len) return HB_EINVAL;
+  if (count > (size_t)PTRDIFF_MAX / view->size) return HB_ERANGE;
+  return hb__put_bytes(view->buf, elems, count * view->size);
+}
+
+int hb_view_append(hb_view *view, const void *elem) {
+  if (view->write && elem == NULL) return HB_EINVAL;
+  return hb_view_append_all(view, elem, 1);
+}
+
+size_t hb_view_bytes_written(const hb_view *view) {
+  return view->buf->len - view->start_len;
+}

@@ -1,0 +1,224 @@
+/*
+ * visit.h -- what the visitor-mode sources share: the visitor's state
+ * word, the wakelist, this thread's callbacks in flight, and the hot
+ * paths every visit takes (inline here, so hb_*_now and the drivers
+ * compile as they did when they shared one file).
+ *
+ * Which protocol lives where:
+ *   src/lock.c     the lock word, the wait queue, grant/dispatch/release,
+ *                  the wakelist (THE LOCK, WAKING)
+ *   src/bias.c     claiming and revoking the bias (BIAS); the biased
+ *                  thread's side is hb__visit_biased in src/bias.h
+ *   src/visitor.c  the visitor's life cycle: cast, arm, the drivers
+ *                  hb_try_visit / hb_poll, hb_cancel, detached mode, and
+ *                  the state transition table
+ *   src/park.c     hb_block_on and the PARKED wait for a turn
+ *   src/now.c      hb_read_now / hb_write_now, the one-call form
+ *   src/view.c     what a callback does with its hb_view
+ *   src/sync.c     the futex, the mutex, the sleep-on-a-word loop
+ */
+#ifndef HB_VISIT_H
+#define HB_VISIT_H
+
+#include "internal.h"
+
+#include <stdbool.h>
+
+/* ---- a visitor's state (its bits: src/bits.h) -----------------------------
+ *
+ * Every load of the state is ACQUIRE and every store RELEASE: a store
+ * publishes what was written before it (v->waker, v->result, the links)
+ * to the next ACQUIRE load of the state.  Which store pairs with which
+ * load is the "pairs with" column of the transition table at the top of
+ * src/visitor.c.
+ */
+static inline uint32_t hb__phase(uint32_t s) { return s & HB__V_PHASE; }
+static inline uint32_t hb__with_phase(uint32_t s, uint32_t phase) {
+  return (s & ~HB__V_PHASE) | phase;
+}
+static inline uint32_t hb__load_state(const hb_visitor *v) {
+  return __atomic_load_n(&v->state, __ATOMIC_ACQUIRE);
+}
+static inline void hb__store_state(hb_visitor *v, uint32_t s) {
+  __atomic_store_n(&v->state, s, __ATOMIC_RELEASE);
+}
+static inline bool hb__claim(hb_visitor *v, uint32_t *s, uint32_t phase) {
+  return __atomic_compare_exchange_n(&v->state, s, hb__with_phase(*s, phase),
+                                     false, __ATOMIC_ACQ_REL,
+                                     __ATOMIC_ACQUIRE);
+}
+
+/* ---- what to do once the mutex is released (src/lock.c) -------------------
+ */
+#define HB__WAKE_BATCH 16
+typedef struct {
+  hb_waker wakers[HB__WAKE_BATCH];
+  hb_visitor *whose[HB__WAKE_BATCH]; /* marked WAKING until called */
+  int n;
+  hb_visitor *detached; /* claimed RUNNING; linked through ->next, FIFO */
+  hb_visitor *detached_tail;
+} hb__wakelist;
+
+/* Not "= {0}": zeroing 16 wakers would cost every visit a memset. */
+#define HB__WAKELIST_INIT(wl) ((wl).n = 0, (wl).detached = NULL)
+
+/* ---- callbacks in flight on this thread, for deadlock detection (now.c) ---
+ */
+typedef struct hb__frame {
+  const hb_buf *buf;
+  struct hb__frame *prev;
+} hb__frame;
+#if defined(__GNUC__)
+#define HB__TLS_MODEL __attribute__((tls_model("initial-exec")))
+#else
+#define HB__TLS_MODEL
+#endif
+extern _Thread_local hb__frame *hb__frames HB__TLS_MODEL;
+
+/* This thread's token for the bias: the address of a thread-local. */
+extern _Thread_local char hb__me HB__TLS_MODEL;
+static inline const void *hb__self(void) { return &hb__me; }
+
+/* Is this thread inside a callback on b? (src/now.c) */
+bool hb__inside_visit_of(const hb_buf *b);
+
+/* ---- the two ticket modes ------------------------------------------------
+ *
+ * What differs between a read ticket and a write ticket, as data (nsync's
+ * lock_type idea), so that one grant, one release and one bias path serve
+ * both.  Indexed by "is a write"; with a constant index the compiler folds
+ * the lookup away.
+ */
+typedef struct {
+  uint64_t ticket;   /* what a granted ticket adds to the lock word */
+  uint64_t conflict; /* a grant waits while any of these is set (the fast
+                        path also on WAITERS and BIASED) */
+  uint64_t holders;  /* this mode's holders: at a release, old & holders ==
+                        ticket means the last one is leaving */
+  uint64_t done;     /* what a finished visit adds for hb_stats (reads; a
+                        write counts writes_run instead) */
+  uint32_t vflag;    /* the mode's flag in a visitor's state */
+  uint32_t held;     /* what a biased visit stores in b->held */
+} hb__mode;
+
+static inline const hb__mode *hb__mode_of(bool write) {
+  static const hb__mode modes[2] = {
+      {HB__W_READER, HB__W_WRITER, HB__W_READERS, HB__W_DONE, 0u,
+       HB__HELD_READ},
+      {HB__W_WRITER, HB__W_WRITER | HB__W_READERS, HB__W_WRITER, 0u,
+       HB__V_WRITE, HB__HELD_WRITE},
+  };
+  return &modes[write];
+}
+
+static inline const hb__mode *hb__mode_of_state(uint32_t s) {
+  return hb__mode_of((s & HB__V_WRITE) != 0);
+}
+
+/* ---- the lock (src/lock.c) ------------------------------------------------
+ */
+void hb__queue_unlink(hb__buf *e, hb_visitor *v);
+void hb__dispatch(hb__buf *e, hb__wakelist *wl);
+void hb__release(hb__buf *e, const hb__mode *m, bool ran, hb__wakelist *wl);
+bool hb__cast_slow(hb__buf *e, hb_visitor *v, uint32_t s);
+
+/* Is a visitor in state s in the wait queue: cast and not yet granted? */
+static inline bool hb__queued(uint32_t s) {
+  return hb__phase(s) == HB__V_CAST && !(s & HB__V_GRANTED);
+}
+
+/* Mark v if it is still queued.  Under the mutex the granter holds:
+ * reload v's state into *s, and if v is queued store (*s & ~clear) | set.
+ * So either the caller sees the grant in *s, or the granter sees the mark.
+ * Returns whether v was queued (and marked); then the mutex stays locked
+ * if `hold`, for the caller to finish under it and unlock. */
+bool hb__mark_queued(hb__buf *e, hb_visitor *v, uint32_t *s, uint32_t clear,
+                     uint32_t set, bool hold);
+void hb__call_wakers(hb__wakelist *wl);
+
+/* The uncontended grant: one CAS, while nothing conflicting is granted and
+ * nobody waits.  ACQUIRE pairs with the RELEASE of the last ticket's
+ * hb__release, so the visit sees what earlier writers wrote. */
+static inline bool hb__grant_fast(hb_buf *b, bool write) {
+  const hb__mode *m = hb__mode_of(write);
+  uint64_t w = __atomic_load_n(&b->lock, __ATOMIC_RELAXED);
+  /* A writer's busy mask is the whole live half and BIASED. */
+  uint64_t busy = m->conflict | HB__W_WAITERS | HB__W_BIASED;
+  while (!(w & busy)) {
+    uint64_t n = w + m->ticket;
+    if (__atomic_compare_exchange_n(&b->lock, &w, n, true, __ATOMIC_ACQUIRE,
+                                    __ATOMIC_RELAXED))
+      return true;
+  }
+  return false;
+}
+
+/* ---- running a visit ------------------------------------------------------
+ */
+
+static inline bool hb__type_ok(const hb_buf *b, hb_type t) {
+  return b != NULL && t.size != 0 && t.align != 0 &&
+         (t.align & (t.align - 1)) == 0 &&
+         t.align <= ((const hb__buf *)b)->align &&
+         t.size % t.align == 0;
+}
+
+/* Run fn under a granted ticket: the reservation, the view, the callback,
+ * the rollback of an aborted write.  The ticket stays held. */
+static inline int hb__run_fn(hb_buf *b, const hb_type *t, bool write,
+                             size_t reserve, hb_visit_fn fn, void *ctx,
+                             bool track) {
+  hb__buf *e = hb__ext(b);
+  size_t size = t->size;
+  hb_view view = {b, t, b->len, size, write,
+                  (size & (size - 1)) == 0 ? (unsigned)__builtin_ctzll(size)
+                                           : HB__NO_SHIFT};
+  hb__frame frame = {b, hb__frames};
+  int r;
+
+  if (write && hb__reserve(b, reserve) != HB_OK) {
+    r = HB_ENOMEM; /* the turn came but the room could not be had */
+    HB__BUMP(e->reserve_failed, 1);
+  } else {
+    if (track) hb__frames = &frame;
+    r = fn(&view, ctx);
+    if (track) hb__frames = frame.prev;
+    if (write) {
+      if (r < 0) {
+        b->len = view.start_len; /* roll the appends back */
+        HB__BUMP(e->aborted, 1);
+      }
+      HB__BUMP(e->writes_run, 1);
+    }
+  }
+  return r;
+}
+
+/* Try to run an armed visitor whose turn has come (src/visitor.c).
+ * Returns HB_EAGAIN when it has not come, or a final status. */
+int hb__try_run(hb_visitor *v, int *result);
+
+/* Run the detached visitors collected in wl, and call the wakers, until
+ * nothing is left (src/visitor.c). */
+void hb__flush_slow(hb__wakelist *wl);
+
+static inline void hb__flush(hb__wakelist *wl) {
+  if (wl->n != 0 || wl->detached != NULL) hb__flush_slow(wl);
+}
+
+/* Give back a finished visit's ticket held by no visitor (hb_*_now's), and
+ * do what the release unblocked. */
+static inline void hb__release_now(hb__buf *e, bool write) {
+  hb__wakelist wl;
+  HB__WAKELIST_INIT(wl);
+  hb__release(e, hb__mode_of(write), true, &wl);
+  hb__flush(&wl);
+}
+
+/* ---- waiting (src/park.c) -------------------------------------------------
+ */
+
+/* Wait until a PARKED visitor's turn has come, or it was cancelled. */
+void hb__wait_turn(hb_visitor *v, hb__buf *e);
+
+#endif /* HB_VISIT_H */
