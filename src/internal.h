@@ -82,6 +82,14 @@ static inline void hb__cpu_relax(void) {
 /* ---- the buffer as the library allocates it ---- */
 typedef struct hb__buf {
   hb_buf pub;            /* first: an hb_buf * is an hb__buf * */
+  /* visitor mode: the wait queue, under mu.  Right behind the lock word
+   * (pub.lock) on purpose: a contended hand-off touches the lock word, the
+   * mutex and the queue's ends, and these 40 bytes lie on at most two
+   * cache lines, whatever the allocator's 16-byte alignment makes of the
+   * header (see "A HAND-OFF, LINE BY LINE" in src/lock.c). */
+  hb__mutex mu;
+  uint32_t qlen;
+  hb_visitor *head, *tail;
   /* the bias (see "BIAS" in src/bias.c) */
   const void *bias_owner;  /* NULL: never tried; the biased thread's token;
                               or HB__BIAS_SHARED (atomic) */
@@ -90,10 +98,6 @@ typedef struct hb__buf {
   size_t align;          /* alignment of pub.data */
   void *raw;             /* the separate data allocation, NULL while the
                             data still lives in this allocation */
-  /* visitor mode: the wait queue, under mu */
-  hb__mutex mu;
-  uint32_t qlen;
-  hb_visitor *head, *tail;
   /* statistics; see hb_stats_get for who writes which */
   uint64_t writes_run;      /* under the write ticket */
   uint64_t aborted;         /* under the write ticket */

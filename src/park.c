@@ -9,9 +9,11 @@
  *   the visitor's state word.  The dispatcher grants a PARKED visitor with
  *   one fetch_or of GRANTED (hb__grant, src/lock.c), and makes a futex
  *   wake only if the waiter had gone to sleep (SLEEPER); hb_cancel's wake
- *   after CANCELLED covers a cancel.  The waiter spins first, up to
- *   HB__PARK_SPIN_NS: when two threads hand the buffer back and forth,
- *   sleeping would make every hand-off wait for a wake-up (a convoy).  The
+ *   after CANCELLED covers a cancel.  The waiter spins first --
+ *   HB__PARK_QUICK pauses without reading the clock, then up to
+ *   HB__PARK_SPIN_NS by the clock -- because when two threads hand the
+ *   buffer back and forth, sleeping would make every hand-off wait for a
+ *   wake-up (a convoy).  Past that budget it sleeps and uses no CPU.  The
  *   grant's fetch_or is the granter's last touch of the visitor; the futex
  *   wake after it touches only the kernel's hash table.
  */
@@ -21,6 +23,7 @@
 
 #define HB__PARK_SPIN_NS 25000 /* the most a waiter spins before it sleeps */
 #define HB__PARK_SPIN_MIN_NS 1000 /* and the least */
+#define HB__PARK_QUICK 64 /* pauses spun before the clock is first read */
 
 static uint64_t hb__now_ns(void) {
   struct timespec ts;
@@ -55,6 +58,17 @@ static void hb__note_wait(hb__buf *e, uint64_t waited_ns) {
                    __ATOMIC_RELAXED);
 }
 
+/* A wait that ended within the quick spin, folded in as a zero-length
+ * one -- but only while the average is above the least budget, so that a
+ * run of quick hand-offs stops writing the average once it has decayed
+ * (the decay's only effect is to lengthen the budget back towards what
+ * hand-offs need). */
+static void hb__note_quick(hb__buf *e) {
+  if (__atomic_load_n(&e->wait_avg_ns, __ATOMIC_RELAXED) >
+      HB__PARK_SPIN_MIN_NS)
+    hb__note_wait(e, 0);
+}
+
 /* Is a PARKED visitor's wait over: granted, or cancelled (CANCELLING or
  * CANCELLED; the driver then waits the canceller out as usual)? */
 static bool hb__turn_came(uint32_t s) {
@@ -73,8 +87,20 @@ static bool hb__turn_came(uint32_t s) {
  * every 32 pauses: a pause costs 10 to 140 cycles, by CPU.  The loads are
  * ACQUIRE (hb__load_state): they pair with the grant's RELEASE fetch_or. */
 void hb__wait_turn(hb_visitor *v, hb__buf *e) {
+  /* The first HB__PARK_QUICK pauses read no clock: a hand-off between two
+   * threads that both want the buffer ends within them, and then the wait
+   * costs no clock read and no store to the shared average (whose line
+   * would otherwise bounce between the two cores at every hand-off). */
+  unsigned i = 0;
+  for (; i < HB__PARK_QUICK; i++) {
+    if (hb__turn_came(hb__load_state(v))) {
+      hb__note_quick(e);
+      return;
+    }
+    hb__cpu_relax();
+  }
   uint64_t start = hb__now_ns(), budget = hb__spin_budget(e);
-  for (unsigned i = 1; !hb__turn_came(hb__load_state(v)); i++) {
+  for (; !hb__turn_came(hb__load_state(v)); i++) {
     hb__cpu_relax();
     if ((i & 31) == 0 && hb__now_ns() - start >= budget) {
       hb__sleep_until(&v->state, HB__V_SLEEPER, hb__turn_came);

@@ -118,7 +118,7 @@ static inline const hb__mode *hb__mode_of_state(uint32_t s) {
 /* ---- the lock (src/lock.c) ------------------------------------------------
  */
 void hb__queue_unlink(hb__buf *e, hb_visitor *v);
-void hb__dispatch(hb__buf *e, hb__wakelist *wl);
+void hb__dispatch(hb__buf *e, hb__wakelist *wl, uint64_t pending);
 void hb__release(hb__buf *e, const hb__mode *m, bool ran, hb__wakelist *wl);
 bool hb__cast_slow(hb__buf *e, hb_visitor *v, uint32_t s);
 
@@ -160,7 +160,7 @@ static inline bool hb__type_ok(const hb_buf *b, hb_type t) {
   return b != NULL && t.size != 0 && t.align != 0 &&
          (t.align & (t.align - 1)) == 0 &&
          t.align <= ((const hb__buf *)b)->align &&
-         t.size % t.align == 0;
+         (t.size & (t.align - 1)) == 0; /* align is a power of two */
 }
 
 /* Run fn under a granted ticket: the reservation, the view, the callback,

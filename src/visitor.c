@@ -385,7 +385,7 @@ int hb_cancel(hb_visitor *v) {
       __atomic_fetch_add(&e->cancelled, 1, __ATOMIC_RELAXED);
       s = (s & ~clear) | HB__V_CANCELLING;
       /* Those behind it may be free to go now (a writer left the head). */
-      hb__dispatch(e, &wl);
+      hb__dispatch(e, &wl, 0);
       hb__mutex_unlock(&e->mu);
       /* Its own waker is called while it is still CANCELLING, so no driver
        * can finish it (and free the waker's arg) before the call returns. */
