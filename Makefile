@@ -9,7 +9,7 @@ CMAKE_FLAGS ?=
 DEMOS = frames seed one_call detached uv_visit packet_pipeline
 
 .PHONY: all demo test test-plain test-asan test-tsan bench clean model \
-	fuzz soak soak-plain soak-tsan lint valgrind
+	fuzz soak soak-plain soak-tsan lint valgrind docs consumers
 
 all: build/release/.configured
 	cmake --build build/release -j $(JOBS)
@@ -82,6 +82,16 @@ valgrind:
 # The bias revocation protocol, model-checked with spin (tests/model).
 model:
 	scripts/model.sh
+
+# Packaging (issue 15): install to temporary prefixes and build and run
+# consumers through pkg-config and CMake (scripts/consumers.sh).
+consumers:
+	JOBS=$(JOBS) scripts/consumers.sh
+
+# The API reference from the headers' comments, Doxygen, warnings fatal
+# (an undocumented public name fails): build/docs/html/index.html.
+docs:
+	scripts/docs.sh
 
 # The same -O2 for the library and every C/C++ peer (Debian builds GLib,
 # libevent and hiredis with -O2); Rust peers use cargo's --release.

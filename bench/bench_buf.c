@@ -14,6 +14,20 @@
  *                the buffer cleared), as the implementation does it.
  *                ns per packet (one append + one consume).
  *
+ * Each workload also runs written the other way (issue 14), so that no
+ * figure depends on one harness's loop shape or allocation pattern:
+ *
+ *   W1-live      the same work, but each buffer lives on while the next
+ *                three are made (a ring of 4, as messages in flight), and
+ *                every write indexes through the accessor (hb_data(b)[j],
+ *                v[j]) instead of a pointer hoisted out of the loop.
+ *   W2-src       append 1 MiB one byte at a time from a source array, from
+ *                empty, the puts' errors OR-ed together and checked once
+ *                at the end instead of one branch per byte.
+ *   W3-fresh     a fresh buffer per unit (growth included, then freed), the
+ *                packets consumed in place (through the data pointer, then
+ *                advancing the read position) instead of copied out.
+ *
  * Each implementation uses its own fastest idiomatic API; see each unit.
  * Usage: bench_buf [workload-prefix...]   (prints CSV; see bench.h)
  */
@@ -147,6 +161,92 @@ static uint64_t w1_evbuffer(void *ctx, uint64_t it) {
   return sum;
 }
 
+/* ---- W1-live ----
+ * A ring of W1_LIVE buffers: iteration k makes one, writes it and frees the
+ * one made W1_LIVE iterations before, so W1_LIVE - 1 others are alive at
+ * every create and every free.  The ring persists across units (ctx). */
+#define W1_LIVE 4
+
+static uint64_t w1l_hb(void *ctx, uint64_t it) {
+  hb_buf **ring = ctx;
+  uint64_t sum = 0;
+  for (unsigned k = 0; k < W1_BATCH; k++) {
+    hb_buf *b = hb_new(120);
+    CHECK(b != NULL);
+    for (unsigned j = 0; j < 13; j++) hb_data(b)[j] = (uint8_t)(it + k + j);
+    bench_escape(hb_data(b));
+    sum += hb_data(b)[k % 13];
+    hb_free(ring[k % W1_LIVE]);
+    ring[k % W1_LIVE] = b;
+  }
+  return sum;
+}
+
+static uint64_t w1l_arr(void *ctx, uint64_t it) {
+  arr *ring = ctx;
+  uint64_t sum = 0;
+  for (unsigned k = 0; k < W1_BATCH; k++) {
+    arr a = {malloc(120), 0, 120};
+    CHECK(a.data != NULL);
+    for (unsigned j = 0; j < 13; j++) a.data[j] = (uint8_t)(it + k + j);
+    bench_escape(a.data);
+    sum += a.data[k % 13];
+    free(ring[k % W1_LIVE].data);
+    ring[k % W1_LIVE] = a;
+  }
+  return sum;
+}
+
+static uint64_t w1l_sds(void *ctx, uint64_t it) {
+  sds *ring = ctx;
+  uint64_t sum = 0;
+  for (unsigned k = 0; k < W1_BATCH; k++) {
+    sds s = sdsnewlen(NULL, 120);
+    CHECK(s != NULL);
+    for (unsigned j = 0; j < 13; j++) s[j] = (char)(uint8_t)(it + k + j);
+    bench_escape(s);
+    sum += (uint8_t)s[k % 13];
+    sdsfree(ring[k % W1_LIVE]); /* NULL is fine */
+    ring[k % W1_LIVE] = s;
+  }
+  return sum;
+}
+
+static uint64_t w1l_garray(void *ctx, uint64_t it) {
+  GByteArray **ring = ctx;
+  uint64_t sum = 0;
+  for (unsigned k = 0; k < W1_BATCH; k++) {
+    GByteArray *a = g_byte_array_sized_new(120);
+    g_byte_array_set_size(a, 13);
+    for (unsigned j = 0; j < 13; j++) a->data[j] = (uint8_t)(it + k + j);
+    bench_escape(a->data);
+    sum += a->data[k % 13];
+    if (ring[k % W1_LIVE] != NULL) g_byte_array_free(ring[k % W1_LIVE], TRUE);
+    ring[k % W1_LIVE] = a;
+  }
+  return sum;
+}
+
+static uint64_t w1l_evbuffer(void *ctx, uint64_t it) {
+  struct evbuffer **ring = ctx;
+  uint64_t sum = 0;
+  for (unsigned k = 0; k < W1_BATCH; k++) {
+    struct evbuffer *e = evbuffer_new();
+    CHECK(e != NULL && evbuffer_expand(e, 120) == 0);
+    struct evbuffer_iovec v;
+    CHECK(evbuffer_reserve_space(e, 13, &v, 1) == 1);
+    for (unsigned j = 0; j < 13; j++)
+      ((uint8_t *)v.iov_base)[j] = (uint8_t)(it + k + j);
+    v.iov_len = 13;
+    CHECK(evbuffer_commit_space(e, &v, 1) == 0);
+    bench_escape(v.iov_base);
+    sum += ((uint8_t *)v.iov_base)[k % 13];
+    if (ring[k % W1_LIVE] != NULL) evbuffer_free(ring[k % W1_LIVE]);
+    ring[k % W1_LIVE] = e;
+  }
+  return sum;
+}
+
 /* ---- W2 ---- */
 
 static uint64_t w2_hb(void *ctx, uint64_t it) {
@@ -232,6 +332,88 @@ static uint64_t w2_evbuffer(void *ctx, uint64_t it) {
   uint8_t c;
   CHECK(evbuffer_copyout(e, &c, 1) == 1); /* the first byte */
   sum += c;
+  evbuffer_free(e);
+  return sum;
+}
+
+/* ---- W2-src ----
+ * The bytes come from a source array (as an encoder's input would), the
+ * buffer starts empty, and the puts' errors are OR-ed and checked once. */
+static uint8_t w2_src[W2_BYTES];
+
+static uint64_t w2s_hb(void *ctx, uint64_t it) {
+  (void)ctx;
+  hb_buf *b = hb_new(0);
+  CHECK(b != NULL);
+  int rc = 0;
+  for (uint32_t i = 0; i < W2_BYTES; i++) rc |= hb_put_u8(b, w2_src[i]);
+  CHECK(rc == HB_OK);
+  bench_escape(hb_data(b));
+  uint64_t sum = hb_len(b) + hb_data(b)[it % W2_BYTES];
+  hb_free(b);
+  return sum;
+}
+
+static uint64_t w2s_arr(void *ctx, uint64_t it) {
+  (void)ctx;
+  arr a = {NULL, 0, 0};
+  uint8_t *d = NULL;
+  size_t len = 0, cap = 0;
+  int rc = 0;
+  for (uint32_t i = 0; i < W2_BYTES; i++) {
+    if (len == cap) {
+      a.len = len;
+      if (arr_grow(&a, len + 1) != 0) {
+        rc = -1;
+        continue;
+      }
+      d = a.data;
+      cap = a.cap;
+    }
+    d[len++] = w2_src[i];
+  }
+  CHECK(rc == 0);
+  a.len = len;
+  bench_escape(a.data);
+  uint64_t sum = a.len + a.data[it % W2_BYTES];
+  free(a.data);
+  return sum;
+}
+
+static uint64_t w2s_sds(void *ctx, uint64_t it) {
+  (void)ctx;
+  sds s = sdsempty();
+  CHECK(s != NULL);
+  for (uint32_t i = 0; i < W2_BYTES; i++) {
+    if (sdsavail(s) == 0 && (s = sdsMakeRoomFor(s, 1)) == NULL) abort();
+    s[sdslen(s)] = (char)w2_src[i];
+    sdsinclen(s, 1);
+  }
+  bench_escape(s);
+  uint64_t sum = sdslen(s) + (uint8_t)s[it % W2_BYTES];
+  sdsfree(s);
+  return sum;
+}
+
+static uint64_t w2s_garray(void *ctx, uint64_t it) {
+  (void)ctx;
+  GByteArray *a = g_byte_array_new();
+  for (uint32_t i = 0; i < W2_BYTES; i++)
+    g_byte_array_append(a, &w2_src[i], 1);
+  bench_escape(a->data);
+  uint64_t sum = a->len + a->data[it % W2_BYTES];
+  g_byte_array_free(a, TRUE);
+  return sum;
+}
+
+static uint64_t w2s_evbuffer(void *ctx, uint64_t it) {
+  (void)ctx;
+  struct evbuffer *e = evbuffer_new();
+  CHECK(e != NULL);
+  int rc = 0;
+  for (uint32_t i = 0; i < W2_BYTES; i++) rc |= evbuffer_add(e, &w2_src[i], 1);
+  CHECK(rc == 0);
+  uint64_t sum = evbuffer_get_length(e) + it;
   evbuffer_free(e);
   return sum;
 }
@@ -335,6 +517,103 @@ static uint64_t w3_evbuffer(void *ctx, uint64_t it) {
   return sum;
 }
 
+/* ---- W3-fresh ----
+ * A fresh buffer per unit: 1024 packets appended (growing from empty),
+ * then consumed in place -- a pointer to the next unread packet, then the
+ * read position moved past it -- and the buffer freed. */
+static uint64_t w3f_hb(void *ctx, uint64_t it) {
+  (void)ctx;
+  hb_buf *b = hb_new(0);
+  CHECK(b != NULL);
+  uint64_t sum = it;
+  for (unsigned k = 0; k < W3_PACKETS; k++)
+    if (hb_put(b, w3_src[k], PKT) != HB_OK) abort();
+  for (unsigned k = 0; k < W3_PACKETS; k++) {
+    if (hb_remaining(b) < PKT) abort();
+    const uint8_t *p = hb_data(b) + (hb_len(b) - hb_remaining(b));
+    bench_escape(p);
+    sum += (uint64_t)p[0] + p[PKT - 1];
+    if (hb_advance(b, PKT) != HB_OK) abort();
+  }
+  hb_free(b);
+  return sum;
+}
+
+static uint64_t w3f_arr(void *ctx, uint64_t it) {
+  (void)ctx;
+  arr a = {NULL, 0, 0};
+  uint64_t sum = it;
+  for (unsigned k = 0; k < W3_PACKETS; k++)
+    if (arr_put(&a, w3_src[k], PKT) != 0) abort();
+  size_t off = 0;
+  for (unsigned k = 0; k < W3_PACKETS; k++) {
+    if (a.len - off < PKT) abort();
+    const uint8_t *p = a.data + off;
+    bench_escape(p);
+    sum += (uint64_t)p[0] + p[PKT - 1];
+    off += PKT;
+  }
+  free(a.data);
+  return sum;
+}
+
+static uint64_t w3f_sds(void *ctx, uint64_t it) {
+  (void)ctx;
+  sds s = sdsempty();
+  CHECK(s != NULL);
+  uint64_t sum = it;
+  for (unsigned k = 0; k < W3_PACKETS; k++)
+    if ((s = sdscatlen(s, w3_src[k], PKT)) == NULL) abort();
+  size_t off = 0;
+  for (unsigned k = 0; k < W3_PACKETS; k++) {
+    if (sdslen(s) - off < PKT) abort();
+    const uint8_t *p = (const uint8_t *)s + off;
+    bench_escape(p);
+    sum += (uint64_t)p[0] + p[PKT - 1];
+    off += PKT;
+  }
+  sdsfree(s);
+  return sum;
+}
+
+static uint64_t w3f_garray(void *ctx, uint64_t it) {
+  (void)ctx;
+  GByteArray *a = g_byte_array_new();
+  uint64_t sum = it;
+  for (unsigned k = 0; k < W3_PACKETS; k++)
+    g_byte_array_append(a, w3_src[k], PKT);
+  guint off = 0;
+  for (unsigned k = 0; k < W3_PACKETS; k++) {
+    if (a->len - off < PKT) abort();
+    const uint8_t *p = a->data + off;
+    bench_escape(p);
+    sum += (uint64_t)p[0] + p[PKT - 1];
+    off += PKT;
+  }
+  g_byte_array_free(a, TRUE);
+  return sum;
+}
+
+/* evbuffer's in-place read: evbuffer_pullup makes the first PKT bytes
+ * contiguous (they already are) and returns them; evbuffer_drain moves on. */
+static uint64_t w3f_evbuffer(void *ctx, uint64_t it) {
+  (void)ctx;
+  struct evbuffer *e = evbuffer_new();
+  CHECK(e != NULL);
+  uint64_t sum = it;
+  for (unsigned k = 0; k < W3_PACKETS; k++)
+    if (evbuffer_add(e, w3_src[k], PKT) != 0) abort();
+  for (unsigned k = 0; k < W3_PACKETS; k++) {
+    const uint8_t *p = evbuffer_pullup(e, PKT);
+    if (p == NULL) abort();
+    bench_escape(p);
+    sum += (uint64_t)p[0] + p[PKT - 1];
+    if (evbuffer_drain(e, PKT) != 0) abort();
+  }
+  evbuffer_free(e);
+  return sum;
+}
+
 int main(int argc, char **argv) {
   if (bench_want(argc, argv, "W1")) {
     bench_run("W1", "hyperbuf", "ns/iter", W1_BATCH, w1_hb, NULL);
@@ -342,6 +621,25 @@ int main(int argc, char **argv) {
     bench_run("W1", "sds", "ns/iter", W1_BATCH, w1_sds, NULL);
     bench_run("W1", "GByteArray", "ns/iter", W1_BATCH, w1_garray, NULL);
     bench_run("W1", "evbuffer", "ns/iter", W1_BATCH, w1_evbuffer, NULL);
+  }
+  if (bench_want(argc, argv, "W1-live")) {
+    hb_buf *hr[W1_LIVE] = {0};
+    bench_run("W1-live", "hyperbuf", "ns/iter", W1_BATCH, w1l_hb, hr);
+    for (int i = 0; i < W1_LIVE; i++) hb_free(hr[i]);
+    arr ar[W1_LIVE] = {{0}};
+    bench_run("W1-live", "hand-array", "ns/iter", W1_BATCH, w1l_arr, ar);
+    for (int i = 0; i < W1_LIVE; i++) free(ar[i].data);
+    sds sr[W1_LIVE] = {0};
+    bench_run("W1-live", "sds", "ns/iter", W1_BATCH, w1l_sds, sr);
+    for (int i = 0; i < W1_LIVE; i++) sdsfree(sr[i]);
+    GByteArray *gr[W1_LIVE] = {0};
+    bench_run("W1-live", "GByteArray", "ns/iter", W1_BATCH, w1l_garray, gr);
+    for (int i = 0; i < W1_LIVE; i++)
+      if (gr[i] != NULL) g_byte_array_free(gr[i], TRUE);
+    struct evbuffer *er[W1_LIVE] = {0};
+    bench_run("W1-live", "evbuffer", "ns/iter", W1_BATCH, w1l_evbuffer, er);
+    for (int i = 0; i < W1_LIVE; i++)
+      if (er[i] != NULL) evbuffer_free(er[i]);
   }
   static const char *w2[2] = {"W2-empty", "W2-reserved"};
   for (int reserve = 0; reserve < 2; reserve++) {
@@ -355,9 +653,27 @@ int main(int argc, char **argv) {
     bench_run(w2[reserve], "evbuffer", "ns/byte", W2_BYTES, w2_evbuffer,
               &reserve);
   }
+  if (bench_want(argc, argv, "W2-src")) {
+    for (uint32_t i = 0; i < W2_BYTES; i++) w2_src[i] = (uint8_t)(i * 13 + 5);
+    bench_run("W2-src", "hyperbuf", "ns/byte", W2_BYTES, w2s_hb, NULL);
+    bench_run("W2-src", "hand-array", "ns/byte", W2_BYTES, w2s_arr, NULL);
+    bench_run("W2-src", "sds", "ns/byte", W2_BYTES, w2s_sds, NULL);
+    bench_run("W2-src", "GByteArray", "ns/byte", W2_BYTES, w2s_garray, NULL);
+    bench_run("W2-src", "evbuffer", "ns/byte", W2_BYTES, w2s_evbuffer, NULL);
+  }
+  for (unsigned k = 0; k < W3_PACKETS; k++)
+    for (unsigned j = 0; j < PKT; j++) w3_src[k][j] = (uint8_t)(k * 7 + j);
+  if (bench_want(argc, argv, "W3-fresh")) {
+    bench_run("W3-fresh", "hyperbuf", "ns/packet", W3_PACKETS, w3f_hb, NULL);
+    bench_run("W3-fresh", "hand-array", "ns/packet", W3_PACKETS, w3f_arr,
+              NULL);
+    bench_run("W3-fresh", "sds", "ns/packet", W3_PACKETS, w3f_sds, NULL);
+    bench_run("W3-fresh", "GByteArray", "ns/packet", W3_PACKETS, w3f_garray,
+              NULL);
+    bench_run("W3-fresh", "evbuffer", "ns/packet", W3_PACKETS, w3f_evbuffer,
+              NULL);
+  }
   if (bench_want(argc, argv, "W3")) {
-    for (unsigned k = 0; k < W3_PACKETS; k++)
-      for (unsigned j = 0; j < PKT; j++) w3_src[k][j] = (uint8_t)(k * 7 + j);
     hb_buf *b = hb_new(0);
     CHECK(b != NULL);
     bench_run("W3", "hyperbuf", "ns/packet", W3_PACKETS, w3_hb, b);

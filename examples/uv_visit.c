@@ -9,7 +9,7 @@
  * visitor's waker (a uv_async_t) wakes the loop, and the read callback runs
  * on the loop thread, inside uv_run.
  */
-#include <hyperbuf.h>
+#include <hyperbuf_uv.h>
 
 #include <pthread.h>
 #include <stdio.h>

@@ -22,7 +22,7 @@
  *   call                          | may run concurrently with
  *   ------------------------------+-----------------------------------------
  *   direct-mode calls on b        | nothing else on b; and never while a
- *                                 | visitor of b is live (debug builds abort)
+ *                                 | visitor of b is live (checked builds abort)
  *   hb_cast / hb_cast_mut on b    | each other and every visitor call on b,
  *                                 | from any thread (tickets follow the order
  *                                 | in which these calls take effect)
@@ -36,58 +36,101 @@
  * No call waits for another visitor's callback except hb_block_on.  A
  * driver or hb_cancel may wait out, briefly, what another thread is still
  * doing to the same visitor: calling its waker, or cancelling it.
+ *
+ * Checked builds (the library's build decides, for every call alike):
+ *   HB_CHECKED, defined by <hyperbuf/config.h> which the library's build
+ *   generates and installs, is 1 when the library was built without NDEBUG
+ *   (a debug build) and 0 otherwise.  With 1, every direct-mode call that
+ *   changes the buffer or its cursor -- inline (hb_put*, hb_get*,
+ *   hb_reserve, hb_clear) or not (hb_resize, hb_advance, hb_compact,
+ *   hb_read_fd, hb_write_fd) -- aborts with a message naming the call when
+ *   a visitor of the buffer is live.  With 0 none checks and none pays for
+ *   a check.  The application's own NDEBUG plays no part: an application
+ *   built with assertions on over a release install still gets the
+ *   unchecked inline calls.
+ *
+ * Headers:
+ *   <hyperbuf.h>      this file: the C API, nothing outside the C library
+ *   <hyperbuf_uv.h>   the libuv adapter (links -lhyperbuf-uv; includes
+ *                     <uv.h>, which nothing else here does)
+ *   <hyperbuf.hpp>    C++ RAII wrappers and a C++20 awaitable
+ *   <hyperbuf/...>    included by the above; never include them yourself
+ *
+ * The sections below: export and version, status codes, types, direct mode
+ * (the buffer, appends, cursor reads, file descriptors), visitor mode,
+ * views, wakers, allocator and statistics.  Inline bodies and internals
+ * (every hb__ and HB__ name) live in <hyperbuf/inline.h>, included last.
  */
+/** @file hyperbuf.h
+ *  The C API: direct mode, visitor mode, views, wakers.  The opening
+ *  comment of the header has the conventions, the synchronization table
+ *  and the rule for checked builds. */
 #ifndef HYPERBUF_H
 #define HYPERBUF_H
 
 #include <stddef.h>
 #include <stdint.h>
-#include <string.h>
+
+/* HB_CHECKED: a compile line that builds the library's own sources without
+ * the build system (a fuzzer, a linter) may define it instead. */
+#ifndef HB_CHECKED
+#include "hyperbuf/config.h"
+#endif
 
 #ifdef __cplusplus
 extern "C" {
 #endif
 
 /* ======================================================================== */
-/*  Export, version, compiler helpers                                        */
+/*  Export and version                                                       */
 /* ======================================================================== */
 
+/** Marks the library's exported functions (default visibility in the
+ *  shared library, which hides everything else). */
 #if defined(__GNUC__) && !defined(HB_STATIC_BUILD)
 #define HB_EXTERN __attribute__((visibility("default")))
 #else
 #define HB_EXTERN
 #endif
 
-#define HB_VERSION_MAJOR 0
-#define HB_VERSION_MINOR 1
-#define HB_VERSION_PATCH 0
+#define HB_VERSION_MAJOR 0 /**< incompatible API changes */
+#define HB_VERSION_MINOR 1 /**< compatible additions */
+#define HB_VERSION_PATCH 0 /**< fixes */
+/** The version as one number, 0xMMmmpp, for preprocessor comparisons. */
 #define HB_VERSION_HEX                                                       \
   ((HB_VERSION_MAJOR << 16) | (HB_VERSION_MINOR << 8) | HB_VERSION_PATCH)
 
 /** @return the library's version as "MAJOR.MINOR.PATCH"; never NULL. */
 HB_EXTERN const char *hb_version_string(void);
 
-#if defined(__GNUC__)
-#define HB__LIKELY(x) __builtin_expect(!!(x), 1)
-#define HB__UNLIKELY(x) __builtin_expect(!!(x), 0)
-#else
-#define HB__LIKELY(x) (x)
-#define HB__UNLIKELY(x) (x)
-#endif
-
-#ifdef __cplusplus
-#define HB__ALIGNOF(T) alignof(T)
-#define HB__RESTRICT __restrict
-#else
-#define HB__ALIGNOF(T) _Alignof(T)
-#define HB__RESTRICT restrict
-#endif
-
 /* ======================================================================== */
-/*  Errors                                                                   */
+/*  Status codes                                                             */
 /* ======================================================================== */
 
-/* One list generates the codes, hb_strerror() and hb_err_name(). */
+/** The status codes every call returns: HB_OK, the HB_E* failures (< 0)
+ *  and HB_PENDING. */
+enum {
+  HB_OK = 0,         /**< success */
+  HB_ENOMEM = -1,    /**< out of memory */
+  HB_EINVAL = -2,    /**< invalid argument */
+  HB_ERANGE = -3,    /**< size or position out of range */
+  HB_EAGAIN = -4,    /**< not ready; try again later */
+  HB_ECANCELED = -5, /**< visitor was cancelled */
+  HB_EBUSY = -6,     /**< busy: visitors are live or the visitor is running */
+  HB_ESTATE = -7,    /**< visitor is in the wrong state for this call */
+  HB_EDEADLK = -8,   /**< waiting here would deadlock */
+  HB_EIO = -9,       /**< system I/O error (see errno) */
+  HB_EOF = -10,      /**< end of file: the peer closed the stream */
+  HB_PENDING = 1     /**< hb_poll: the visitor waits; its waker will be
+                          called */
+};
+
+/**
+ * The failure codes as XX(name, code, message) rows, one per HB_E* code,
+ * for switch statements and tables (hb_strerror and hb_err_name are made
+ * from it).  <hyperbuf/inline.h> checks at compile time that every row
+ * agrees with the enum above.
+ */
 #define HB_ERRNO_MAP(XX)                                                     \
   XX(ENOMEM, -1, "out of memory")                                            \
   XX(EINVAL, -2, "invalid argument")                                         \
@@ -99,14 +142,6 @@ HB_EXTERN const char *hb_version_string(void);
   XX(EDEADLK, -8, "waiting here would deadlock")                             \
   XX(EIO, -9, "system I/O error (see errno)")                                \
   XX(EOF, -10, "end of file: the peer closed the stream")
-
-enum {
-  HB_OK = 0,
-#define HB__ERR_ENUM(name, code, msg) HB_##name = (code),
-  HB_ERRNO_MAP(HB__ERR_ENUM)
-#undef HB__ERR_ENUM
-  HB_PENDING = 1 /* hb_poll: the visitor waits; its waker will be called */
-};
 
 /**
  * Explain a status code in a short English sentence.
@@ -124,16 +159,21 @@ HB_EXTERN const char *hb_err_name(int code);
 /*  Types                                                                    */
 /* ======================================================================== */
 
+/** A buffer: made by hb_new, hb_new_aligned or hb_wrap; see direct mode. */
 typedef struct hb_buf hb_buf;
+/** A visitor: caller-owned storage for one visit; see visitor mode. */
 typedef struct hb_visitor hb_visitor;
-typedef struct hb_view hb_view; /* what a callback sees; opaque */
+/** What a visit callback sees of the buffer; opaque; see views. */
+typedef struct hb_view hb_view;
 
 /** A cast type: the element size, its alignment and its name. */
 typedef struct {
-  size_t size, align;
-  const char *name;
+  size_t size;      /**< sizeof the element type */
+  size_t align;     /**< its alignment, a power of two dividing size */
+  const char *name; /**< its name, for messages */
 } hb_type;
 
+/** The hb_type of the type T, as HB_CAST and the *_now macros pass it. */
 #ifdef __cplusplus
 #define HB_TYPE(T) (hb_type{sizeof(T), HB__ALIGNOF(T), #T})
 #else
@@ -164,8 +204,8 @@ typedef int (*hb_visit_fn)(hb_view *view, void *ctx);
  *     no wake(arg) can come after that report.
  */
 typedef struct {
-  void (*wake)(void *arg);
-  void *arg;
+  void (*wake)(void *arg); /**< called with arg when the visitor may run */
+  void *arg;               /**< the waker's own state */
 } hb_waker;
 
 /**
@@ -181,20 +221,11 @@ typedef void (*hb_done_fn)(hb_visitor *v, int status, int result, void *arg);
 /* ======================================================================== */
 
 /*
- * struct hb_buf is visible only so that the hot calls below can be inlined.
- * Every field is private: read them through the accessors, never write them.
- * A buffer is created only by hb_new, hb_new_aligned or hb_wrap.
+ * A buffer is created only by hb_new, hb_new_aligned or hb_wrap, and is
+ * reached only through a pointer.  Its struct is in <hyperbuf/inline.h>,
+ * visible only so that the hot calls can be inlined; every field is
+ * private.
  */
-struct hb_buf {
-  /* private */
-  uint8_t *data;   /* the bytes; aligned to the buffer's alignment */
-  size_t len;      /* bytes stored */
-  size_t cap;      /* bytes available at data */
-  size_t cursor;   /* read position for the hb_get* calls, <= len */
-  uint64_t lock;   /* visitor lock word (atomic; see src/visitor.c) */
-  uint32_t held;   /* the biased thread's one-call visit in progress
-                      (atomic; see "BIAS" in src/visitor.c) */
-};
 
 /*
  * Growth policy: when an append needs more room the capacity at least
@@ -241,10 +272,10 @@ HB_EXTERN hb_buf *hb_wrap(const void *src, size_t n);
 HB_EXTERN int hb_free(hb_buf *b);
 
 /** @return the number of bytes stored (read or not). */
-static inline size_t hb_len(const hb_buf *b) { return b->len; }
+static inline size_t hb_len(const hb_buf *b);
 
 /** @return the number of bytes the buffer can hold without growing. */
-static inline size_t hb_capacity(const hb_buf *b) { return b->cap; }
+static inline size_t hb_capacity(const hb_buf *b);
 
 /** @return the alignment of hb_data(b), a power of two >= 16 on x86-64. */
 HB_EXTERN size_t hb_align(const hb_buf *b);
@@ -254,25 +285,7 @@ HB_EXTERN size_t hb_align(const hb_buf *b);
  * [hb_len(b) .. hb_capacity(b)) is spare room.
  * @return the pointer; stale after any call that may grow the buffer.
  */
-static inline uint8_t *hb_data(hb_buf *b) { return b->data; }
-
-/* Debug builds (NDEBUG undefined) abort when a direct-mode call that changes
- * the buffer is made while a visitor of it is live, naming the call. */
-HB_EXTERN void hb__misuse(const hb_buf *b, const char *call);
-#define HB__LIVE_MASK UINT64_C(0xffffffff) /* low word: live tickets/waiters */
-#ifdef NDEBUG
-#define HB__CHECK_DIRECT(b) ((void)0)
-#else
-#define HB__CHECK_DIRECT(b)                                                  \
-  (HB__UNLIKELY((__atomic_load_n(&(b)->lock, __ATOMIC_RELAXED) &             \
-                 HB__LIVE_MASK) |                                            \
-                __atomic_load_n(&(b)->held, __ATOMIC_RELAXED))               \
-       ? hb__misuse((b), __func__)                                           \
-       : (void)0)
-#endif
-
-/* Out of line, cold: make room for n more bytes (see the growth policy). */
-HB_EXTERN int hb__grow(hb_buf *b, size_t n);
+static inline uint8_t *hb_data(hb_buf *b);
 
 /**
  * Make sure at least `additional` more bytes fit without growing.
@@ -281,11 +294,7 @@ HB_EXTERN int hb__grow(hb_buf *b, size_t n);
  *         PTRDIFF_MAX; HB_ENOMEM if allocation fails.  On error nothing
  *         changes.
  */
-static inline int hb_reserve(hb_buf *b, size_t additional) {
-  HB__CHECK_DIRECT(b);
-  if (HB__LIKELY(b->cap - b->len >= additional)) return HB_OK;
-  return hb__grow(b, additional);
-}
+static inline int hb_reserve(hb_buf *b, size_t additional);
 
 /**
  * Set the length to len.  Growing fills the new bytes with `fill`;
@@ -297,11 +306,7 @@ static inline int hb_reserve(hb_buf *b, size_t additional) {
 HB_EXTERN int hb_resize(hb_buf *b, size_t len, uint8_t fill);
 
 /** Set length and cursor to 0; the capacity stays. */
-static inline void hb_clear(hb_buf *b) {
-  HB__CHECK_DIRECT(b);
-  b->len = 0;
-  b->cursor = 0;
-}
+static inline void hb_clear(hb_buf *b);
 
 /**
  * Append n bytes copied from src (src may be NULL when n is 0; src may
@@ -312,111 +317,45 @@ static inline void hb_clear(hb_buf *b) {
  */
 static inline int hb_put(hb_buf *b, const void *src, size_t n);
 
-/* The fixed-size puts: one capacity compare and a store in the common case.
- * `restrict` says the store does not alias *b within one put.  Across the
- * puts of a loop GCC 12 still reloads data and cap and stores len after
- * every byte (a uint8_t store may alias anything), so a put_u8 loop costs
- * two stores per byte where a hand-written loop with its fields in locals
- * costs one (bench/: W2). */
-static inline int hb__put_n(hb_buf *HB__RESTRICT b, const void *src,
-                            size_t n) {
-  size_t len = b->len;
-  if (HB__UNLIKELY(b->cap - len < n)) {
-    int rc = hb__grow(b, n);
-    if (rc != HB_OK) return rc;
-  }
-  memcpy(b->data + len, src, n);
-  b->len = len + n;
-  return HB_OK;
-}
-
-/* Out of line: every case of hb_put the inline fast path leaves (growth,
- * overlap with the destination, a NULL src), with hb_put's contract. */
-HB_EXTERN int hb__put_slow(hb_buf *b, const void *src, size_t n);
-
-/* hb_put's fast path: it fits, and src does not overlap the spare room it
- * is copied to.  Then memcpy, which the compiler expands into a few moves
- * for a constant n (it does not expand memmove): appending a fixed-size
- * record costs about what the record's copy costs. */
-static inline int hb_put(hb_buf *b, const void *src, size_t n) {
-  HB__CHECK_DIRECT(b);
-  size_t len = b->len;
-  uintptr_t d = (uintptr_t)(b->data + len), s = (uintptr_t)src;
-  /* No buffer holds PTRDIFF_MAX bytes; the bound costs nothing for a
-   * constant n and keeps GCC from warning about the memcpy below for
-   * huge constant sizes that can only fail. */
-  if (HB__LIKELY(n < (size_t)PTRDIFF_MAX && b->cap - len >= n &&
-                 src != NULL && (s + n <= d || d + n <= s))) {
-    memcpy(b->data + len, src, n);
-    b->len = len + n;
-    return HB_OK;
-  }
-  return hb__put_slow(b, src, n);
-}
-
-#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_BIG_ENDIAN__
-#define HB__LE16(x) __builtin_bswap16(x)
-#define HB__LE32(x) __builtin_bswap32(x)
-#define HB__LE64(x) __builtin_bswap64(x)
-#define HB__BE16(x) (x)
-#define HB__BE32(x) (x)
-#define HB__BE64(x) (x)
-#else
-#define HB__LE16(x) (x)
-#define HB__LE32(x) (x)
-#define HB__LE64(x) (x)
-#define HB__BE16(x) __builtin_bswap16(x)
-#define HB__BE32(x) __builtin_bswap32(x)
-#define HB__BE64(x) __builtin_bswap64(x)
-#endif
-
 /**
  * Append one byte.
  * Invalidates: hb_data() and view pointers, if it grows.
  * @return HB_OK; HB_ERANGE or HB_ENOMEM as hb_reserve (nothing changes).
  */
-static inline int hb_put_u8(hb_buf *HB__RESTRICT b, uint8_t v) {
-  HB__CHECK_DIRECT(b);
-  size_t len = b->len;
-  if (HB__UNLIKELY(len == b->cap)) {
-    int rc = hb__grow(b, 1);
-    if (rc != HB_OK) return rc;
-  }
-  b->data[len] = v;
-  b->len = len + 1;
-  return HB_OK;
-}
+static inline int hb_put_u8(hb_buf *b, uint8_t v);
 
-/* hb_put_{u16,u32,u64}_{le,be}: append an integer in the named byte order.
- * Same contract as hb_put_u8.  The f32/f64 forms store the IEEE-754 bits. */
-#define HB__PUT_INT(bits, order, ORD)                                        \
-  static inline int hb_put_u##bits##_##order(hb_buf *b, uint##bits##_t v) { \
-    HB__CHECK_DIRECT(b);                                                     \
-    uint##bits##_t x = (uint##bits##_t)HB__##ORD##bits(v);                   \
-    return hb__put_n(b, &x, sizeof x);                                       \
-  }
-HB__PUT_INT(16, le, LE)
-HB__PUT_INT(16, be, BE)
-HB__PUT_INT(32, le, LE)
-HB__PUT_INT(32, be, BE)
-HB__PUT_INT(64, le, LE)
-HB__PUT_INT(64, be, BE)
-#undef HB__PUT_INT
+/*
+ * Integers in a named byte order (le: least significant byte first, be:
+ * most significant first) and IEEE-754 floats by their bits.  Each is one
+ * capacity compare and a store in the common case, and each has
+ * hb_put_u8's contract: HB_OK, or HB_ERANGE / HB_ENOMEM with nothing
+ * changed.
+ */
 
-#define HB__PUT_FLOAT(name, ftype, bits, order, ORD)                         \
-  static inline int hb_put_##name##_##order(hb_buf *b, ftype v) {            \
-    HB__CHECK_DIRECT(b);                                                     \
-    uint##bits##_t u;                                                        \
-    memcpy(&u, &v, sizeof u);                                                \
-    u = (uint##bits##_t)HB__##ORD##bits(u);                                  \
-    return hb__put_n(b, &u, sizeof u);                                       \
-  }
-HB__PUT_FLOAT(f32, float, 32, le, LE)
-HB__PUT_FLOAT(f32, float, 32, be, BE)
-HB__PUT_FLOAT(f64, double, 64, le, LE)
-HB__PUT_FLOAT(f64, double, 64, be, BE)
-#undef HB__PUT_FLOAT
-
+/** Append v as 2 bytes, little-endian.  @return as hb_put_u8. */
+static inline int hb_put_u16_le(hb_buf *b, uint16_t v);
+/** Append v as 2 bytes, big-endian.  @return as hb_put_u8. */
+static inline int hb_put_u16_be(hb_buf *b, uint16_t v);
+/** Append v as 4 bytes, little-endian.  @return as hb_put_u8. */
+static inline int hb_put_u32_le(hb_buf *b, uint32_t v);
+/** Append v as 4 bytes, big-endian.  @return as hb_put_u8. */
+static inline int hb_put_u32_be(hb_buf *b, uint32_t v);
+/** Append v as 8 bytes, little-endian.  @return as hb_put_u8. */
+static inline int hb_put_u64_le(hb_buf *b, uint64_t v);
+/** Append v as 8 bytes, big-endian.  @return as hb_put_u8. */
+static inline int hb_put_u64_be(hb_buf *b, uint64_t v);
+/** Append the 4 bytes of v's IEEE-754 bits, little-endian.
+ *  @return as hb_put_u8. */
+static inline int hb_put_f32_le(hb_buf *b, float v);
+/** Append the 4 bytes of v's IEEE-754 bits, big-endian.
+ *  @return as hb_put_u8. */
+static inline int hb_put_f32_be(hb_buf *b, float v);
+/** Append the 8 bytes of v's IEEE-754 bits, little-endian.
+ *  @return as hb_put_u8. */
+static inline int hb_put_f64_le(hb_buf *b, double v);
+/** Append the 8 bytes of v's IEEE-754 bits, big-endian.
+ *  @return as hb_put_u8. */
+static inline int hb_put_f64_be(hb_buf *b, double v);
 /* ======================================================================== */
 /*  Cursor reads                                                             */
 /* ======================================================================== */
@@ -429,9 +368,7 @@ HB__PUT_FLOAT(f64, double, 64, be, BE)
  */
 
 /** @return hb_len(b) minus the cursor: the bytes the hb_get* calls can read. */
-static inline size_t hb_remaining(const hb_buf *b) {
-  return b->len - b->cursor;
-}
+static inline size_t hb_remaining(const hb_buf *b);
 
 /**
  * Copy n bytes at the cursor into dst and advance the cursor by n.
@@ -440,75 +377,39 @@ static inline size_t hb_remaining(const hb_buf *b) {
  */
 static inline int hb_get(hb_buf *b, void *dst, size_t n);
 
-static inline int hb__get_n(hb_buf *b, void *dst, size_t n) {
-  size_t cur = b->cursor;
-  if (HB__UNLIKELY(b->len - cur < n)) return HB_ERANGE;
-  memcpy(dst, b->data + cur, n);
-  b->cursor = cur + n;
-  return HB_OK;
-}
-
-/* Out of line: hb_get's error cases (a NULL dst, too few bytes). */
-HB_EXTERN int hb__get_slow(hb_buf *b, void *dst, size_t n);
-
-/* hb_get's fast path, inline so that a constant n becomes a few moves. */
-static inline int hb_get(hb_buf *b, void *dst, size_t n) {
-  HB__CHECK_DIRECT(b);
-  size_t cur = b->cursor;
-  if (HB__LIKELY(n < (size_t)PTRDIFF_MAX && b->len - cur >= n &&
-                 dst != NULL)) {
-    memcpy(dst, b->data + cur, n);
-    b->cursor = cur + n;
-    return HB_OK;
-  }
-  return hb__get_slow(b, dst, n);
-}
-
 /**
  * Read one byte at the cursor into *out and advance.
  * @return HB_OK; HB_ERANGE at the end (nothing consumed, *out untouched).
  */
-static inline int hb_get_u8(hb_buf *b, uint8_t *out) {
-  HB__CHECK_DIRECT(b);
-  return hb__get_n(b, out, 1);
-}
+static inline int hb_get_u8(hb_buf *b, uint8_t *out);
 
-/* hb_get_{u16,u32,u64}_{le,be}: read an integer stored in the named byte
- * order.  Same contract as hb_get_u8: HB_ERANGE if too few bytes remain,
- * nothing consumed and *out untouched.  f32/f64 read IEEE-754 bits. */
-#define HB__GET_INT(bits, order, ORD)                                        \
-  static inline int hb_get_u##bits##_##order(hb_buf *b,                      \
-                                             uint##bits##_t *out) {          \
-    HB__CHECK_DIRECT(b);                                                     \
-    uint##bits##_t x;                                                        \
-    int rc = hb__get_n(b, &x, sizeof x);                                     \
-    if (rc == HB_OK) *out = (uint##bits##_t)HB__##ORD##bits(x);              \
-    return rc;                                                               \
-  }
-HB__GET_INT(16, le, LE)
-HB__GET_INT(16, be, BE)
-HB__GET_INT(32, le, LE)
-HB__GET_INT(32, be, BE)
-HB__GET_INT(64, le, LE)
-HB__GET_INT(64, be, BE)
-#undef HB__GET_INT
+/*
+ * Integers stored in a named byte order, and IEEE-754 floats by their
+ * bits, read at the cursor.  Each has hb_get_u8's contract: HB_OK and the
+ * cursor advanced, or HB_ERANGE if too few bytes remain, with nothing
+ * consumed and *out untouched.
+ */
 
-#define HB__GET_FLOAT(name, ftype, bits, order, ORD)                         \
-  static inline int hb_get_##name##_##order(hb_buf *b, ftype *out) {         \
-    HB__CHECK_DIRECT(b);                                                     \
-    uint##bits##_t u;                                                        \
-    int rc = hb__get_n(b, &u, sizeof u);                                     \
-    if (rc == HB_OK) {                                                       \
-      u = (uint##bits##_t)HB__##ORD##bits(u);                                \
-      memcpy(out, &u, sizeof u);                                             \
-    }                                                                        \
-    return rc;                                                               \
-  }
-HB__GET_FLOAT(f32, float, 32, le, LE)
-HB__GET_FLOAT(f32, float, 32, be, BE)
-HB__GET_FLOAT(f64, double, 64, le, LE)
-HB__GET_FLOAT(f64, double, 64, be, BE)
-#undef HB__GET_FLOAT
+/** Read 2 bytes as a little-endian integer.  @return as hb_get_u8. */
+static inline int hb_get_u16_le(hb_buf *b, uint16_t *out);
+/** Read 2 bytes as a big-endian integer.  @return as hb_get_u8. */
+static inline int hb_get_u16_be(hb_buf *b, uint16_t *out);
+/** Read 4 bytes as a little-endian integer.  @return as hb_get_u8. */
+static inline int hb_get_u32_le(hb_buf *b, uint32_t *out);
+/** Read 4 bytes as a big-endian integer.  @return as hb_get_u8. */
+static inline int hb_get_u32_be(hb_buf *b, uint32_t *out);
+/** Read 8 bytes as a little-endian integer.  @return as hb_get_u8. */
+static inline int hb_get_u64_le(hb_buf *b, uint64_t *out);
+/** Read 8 bytes as a big-endian integer.  @return as hb_get_u8. */
+static inline int hb_get_u64_be(hb_buf *b, uint64_t *out);
+/** Read 4 bytes as little-endian IEEE-754 bits.  @return as hb_get_u8. */
+static inline int hb_get_f32_le(hb_buf *b, float *out);
+/** Read 4 bytes as big-endian IEEE-754 bits.  @return as hb_get_u8. */
+static inline int hb_get_f32_be(hb_buf *b, float *out);
+/** Read 8 bytes as little-endian IEEE-754 bits.  @return as hb_get_u8. */
+static inline int hb_get_f64_le(hb_buf *b, double *out);
+/** Read 8 bytes as big-endian IEEE-754 bits.  @return as hb_get_u8. */
+static inline int hb_get_f64_be(hb_buf *b, double *out);
 
 /**
  * Move the cursor forward by n bytes without copying them.
@@ -522,6 +423,60 @@ HB_EXTERN int hb_advance(hb_buf *b, size_t n);
  * Invalidates: offsets into hb_data() (the bytes move); never reallocates.
  */
 HB_EXTERN void hb_compact(hb_buf *b);
+
+/* ======================================================================== */
+/*  File descriptors (direct mode)                                           */
+/* ======================================================================== */
+
+/*
+ * These calls move bytes between a buffer and a file descriptor (a socket,
+ * a pipe, a file); the views section has the same inside a visitor.
+ *
+ * I/O status convention: every call returns an int status and reports the
+ * bytes moved through an optional size_t out-parameter (NULL is fine),
+ * which is set on every return (0 unless the status is HB_OK).
+ *   HB_OK      bytes moved (possibly fewer than asked: short reads/writes)
+ *   HB_EAGAIN  the descriptor is non-blocking and not ready; nothing moved
+ *   HB_EOF     read() returned 0: the peer closed its end; nothing moved
+ *   HB_EIO     the system call failed; errno says why; nothing moved
+ * EINTR is retried inside the calls.  Writes to a socket use MSG_NOSIGNAL,
+ * so a closed peer gives HB_EIO with errno EPIPE, not SIGPIPE.
+ */
+
+/**
+ * Read once from fd into the buffer's spare capacity, like evbuffer_read:
+ * reserve `max` bytes (growing if needed), read() up to `max` into them,
+ * and commit what arrived by extending the length.  One read() per call;
+ * call again until HB_EAGAIN (edge-triggered epoll) or once per readiness
+ * (level-triggered).  The reserve/read/commit loop this replaces:
+ *
+ *     hb_reserve(b, max);
+ *     n = read(fd, hb_data(b) + hb_len(b), max);    (EINTR: again)
+ *     if (n > 0) hb_resize(b, hb_len(b) + n, 0);    (but without the fill)
+ *
+ * Requires: no visitor of b is live (direct mode; use hb_view_read_fd
+ * inside a write visitor).
+ * Invalidates: hb_data() and view pointers, if it grows (it may grow even
+ * when nothing is read).
+ * @return HB_OK (*nread >= 1 bytes appended); HB_EAGAIN; HB_EOF; HB_EIO;
+ *         HB_EINVAL if max is 0; HB_ERANGE or HB_ENOMEM as hb_reserve.
+ *         On every error the length and bytes are unchanged.
+ */
+HB_EXTERN int hb_read_fd(hb_buf *b, int fd, size_t max, size_t *nread);
+
+/**
+ * Write the bytes between the cursor and the end to fd and advance the
+ * cursor past what was written.  Short writes are continued until
+ * everything is written or the descriptor would block, so on a blocking
+ * descriptor HB_OK means all of hb_remaining(b) went out.  The bytes stay
+ * stored (hb_len is unchanged); hb_compact drops them.
+ * Requires: no visitor of b is live (use hb_view_write_fd inside one).
+ * @return HB_OK (*nwritten bytes written, 0 if nothing remained, fewer
+ *         than hb_remaining if the descriptor would then block); HB_EAGAIN
+ *         (nothing could be written); HB_EIO (errno set; the cursor stays
+ *         past any bytes written before the error, *nwritten counts them).
+ */
+HB_EXTERN int hb_write_fd(hb_buf *b, int fd, size_t *nwritten);
 
 /* ======================================================================== */
 /*  Visitor mode                                                             */
@@ -540,10 +495,11 @@ HB_EXTERN void hb_compact(hb_buf *b);
  * (a driver returned HB_OK) or it was cancelled (hb_cancel returned HB_OK,
  * or a driver returned HB_ECANCELED), or its hb_done_fn has been called.
  */
+/** Caller-owned storage for one visit (see the life cycle above). */
 struct hb_visitor {
-  /* public */
-  void *data; /* free for the caller's use; the library never touches it */
+  void *data; /**< free for the caller's use; the library never touches it */
 
+  /** @privatesection */
   /* private: the library's; zero is the idle state */
   hb_visitor *next, *prev; /* wait-queue link, under the buffer's mutex */
   hb_buf *buf;
@@ -585,7 +541,9 @@ HB_EXTERN int hb_cast(hb_visitor *v, hb_buf *b, hb_type t);
  */
 HB_EXTERN int hb_cast_mut(hb_visitor *v, hb_buf *b, hb_type t);
 
+/** hb_cast for the type T: HB_CAST(&v, buf, struct packet). */
 #define HB_CAST(v, b, T) hb_cast((v), (b), HB_TYPE(T))
+/** hb_cast_mut for the type T. */
 #define HB_CAST_MUT(v, b, T) hb_cast_mut((v), (b), HB_TYPE(T))
 
 /**
@@ -698,8 +656,10 @@ HB_EXTERN int hb_read_now(hb_buf *b, hb_type t, hb_visit_fn fn, void *ctx,
 HB_EXTERN int hb_write_now(hb_buf *b, hb_type t, size_t reserve,
                            hb_visit_fn fn, void *ctx, int *result);
 
+/** hb_read_now for the type T. */
 #define HB_READ_NOW(b, T, fn, ctx, resultp)                                  \
   hb_read_now((b), HB_TYPE(T), (fn), (ctx), (resultp))
+/** hb_write_now for the type T. */
 #define HB_WRITE_NOW(b, T, reserve, fn, ctx, resultp)                        \
   hb_write_now((b), HB_TYPE(T), (reserve), (fn), (ctx), (resultp))
 
@@ -760,67 +720,16 @@ HB_EXTERN size_t hb_view_bytes_written(const hb_view *view);
 /** The cast type of the visit. */
 HB_EXTERN hb_type hb_view_type(const hb_view *view);
 
-/* Typed access: NULL (and *count = 0) if sizeof(T) is not the cast size. */
-HB_EXTERN const void *hb__view_array_checked(hb_view *view, size_t size,
-                                             size_t *count, int write);
+/** hb_view_read_array typed as `const T *`: NULL (and *countp = 0) if
+ *  sizeof(T) is not the cast size. */
 #define HB_READ_ARRAY(view, T, countp)                                       \
   ((const T *)hb__view_array_checked((view), sizeof(T), (countp), 0))
+/** hb_view_write_array typed as `T *`: NULL (and *countp = 0) in a read
+ *  visitor or if sizeof(T) is not the cast size. */
 #define HB_WRITE_ARRAY(view, T, countp)                                      \
   ((T *)hb__view_array_checked((view), sizeof(T), (countp), 1))
 
-/* ======================================================================== */
-/*  Wakers, event loops and I/O                                              */
-/* ======================================================================== */
-
-/*
- * These calls connect visitors to event loops and move bytes between a
- * buffer and a file descriptor (a socket, a pipe, a file).
- *
- * I/O status convention: every call returns an int status and reports the
- * bytes moved through an optional size_t out-parameter (NULL is fine),
- * which is set on every return (0 unless the status is HB_OK).
- *   HB_OK      bytes moved (possibly fewer than asked: short reads/writes)
- *   HB_EAGAIN  the descriptor is non-blocking and not ready; nothing moved
- *   HB_EOF     read() returned 0: the peer closed its end; nothing moved
- *   HB_EIO     the system call failed; errno says why; nothing moved
- * EINTR is retried inside the calls.  Writes to a socket use MSG_NOSIGNAL,
- * so a closed peer gives HB_EIO with errno EPIPE, not SIGPIPE.
- */
-
-/**
- * Read once from fd into the buffer's spare capacity, like evbuffer_read:
- * reserve `max` bytes (growing if needed), read() up to `max` into them,
- * and commit what arrived by extending the length.  One read() per call;
- * call again until HB_EAGAIN (edge-triggered epoll) or once per readiness
- * (level-triggered).  The reserve/read/commit loop this replaces:
- *
- *     hb_reserve(b, max);
- *     n = read(fd, hb_data(b) + hb_len(b), max);    (EINTR: again)
- *     if (n > 0) hb_resize(b, hb_len(b) + n, 0);    (but without the fill)
- *
- * Requires: no visitor of b is live (direct mode; use hb_view_read_fd
- * inside a write visitor).
- * Invalidates: hb_data() and view pointers, if it grows (it may grow even
- * when nothing is read).
- * @return HB_OK (*nread >= 1 bytes appended); HB_EAGAIN; HB_EOF; HB_EIO;
- *         HB_EINVAL if max is 0; HB_ERANGE or HB_ENOMEM as hb_reserve.
- *         On every error the length and bytes are unchanged.
- */
-HB_EXTERN int hb_read_fd(hb_buf *b, int fd, size_t max, size_t *nread);
-
-/**
- * Write the bytes between the cursor and the end to fd and advance the
- * cursor past what was written.  Short writes are continued until
- * everything is written or the descriptor would block, so on a blocking
- * descriptor HB_OK means all of hb_remaining(b) went out.  The bytes stay
- * stored (hb_len is unchanged); hb_compact drops them.
- * Requires: no visitor of b is live (use hb_view_write_fd inside one).
- * @return HB_OK (*nwritten bytes written, 0 if nothing remained, fewer
- *         than hb_remaining if the descriptor would then block); HB_EAGAIN
- *         (nothing could be written); HB_EIO (errno set; the cursor stays
- *         past any bytes written before the error, *nwritten counts them).
- */
-HB_EXTERN int hb_write_fd(hb_buf *b, int fd, size_t *nwritten);
+/* Views and file descriptors: the I/O status convention of hb_read_fd. */
 
 /**
  * hb_read_fd from inside a write visitor: append up to `max` bytes read
@@ -858,6 +767,15 @@ HB_EXTERN int hb_view_write_fd(hb_view *view, int fd, size_t offset,
  */
 HB_EXTERN int hb_view_drain(hb_view *view, size_t n);
 
+/* ======================================================================== */
+/*  Wakers and event loops                                                   */
+/* ======================================================================== */
+
+/*
+ * hb_poll takes an hb_waker (see Types); these make wakers for event
+ * loops.  The libuv adapter is in <hyperbuf_uv.h>.
+ */
+
 /*
  * A coalescing file-descriptor waker, for epoll, poll, select and io_uring
  * loops (like libuv's uv_async_send): hb_poll stores its hb_waker; when the
@@ -878,10 +796,11 @@ HB_EXTERN int hb_view_drain(hb_view *view, size_t n);
  *
  * Zero-initialised storage is not a valid waker: call hb_fd_waker_init.
  */
+/** A coalescing file-descriptor waker (see above). */
 typedef struct hb_fd_waker {
   /* read-only */
-  int fd;          /* readable while a wake is pending: watch this one */
-  /* private */
+  int fd; /**< readable while a wake is pending: watch this one */
+  /** @privatesection */
   int wfd;         /* the end the wakers write: fd (eventfd) or a pipe's */
   uint32_t pending; /* 1 between a wake's write and the next drain (atomic) */
   uint32_t reserved;
@@ -934,68 +853,16 @@ HB_EXTERN int hb_fd_waker_close(hb_fd_waker *w);
  */
 HB_EXTERN hb_waker hb_waker_eventfd(int fd);
 
-#ifdef HB_HAVE_LIBUV
-#include <uv.h>
-
-/*
- * libuv adapter (built when libuv is present; HB_HAVE_LIBUV is then defined
- * for users of the library).  hb_uv_visit drives a visitor from a uv loop:
- * the waker is a uv_async_t, and both the visit callback and `done` run on
- * the loop thread, inside uv_run.  While the visit is outstanding the
- * async handle keeps the loop alive.
- */
-typedef struct hb_uv_req hb_uv_req;
-
-/**
- * Called on the loop thread when the visit is over: status HB_OK (the
- * callback ran; result is what it returned) or HB_ECANCELED (result 0).
- * The library no longer touches req or its visitor: both may be reused or
- * freed.
- */
-typedef void (*hb_uv_done_fn)(hb_uv_req *req, int status, int result);
-
-struct hb_uv_req {
-  /* public */
-  void *data;           /* free for the caller's use */
-  /* read-only */
-  hb_visitor *visitor;  /* the visitor being driven */
-  /* private */
-  uv_async_t async;
-  hb_uv_done_fn done;
-  int status, result;
-  void *reserved[2];
-};
-
-/**
- * Arm the cast visitor v (as hb_visit) and drive it from loop: it is
- * polled on the loop thread, first on the next loop iteration and then
- * each time its waker fires; when it has run or been cancelled, the async
- * handle is closed and done(req, status, result) is called.  Nothing runs
- * before hb_uv_visit returns.  Cancel with hb_cancel(v) from any thread.
- * Requires: called on the loop's thread (it initialises a uv handle);
- * req stays valid until done has been called.
- * @return HB_OK; the errors of hb_visit (nothing started); HB_EIO if the
- *         async handle could not be created (v is then cancelled).
- */
-HB_EXTERN int hb_uv_visit(uv_loop_t *loop, hb_uv_req *req, hb_visitor *v,
-                          size_t reserve, hb_visit_fn fn, void *ctx,
-                          hb_uv_done_fn done);
-
-/**
- * A waker that calls uv_async_send(async), for loops that poll visitors
- * from their own async callback.  async must stay open until every
- * visitor polled with it has finished.
- * @return the waker (arg is async).
- */
-HB_EXTERN hb_waker hb_uv_waker(uv_async_t *async);
-#endif /* HB_HAVE_LIBUV */
-
 /* ======================================================================== */
 /*  Allocator and statistics                                                 */
 /* ======================================================================== */
 
+/** An allocator's malloc.  @return memory aligned for max_align_t, or
+ *  NULL. */
 typedef void *(*hb_malloc_fn)(size_t size);
+/** An allocator's realloc.  @return as realloc. */
 typedef void *(*hb_realloc_fn)(void *ptr, size_t size);
+/** An allocator's free. */
 typedef void (*hb_free_fn)(void *ptr);
 
 /**
@@ -1009,13 +876,13 @@ HB_EXTERN int hb_set_allocator(hb_malloc_fn m, hb_realloc_fn r, hb_free_fn f);
 
 /** Counters a user can read; a snapshot, each exact at its own moment. */
 typedef struct {
-  uint64_t visits_run;       /* callbacks run, read and write */
-  uint64_t visits_cancelled; /* visitors cancelled */
-  uint64_t visits_aborted;   /* write callbacks that returned < 0 */
-  uint64_t reserve_failed;   /* visits finished with HB_ENOMEM, not run */
-  uint64_t growths;          /* reallocations of the data */
-  uint64_t bytes_moved;      /* bytes copied by those reallocations */
-  uint64_t longest_queue;    /* most visitors ever waiting at once */
+  uint64_t visits_run;       /**< callbacks run, read and write */
+  uint64_t visits_cancelled; /**< visitors cancelled */
+  uint64_t visits_aborted;   /**< write callbacks that returned < 0 */
+  uint64_t reserve_failed;   /**< visits finished with HB_ENOMEM, not run */
+  uint64_t growths;          /**< reallocations of the data */
+  uint64_t bytes_moved;      /**< bytes copied by those reallocations */
+  uint64_t longest_queue;    /**< most visitors ever waiting at once */
 } hb_stats;
 
 /**
@@ -1023,6 +890,9 @@ typedef struct {
  * @return HB_OK; HB_EINVAL if b or out is NULL.
  */
 HB_EXTERN int hb_stats_get(hb_buf *b, hb_stats *out);
+
+/* Below the API: the inline bodies and the internals they need. */
+#include "hyperbuf/inline.h"
 
 #ifdef __cplusplus
 }

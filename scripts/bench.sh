@@ -89,7 +89,7 @@ tail -n +2 "$raw" | sort -t, -k2,2 -k3,3 -k5,5g | awk -F, '
 
 # ---- order (workload, HyperBuf first, then fastest first) and ratios -----
 awk -F, -v OFS=, '
-  BEGIN { split("W1 W2-empty W2-reserved W3 W4-write W4-read W5 W5w W8 W6-pipeline", o, " ")
+  BEGIN { split("W1 W1-live W2-empty W2-reserved W2-src W3 W3-fresh W4-write W4-read W5 W5w W8 W6-pipeline", o, " ")
           for (i in o) ord[o[i]] = i }
   { print (($1 in ord) ? ord[$1] : 99), ($2 == "hyperbuf" ? 0 : 1), $0 }' \
   "$dir/bench-summary.tmp" | sort -t, -k1,1n -k2,2n -k6,6g | cut -d, -f3- |
@@ -124,33 +124,38 @@ table() { # $1 = text | md
     }' "$csv"
 }
 
-# ---- the targets (issues 3 and 4) -------------------------------------------
-# Library peers exclude the hand-written array (the limit, not a peer).
+# ---- the targets (issues 3, 4 and 14) ---------------------------------------
+# Library peers exclude the hand-written array (the limit, not a peer) and
+# every HyperBuf row ("hyperbuf", "hyperbuf writer", ...).
 targets() { # $1 = text | md
   awk -F, -v fmt="$1" '
     NR == 1 { next }
     { m[$1 "|" $2] = $4; sh[$1 "|" $2] = $9
       if (!($1 in seen)) { seen[$1] = 1; ws[++nw] = $1 }
-      if ($2 != "hyperbuf" && $2 != "hand-array" &&
+      if ($2 !~ /^hyperbuf/ && $2 != "hand-array" &&
           (!($1 in best) || $4 < best[$1])) { best[$1] = $4; bestn[$1] = $2 } }
-    function row(w, peer, limit, what,   hb, p, r, ok) {
-      if (!((w "|hyperbuf") in m) || !((w "|" peer) in m)) {
-        line(w, what, "n/a", limit, "not measured"); return }
-      hb = m[w "|hyperbuf"]; p = m[w "|" peer]; r = hb / p
+    function row(w, peer, limit, what) { hbrow(w, "hyperbuf", peer, limit, what) }
+    # hb: which HyperBuf row ("hyperbuf", or "hyperbuf writer": the
+    # writer session of issue 14); rows not measured in this run say so.
+    function hbrow(w, hb, peer, limit, what,   h, p, r, ok, who) {
+      who = (hb == "hyperbuf") ? "HyperBuf" : hb
+      if (!((w "|" hb) in m) || !((w "|" peer) in m)) {
+        line(w, who, what, "n/a", limit, "not measured"); return }
+      h = m[w "|" hb]; p = m[w "|" peer]; r = h / p
       ok = (r <= limit + 1e-9) ? "met" : "MISSED"
-      line(w, what " (" peer ")", sprintf("%.2f", r), limit, ok)
+      line(w, who, what " (" peer ")", sprintf("%.2f", r), limit, ok)
     }
-    function line(w, what, r, limit, ok) {
-      if (fmt == "md") printf "| %s | HyperBuf / %s | %s | <= %.2f | %s |\n", w, what, r, limit, ok
-      else printf "  %-11s HyperBuf / %-34s %6s  (target <= %.2f)  %s\n", w, what, r, limit, ok
+    function line(w, who, what, r, limit, ok) {
+      if (fmt == "md") printf "| %s | %s / %s | %s | <= %.2f | %s |\n", w, who, what, r, limit, ok
+      else printf "  %-11s %s / %-46s %6s  (target <= %.2f)  %s\n", w, who, what, r, limit, ok
     }
     # Any two rows: HyperBuf form `hb` in workload `w` against `peer` in
     # workload `pw` (issue 13 compares across forms and workloads).
     function pair(w, hb, pw, peer, limit, what,   r) {
       if (!((w "|" hb) in m) || !((pw "|" peer) in m) || m[pw "|" peer] <= 0) {
-        line(w, what, "n/a", limit, "not measured"); return }
+        line(w, "HyperBuf", what, "n/a", limit, "not measured"); return }
       r = m[w "|" hb] / m[pw "|" peer]
-      line(w, what, sprintf("%.2f", r), limit, (r <= limit + 1e-9) ? "met" : "MISSED")
+      line(w, "HyperBuf", what, sprintf("%.2f", r), limit, (r <= limit + 1e-9) ? "met" : "MISSED")
     }
     # The writer share of a FIFO row (mean over the rounds) within 45-55%.
     function share(w, impl,   x) {
@@ -171,6 +176,14 @@ targets() { # $1 = text | md
       row("W2-empty", bestn["W2-empty"], 1.00, "fastest library peer")
       row("W2-reserved", bestn["W2-reserved"], 1.00, "fastest library peer")
       row("W3", "hand-array", 1.10, "hand-written array")
+      # issue 14: both harness shapes of W1-W3
+      row("W1-live", bestn["W1-live"], 0.90, "fastest library peer [issue 14]")
+      for (i = 1; i <= 3; i++) {
+        w = (i == 1) ? "W2-empty" : (i == 2) ? "W2-reserved" : "W2-src"
+        row(w, "hand-array", 1.05, "hand-written array [issue 14]")
+        hbrow(w, "hyperbuf writer", "hand-array", 1.05, "hand-written array [issue 14]")
+      }
+      row("W3-fresh", "hand-array", 1.10, "hand-written array [issue 14]")
       for (i = 0; i < 2; i++) {
         w = i ? "W4-read" : "W4-write"
         row(w, "parking_lot", 1.10, "parking_lot")
@@ -228,7 +241,7 @@ echo
 echo "W6 pipeline throughput (from the medians):"
 throughput text
 echo
-echo "Targets (issues 3, 4 and 13; median ratios, this run):"
+echo "Targets (issues 3, 4, 13 and 14; median ratios, this run):"
 targets text
 echo
 
@@ -237,17 +250,17 @@ png=$dir/bench.png
 if command -v gnuplot >/dev/null 2>&1; then
   plt=$dir/bench.gp
   {
-    echo 'set terminal pngcairo size 1800,1500 font ",10" noenhanced'
+    echo 'set terminal pngcairo size 1800,1800 font ",10" noenhanced'
     echo "set output '$png'"
-    echo 'set multiplot layout 3,4 title "HyperBuf vs peers: median of '"$rounds"' rounds, min-max bars, log scale (lower is better)"'
+    echo 'set multiplot layout 4,4 title "HyperBuf vs peers: median of '"$rounds"' rounds, min-max bars, log scale (lower is better)"'
     echo 'set style fill solid 0.85 border -1; set boxwidth 0.7; set grid ytics'
     echo 'set logscale y; set xtics rotate by 35 right font ",9"; unset key'
   } >"$plt"
   i=0
-  for w in W1 W2-empty W2-reserved W3 W4-write W4-read W5 W5w W8 W6-pipeline; do
+  for w in W1 W1-live W2-empty W2-reserved W2-src W3 W3-fresh W4-write W4-read W5 W5w W8 W6-pipeline; do
     dat=$dir/bench-$w.dat
     awk -F, -v w="$w" 'NR > 1 && $1 == w {
-        c = ($2 == "hyperbuf") ? "0xd95f02" : ($2 == "hand-array") ? "0x999999" : "0x1b7fb3"
+        c = ($2 ~ /^hyperbuf/) ? "0xd95f02" : ($2 == "hand-array") ? "0x999999" : "0x1b7fb3"
         printf "%d \"%s\" %s %s %s %s\n", n++, $2, $4, $5, $6, c; u = $3 }
       END { if (n) print "# " u }' "$csv" >"$dat"
     [ -s "$dat" ] || continue
@@ -275,6 +288,11 @@ cpu=$(awk -F': ' '/^model name/ { print $2; exit }' /proc/cpuinfo 2>/dev/null ||
   echo "Workloads: W1 create with capacity 120, write 13 bytes by index, free;"
   echo "W2 append 1 MiB one byte at a time (from empty, and reserved first);"
   echo "W3 append 64 KiB as 64-byte packets, then consume them in 64-byte pieces;"
+  echo "each written a second way too (issue 14): W1-live keeps a ring of 4 buffers"
+  echo "alive and writes through the accessor (hb_data(b)[j]); W2-src copies the"
+  echo "bytes from a source array and checks the puts' errors once; W3-fresh makes"
+  echo "a fresh buffer per 64 KiB and consumes the packets in place (pointer, then"
+  echo "advance) instead of copying them out (\"hyperbuf writer\": the writer session);"
   echo "W4 one thread, a write (increment) or read visit / lock + unlock (\"hyperbuf\":"
   echo "hb_write_now / hb_read_now, here on a buffer biased to the thread; \"hyperbuf"
   echo "future\": a caller-owned visitor, hb_cast + hb_visit + hb_try_visit);"
@@ -299,7 +317,7 @@ cpu=$(awk -F': ' '/^model name/ { print $2; exit }' /proc/cpuinfo 2>/dev/null ||
   echo
   throughput md
   echo
-  echo "Targets (issues 3, 4 and 13):"
+  echo "Targets (issues 3, 4, 13 and 14):"
   echo
   targets md
   echo

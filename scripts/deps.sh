@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Install the Debian packages a make target needs, only those missing.
-# Quiet when everything is there.  Usage: scripts/deps.sh build|test|bench|lint|model
+# Quiet when everything is there.
+# Usage: scripts/deps.sh build|test|bench|lint|model|docs|consumers
 set -euo pipefail
 
 build=(cmake make gcc g++ pkg-config libuv1-dev)
@@ -11,6 +12,9 @@ bench=("${build[@]}" libhiredis-dev libglib2.0-dev libevent-dev gnuplot-nox
        librust-futures-lite-dev libck-dev libtbb-dev)
 lint=("${build[@]}" cppcheck clang-tidy valgrind)
 model=(spin gcc)
+docs=(doxygen)
+# consumers: static glibc (libc6-dev) and static libuv (libuv1-dev) too.
+consumers=("${build[@]}" clang binutils libc6-dev)
 
 case "${1:-build}" in
   build) want=("${build[@]}") ;;
@@ -18,7 +22,9 @@ case "${1:-build}" in
   bench) want=("${bench[@]}") ;;
   lint) want=("${lint[@]}") ;;
   model) want=("${model[@]}") ;;
-  *) echo "usage: $0 build|test|bench|lint|model" >&2; exit 2 ;;
+  docs) want=("${docs[@]}") ;;
+  consumers) want=("${consumers[@]}") ;;
+  *) echo "usage: $0 build|test|bench|lint|model|docs|consumers" >&2; exit 2 ;;
 esac
 
 missing=()

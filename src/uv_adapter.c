@@ -1,5 +1,6 @@
 /*
- * uv_adapter.c -- drive visitors from a libuv loop (built with libuv only).
+ * uv_adapter.c -- drive visitors from a libuv loop: libhyperbuf-uv, built
+ * with libuv only (HB_WITH_LIBUV), over the public API alone.
  *
  * The waker is a uv_async_t: uv_async_send is libuv's one thread-safe call,
  * it coalesces, and its callback runs on the loop thread.  So whichever
@@ -20,7 +21,7 @@
  * because each request owns its async handle; a caller sharing one handle
  * between visitors (hb_uv_waker) must keep it open until all are over.
  */
-#include "internal.h"
+#include "hyperbuf_uv.h"
 
 #include <stddef.h>
 

@@ -5,24 +5,12 @@
 // inline puts and gets, HB_TYPE and HB_VISITOR_INIT are exercised too.
 #include <hyperbuf.h>
 
+#include "cxx_expect.h"
+
 #include <cstdint>
 #include <cstdio>
 #include <cstring>
 #include <type_traits>
-
-static int failures = 0;
-
-#define EXPECT_EQ(a, b)                                                      \
-  do {                                                                       \
-    auto a_ = (a);                                                           \
-    auto b_ = (b);                                                           \
-    if (!(a_ == b_)) {                                                       \
-      std::fprintf(stderr, "%s:%d: %s == %s failed: %lld vs %lld\n",         \
-                   __FILE__, __LINE__, #a, #b, (long long)a_,                \
-                   (long long)b_);                                           \
-      failures++;                                                            \
-    }                                                                        \
-  } while (0)
 
 struct Packet {
   std::uint64_t id;

@@ -12,7 +12,7 @@
 #include <pthread.h>
 #include <time.h>
 
-#include "hyperbuf.h"
+#include "hyperbuf_uv.h"
 
 static void sleep_ms(int ms) {
   struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};

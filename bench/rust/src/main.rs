@@ -73,6 +73,40 @@ fn w1_bytesmut(it: u64) -> u64 {
     sum
 }
 
+// ---- W1-live: a ring of 4 buffers, indexed writes (see bench_buf.c) ------
+
+const W1_LIVE: usize = 4;
+
+fn w1l_vec(ring: &mut [Vec<u8>; W1_LIVE], it: u64) -> u64 {
+    let mut sum = 0u64;
+    for k in 0..W1_BATCH {
+        let mut v: Vec<u8> = Vec::with_capacity(120);
+        v.resize(13, 0);
+        for j in 0..13u64 {
+            v[j as usize] = (it + k + j) as u8;
+        }
+        black_box(&mut v);
+        sum += v[(k % 13) as usize] as u64;
+        ring[k as usize % W1_LIVE] = v; // drops the one made 4 before
+    }
+    sum
+}
+
+fn w1l_bytesmut(ring: &mut [BytesMut; W1_LIVE], it: u64) -> u64 {
+    let mut sum = 0u64;
+    for k in 0..W1_BATCH {
+        let mut b = BytesMut::with_capacity(120);
+        b.resize(13, 0);
+        for j in 0..13u64 {
+            b[j as usize] = (it + k + j) as u8;
+        }
+        black_box(&mut b);
+        sum += b[(k % 13) as usize] as u64;
+        ring[k as usize % W1_LIVE] = b;
+    }
+    sum
+}
+
 // ---- W2 -------------------------------------------------------------------
 
 fn w2_vec(it: u64, reserve: bool) -> u64 {
@@ -88,6 +122,25 @@ fn w2_bytesmut(it: u64, reserve: bool) -> u64 {
     let mut b = if reserve { BytesMut::with_capacity(W2_BYTES) } else { BytesMut::new() };
     for i in 0..W2_BYTES {
         b.put_u8((i as u64).wrapping_add(it) as u8);
+    }
+    black_box(&mut b);
+    b.len() as u64 + b[it as usize % W2_BYTES] as u64
+}
+
+/// W2-src: the bytes come from a source array; the buffer starts empty.
+fn w2s_vec(src: &[u8], it: u64) -> u64 {
+    let mut v: Vec<u8> = Vec::new();
+    for &c in src {
+        v.push(c);
+    }
+    black_box(&mut v);
+    v.len() as u64 + v[it as usize % W2_BYTES] as u64
+}
+
+fn w2s_bytesmut(src: &[u8], it: u64) -> u64 {
+    let mut b = BytesMut::new();
+    for &c in src {
+        b.put_u8(c);
     }
     black_box(&mut b);
     b.len() as u64 + b[it as usize % W2_BYTES] as u64
@@ -135,6 +188,36 @@ fn w3_bytesmut(b: &mut BytesMut, src: &[[u8; PKT]], it: u64) -> u64 {
         b.copy_to_slice(&mut out);
         black_box(&mut out);
         sum += out[0] as u64 + out[PKT - 1] as u64;
+    }
+    sum
+}
+
+/// W3-fresh: a fresh buffer per unit, the packets consumed in place.
+fn w3f_vec(src: &[[u8; PKT]], it: u64) -> u64 {
+    let mut v: Vec<u8> = Vec::new();
+    let mut sum = it;
+    for pkt in src {
+        v.extend_from_slice(pkt);
+    }
+    let mut off = 0;
+    for _ in 0..W3_PACKETS {
+        let p = black_box(&v[off..off + PKT]);
+        sum += p[0] as u64 + p[PKT - 1] as u64;
+        off += PKT;
+    }
+    sum
+}
+
+fn w3f_bytesmut(src: &[[u8; PKT]], it: u64) -> u64 {
+    let mut b = BytesMut::new();
+    let mut sum = it;
+    for pkt in src {
+        b.put_slice(pkt);
+    }
+    for _ in 0..W3_PACKETS {
+        let p = black_box(&b[..PKT]);
+        sum += p[0] as u64 + p[PKT - 1] as u64;
+        b.advance(PKT);
     }
     sum
 }
@@ -212,11 +295,31 @@ fn main() {
         run("W1", "Rust Vec", "ns/iter", W1_BATCH as f64, w1_vec);
         run("W1", "BytesMut", "ns/iter", W1_BATCH as f64, w1_bytesmut);
     }
+    if want(&args, "W1-live") {
+        let mut ring: [Vec<u8>; W1_LIVE] = Default::default();
+        run("W1-live", "Rust Vec", "ns/iter", W1_BATCH as f64, |it| w1l_vec(&mut ring, it));
+        let mut ring: [BytesMut; W1_LIVE] = Default::default();
+        run("W1-live", "BytesMut", "ns/iter", W1_BATCH as f64, |it| {
+            w1l_bytesmut(&mut ring, it)
+        });
+    }
+    if want(&args, "W2-src") {
+        let src: Vec<u8> = (0..W2_BYTES).map(|i| (i * 13 + 5) as u8).collect();
+        run("W2-src", "Rust Vec", "ns/byte", W2_BYTES as f64, |it| w2s_vec(&src, it));
+        run("W2-src", "BytesMut", "ns/byte", W2_BYTES as f64, |it| w2s_bytesmut(&src, it));
+    }
     for (w, reserve) in [("W2-empty", false), ("W2-reserved", true)] {
         if want(&args, w) {
             run(w, "Rust Vec", "ns/byte", W2_BYTES as f64, |it| w2_vec(it, reserve));
             run(w, "BytesMut", "ns/byte", W2_BYTES as f64, |it| w2_bytesmut(it, reserve));
         }
+    }
+    if want(&args, "W3-fresh") {
+        let src = w3_source();
+        run("W3-fresh", "Rust Vec", "ns/packet", W3_PACKETS as f64, |it| w3f_vec(&src, it));
+        run("W3-fresh", "BytesMut", "ns/packet", W3_PACKETS as f64, |it| {
+            w3f_bytesmut(&src, it)
+        });
     }
     if want(&args, "W3") {
         let src = w3_source();
