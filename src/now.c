@@ -14,6 +14,12 @@
  *   word, and the dispatcher's grant is the whole wake-up -- one RMW on
  *   the waiter's line where hb_block_on needs a waker call, its WAKING
  *   round and a claim.
+ *
+ *   hb_try_read_now / hb_try_write_now are the same up to that point:
+ *   where the one-call form would queue, they return HB_EAGAIN instead.
+ *   The fast path's failed CAS took nothing, so a try leaves the lock
+ *   word and the queue as it found them (and never overtakes a waiter:
+ *   the fast path fails on WAITERS).
  */
 #include "bias.h"
 
@@ -32,8 +38,10 @@ bool hb__inside_visit_of(const hb_buf *b) {
          __atomic_load_n(&e->bias_thread, __ATOMIC_RELAXED) == hb__self();
 }
 
+/* `wait`: queue and wait when the turn has not come (hb_*_now), or give
+ * up with HB_EAGAIN and no place in the queue (hb_try_*_now). */
 static int hb__visit_now(hb_buf *b, hb_type t, bool write, size_t reserve,
-                         hb_visit_fn fn, void *ctx, int *result) {
+                         hb_visit_fn fn, void *ctx, int *result, bool wait) {
   if (!hb__type_ok(b, t) || fn == NULL) return HB_EINVAL;
   if (reserve > (size_t)PTRDIFF_MAX) return HB_ERANGE;
   hb__buf *e = hb__ext(b);
@@ -57,6 +65,9 @@ static int hb__visit_now(hb_buf *b, hb_type t, bool write, size_t reserve,
     granted = hb__grant_fast(b, write);
   }
   if (!granted) {
+    /* The try form: nothing was taken (the failed CAS left the word as it
+     * was), so nothing is to give back. */
+    if (!wait) return HB_EAGAIN;
     /* Inside a callback on b, a ticket that is not granted at once never
      * will be: it would wait for the one this thread is running. */
     if (hb__inside_visit_of(b)) return HB_EDEADLK;
@@ -76,10 +87,20 @@ static int hb__visit_now(hb_buf *b, hb_type t, bool write, size_t reserve,
 
 int hb_read_now(hb_buf *b, hb_type t, hb_visit_fn fn, void *ctx,
                 int *result) {
-  return hb__visit_now(b, t, false, 0, fn, ctx, result);
+  return hb__visit_now(b, t, false, 0, fn, ctx, result, true);
 }
 
 int hb_write_now(hb_buf *b, hb_type t, size_t reserve, hb_visit_fn fn,
                  void *ctx, int *result) {
-  return hb__visit_now(b, t, true, reserve, fn, ctx, result);
+  return hb__visit_now(b, t, true, reserve, fn, ctx, result, true);
+}
+
+int hb_try_read_now(hb_buf *b, hb_type t, hb_visit_fn fn, void *ctx,
+                    int *result) {
+  return hb__visit_now(b, t, false, 0, fn, ctx, result, false);
+}
+
+int hb_try_write_now(hb_buf *b, hb_type t, size_t reserve, hb_visit_fn fn,
+                     void *ctx, int *result) {
+  return hb__visit_now(b, t, true, reserve, fn, ctx, result, false);
 }
