@@ -14,7 +14,9 @@
  *                   complete: "hyperbuf" in one call (hb_write_now /
  *                   hb_read_now), "hyperbuf future" as a caller-owned
  *                   visitor (hb_cast[_mut] + hb_visit + hb_try_visit),
- *                   which may also be polled or cancelled.
+ *                   which may also be polled or cancelled.  "hyperbuf"
+ *                   runs on a buffer biased to the thread (no atomic RMW),
+ *                   "hyperbuf shared" on one that is not (two RMWs).
  *   W5 contended    two threads, one incrementing the counter under the
  *                   write side, one reading it under the read side, until
  *                   a fixed total of operations is done (claimed in chunks
@@ -539,7 +541,7 @@ int main(int argc, char **argv) {
    * one thread is biased to it, and a caller-owned visitor (the "future"
    * rows) or a second thread ends that for good -- as a program that
    * shares a buffer would.  So each row gets the buffer it would have. */
-  enum { NBUFS = 10 };
+  enum { NBUFS = 12 };
   hb_buf *bufs[NBUFS];
   for (int i = 0; i < NBUFS; i++) {
     bufs[i] = hb_new(64);
@@ -555,6 +557,15 @@ int main(int argc, char **argv) {
               w ? w4_hb_read : w4_hb_write, bufs[w ? 2 : 0]);
     bench_run(wl, "hyperbuf future", "ns/pair", W4_BATCH,
               w ? w4_hbf_read : w4_hbf_write, bufs[w ? 3 : 1]);
+    /* The one-call form on a buffer that is not biased (a caller-owned
+     * visitor came once): the grant's CAS and the release's add. */
+    hb_visitor once = HB_VISITOR_INIT;
+    uint64_t unused = 0;
+    hb_now(bufs[10 + w], 0, &unused); /* biased to this thread, */
+    CHECK(hb_cast(&once, bufs[10 + w], HB_TYPE(uint64_t)) == HB_OK &&
+          hb_cancel(&once) == HB_OK); /* and shared for good */
+    bench_run(wl, "hyperbuf shared", "ns/pair", W4_BATCH,
+              w ? w4_hb_read : w4_hb_write, bufs[10 + w]);
 #endif
     for (int i = 0; i < NPEERS; i++)
       bench_run(wl, peer_name[i], "ns/pair", W4_BATCH,

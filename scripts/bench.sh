@@ -206,7 +206,8 @@ targets() { # $1 = text | md
       for (i = 0; i < 2; i++) {
         w = i ? "W4-read" : "W4-write"
         pair(w, "hyperbuf future", "W4-read", "pthread_rwlock", 1.00, "caller-owned / rwlock read pair [13]")
-        pair(w, "hyperbuf future", w, "hyperbuf", 1.50, "caller-owned / one-call [13]")
+        pair(w, "hyperbuf future", w, "hyperbuf", 1.50, "caller-owned / one-call, biased [13]")
+        pair(w, "hyperbuf future", w, "hyperbuf shared", 1.50, "caller-owned / one-call, shared [13]")
         f = fastest(w, locks)
         pair(w, "hyperbuf", w, f, 1.00, "one-call / fastest lock, " f " [13]")
       }

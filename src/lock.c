@@ -284,6 +284,13 @@ void hb__release(hb__buf *e, const hb__mode *m, bool ran, hb__wakelist *wl) {
   }
 }
 
+void hb__release_now_slow(hb__buf *e, bool write) {
+  hb__wakelist wl;
+  HB__WAKELIST_INIT(wl);
+  hb__release(e, hb__mode_of(write), true, &wl);
+  hb__flush(&wl);
+}
+
 /* ---- marking a queued visitor --------------------------------------------
  *
  * hb_poll (WAKER), hb_block_on (PARKED), hb_visit_detached (DETACHED) and

@@ -206,13 +206,36 @@ static inline void hb__flush(hb__wakelist *wl) {
   if (wl->n != 0 || wl->detached != NULL) hb__flush_slow(wl);
 }
 
-/* Give back a finished visit's ticket held by no visitor (hb_*_now's), and
- * do what the release unblocked. */
+/* The same when somebody waits (src/lock.c): with a wakelist of its own,
+ * out of line, so that the uncontended release below needs no frame for
+ * one. */
+void hb__release_now_slow(hb__buf *e, bool write);
+
+/* Give back a finished visit's ticket of mode m if nobody waits: one CAS
+ * (true), else nothing done (false) and the caller takes the slow way.  The
+ * visit's writes RELEASE to the next grant's ACQUIRE (hb__grant_fast,
+ * hb__cast_slow's fetch_or, hb__dispatch's load); a CAS and not an add so
+ * that WAITERS, if it went up meanwhile, sends us the slow way with the
+ * ticket still held (a writer then hands it off, src/lock.c).
+ * hb__release_now: give back the ticket of an hb_*_now visit, and do what
+ * the release unblocked. */
+static inline bool hb__release_fast(hb__buf *e, const hb__mode *m) {
+  uint64_t *lock = &e->pub.lock;
+  uint64_t w = __atomic_load_n(lock, __ATOMIC_RELAXED);
+  while (!(w & HB__W_WAITERS)) {
+    if (__atomic_compare_exchange_n(lock, &w, w + m->done - m->ticket, true,
+                                    __ATOMIC_RELEASE, __ATOMIC_RELAXED)) {
+      if (m->done != 0 &&
+          (w >> HB__DONE_SHIFT) == (UINT64_MAX >> HB__DONE_SHIFT))
+        __atomic_fetch_add(&e->read_wraps, 1, __ATOMIC_RELEASE);
+      return true;
+    }
+  }
+  return false;
+}
+
 static inline void hb__release_now(hb__buf *e, bool write) {
-  hb__wakelist wl;
-  HB__WAKELIST_INIT(wl);
-  hb__release(e, hb__mode_of(write), true, &wl);
-  hb__flush(&wl);
+  if (!hb__release_fast(e, hb__mode_of(write))) hb__release_now_slow(e, write);
 }
 
 /* ---- waiting (src/park.c) -------------------------------------------------
