@@ -66,22 +66,28 @@
  *        mutex, the queue length and the queue's head and tail -- 40 bytes
  *        from the lock word to tail, so one line when the allocator (16-byte
  *        aligned) puts the header at 32 or 48 mod 64 and two otherwise.
- *        The header's data/len/cap, which every visit reads, share it;
+ *        With pub's data/len/cap in front (every visit reads them), the
+ *        first 72 bytes of the header are always exactly two lines;
  *     2. the waiter's own state word, written once by the grant and read
- *        by its spinning driver; and, in the same struct hb_visitor, its
- *        queue links, which the unlink reads and clears -- 104 bytes
- *        before the state word, so a second line of the waiter's;
+ *        by its spinning driver, and beside it (struct hb_visitor) its
+ *        queue links, which the unlink reads and clears: 20 bytes, one
+ *        line of the waiter's (two when a 16-byte aligned visitor puts
+ *        them across a line boundary, one time in four);
  *     3. the data itself (the buffer's bytes), which move to the
  *        grantee's core whatever the lock does.
- *   So 3 at the least and 4 or 5 as laid out now.  Three is the least a
- *   queued lock with local spinning can move: the grant must land where
- *   the waiter alone watches (else every waiter's line is invalidated by
- *   every grant, the flaw of a ticket lock on many cores), the queue must
- *   be reachable by every caster (the lock line), and the data must move.
+ *   So 3 at the least, and 3 to 5 as laid out (4 typically).  Three is
+ *   the least a queued lock with local spinning can move: the grant must
+ *   land where the waiter alone watches (else every waiter's line is
+ *   invalidated by every grant, the flaw of a ticket lock on many cores),
+ *   the queue must be reachable by every caster (the lock line), and the
+ *   data must move.
  *   A ticket lock such as ck_tflock folds 1 and 2 into one line -- its
  *   waiters watch the lock word itself -- which is why it beats any
- *   queued lock with two threads (ck's own MCS lock pays the same extra
- *   line; see W5 in bench/RESULTS.md) and loses to one on many cores.
+ *   queued lock with two threads (ck's own MCS lock, 2 lines plus the
+ *   data, measured 62.6 ns/op in W5 where ck_tflock took 30.8: one run
+ *   of `bench_lock W5` on the 2-core EPYC VM at load 0.6) and loses to
+ *   one on many cores.  A two-thread W5 run on a FIFO queued lock is
+ *   bounded below by that MCS figure, not by ck_tflock's.
  *
  *   Spin budgets: nothing here spins unbounded.  A PARKED waiter spins
  *   HB__PARK_QUICK (64) pauses, then at most HB__PARK_SPIN_NS (25 us) by
