@@ -220,6 +220,9 @@ void hb__dispatch(hb__buf *e, hb__wakelist *wl, uint64_t pending) {
   uint64_t w = __atomic_load_n(lock, __ATOMIC_ACQUIRE);
   for (;;) {
     hb_visitor *v = e->head;
+    /* Its state is loaded (the mode), then RMW'd (the grant), and its
+     * links beside it are written (the unlink): fetch it exclusive. */
+    if (v != NULL) HB__PREFETCH_RMW(&v->state);
     uint64_t n = w + pending;
     const hb__mode *m = NULL;
     if (v == NULL) {
@@ -269,6 +272,7 @@ void hb__dispatch(hb__buf *e, hb__wakelist *wl, uint64_t pending) {
 void hb__release(hb__buf *e, const hb__mode *m, bool ran, hb__wakelist *wl) {
   uint64_t *lock = &e->pub.lock;
   uint64_t delta = (ran ? m->done : 0) - m->ticket;
+  HB__PREFETCH_RMW(lock);
   if (m->done == 0 &&
       (__atomic_load_n(lock, __ATOMIC_RELAXED) & HB__W_WAITERS)) {
     /* A writer: nobody else changes the word but casters setting WAITERS
