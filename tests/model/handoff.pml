@@ -6,7 +6,9 @@
  * spin-then-sleep on that word (SLEEPER, futex).
  *
  * Two writers and one reader make one-call visits (hb_write_now /
- * hb_read_now).  Checked over every interleaving: a writer is alone in
+ * hb_read_now); a release is either the inline CAS of hb__release_fast
+ * (only while WAITERS is clear) or hb__release, as the code may take
+ * either.  Checked over every interleaving: a writer is alone in
  * its visit; a waiter is granted in queue order (nobody who cast after it
  * runs before it); and nobody waits forever -- every process reaches its
  * end, so no grant and no futex wake is lost (pan reports an invalid end
@@ -103,6 +105,12 @@ inline release(me) {
   bit saw;
   if
   :: is_writer(me) ->
+     /* hb__release_fast (visit.h): one CAS that frees the lock only while
+      * WAITERS is clear; or, when it fails or is not tried, hb__release. */
+     if
+     :: atomic { !waiters -> writer = 0 }; goto released
+     :: skip
+     fi;
      saw = waiters;                    /* the first, plain look */
      if
      :: saw -> lock_mu(); dispatch(1); unlock_mu()
@@ -115,14 +123,20 @@ inline release(me) {
         :: saw -> lock_mu(); dispatch(0); unlock_mu()
         :: else -> skip
         fi
-     fi
+     fi;
+released: skip
   :: else ->
      bit last;
+     if
+     :: atomic { !waiters -> readers-- }; goto released_r  /* the CAS */
+     :: skip
+     fi;
      atomic { readers--; saw = waiters; last = (readers == 0) };
      if
      :: saw && last -> lock_mu(); dispatch(0); unlock_mu()
      :: else -> skip
-     fi
+     fi;
+released_r: skip
   fi
 }
 
