@@ -79,7 +79,8 @@ lint:
 valgrind:
 	scripts/valgrind.sh
 
-# The bias revocation protocol, model-checked with spin (tests/model).
+# The bias revocation and the visitor protocol, model-checked with spin
+# (tests/model), each also with a bug put back, which it must find.
 model:
 	scripts/model.sh
 

@@ -262,6 +262,24 @@ static uint64_t w2_hb(void *ctx, uint64_t it) {
   return sum;
 }
 
+/* The writer session (issue 14): position and end in locals, the length
+ * stored once, at the commit. */
+static uint64_t w2_hbw(void *ctx, uint64_t it) {
+  int reserve = *(int *)ctx;
+  hb_buf *b = hb_new(0);
+  CHECK(b != NULL);
+  if (reserve) CHECK(hb_reserve(b, W2_BYTES) == HB_OK);
+  hb_writer w;
+  hb_writer_begin(&w, b);
+  for (uint32_t i = 0; i < W2_BYTES; i++)
+    if (hb_writer_put_u8(&w, (uint8_t)(i + it)) != HB_OK) abort();
+  hb_writer_commit(&w);
+  bench_escape(hb_data(b));
+  uint64_t sum = hb_len(b) + hb_data(b)[it % W2_BYTES];
+  hb_free(b);
+  return sum;
+}
+
 /* The limit: the loop keeps data/len/cap in locals, so the byte store
  * cannot make the compiler reload them. */
 static uint64_t w2_arr(void *ctx, uint64_t it) {
@@ -348,6 +366,23 @@ static uint64_t w2s_hb(void *ctx, uint64_t it) {
   int rc = 0;
   for (uint32_t i = 0; i < W2_BYTES; i++) rc |= hb_put_u8(b, w2_src[i]);
   CHECK(rc == HB_OK);
+  bench_escape(hb_data(b));
+  uint64_t sum = hb_len(b) + hb_data(b)[it % W2_BYTES];
+  hb_free(b);
+  return sum;
+}
+
+static uint64_t w2s_hbw(void *ctx, uint64_t it) {
+  (void)ctx;
+  hb_buf *b = hb_new(0);
+  CHECK(b != NULL);
+  hb_writer w;
+  hb_writer_begin(&w, b);
+  int rc = 0;
+  for (uint32_t i = 0; i < W2_BYTES; i++)
+    rc |= hb_writer_put_u8(&w, w2_src[i]);
+  CHECK(rc == HB_OK);
+  hb_writer_commit(&w);
   bench_escape(hb_data(b));
   uint64_t sum = hb_len(b) + hb_data(b)[it % W2_BYTES];
   hb_free(b);
@@ -645,6 +680,8 @@ int main(int argc, char **argv) {
   for (int reserve = 0; reserve < 2; reserve++) {
     if (!bench_want(argc, argv, w2[reserve])) continue;
     bench_run(w2[reserve], "hyperbuf", "ns/byte", W2_BYTES, w2_hb, &reserve);
+    bench_run(w2[reserve], "hyperbuf writer", "ns/byte", W2_BYTES, w2_hbw,
+              &reserve);
     bench_run(w2[reserve], "hand-array", "ns/byte", W2_BYTES, w2_arr,
               &reserve);
     bench_run(w2[reserve], "sds", "ns/byte", W2_BYTES, w2_sds, &reserve);
@@ -656,6 +693,8 @@ int main(int argc, char **argv) {
   if (bench_want(argc, argv, "W2-src")) {
     for (uint32_t i = 0; i < W2_BYTES; i++) w2_src[i] = (uint8_t)(i * 13 + 5);
     bench_run("W2-src", "hyperbuf", "ns/byte", W2_BYTES, w2s_hb, NULL);
+    bench_run("W2-src", "hyperbuf writer", "ns/byte", W2_BYTES, w2s_hbw,
+              NULL);
     bench_run("W2-src", "hand-array", "ns/byte", W2_BYTES, w2s_arr, NULL);
     bench_run("W2-src", "sds", "ns/byte", W2_BYTES, w2s_sds, NULL);
     bench_run("W2-src", "GByteArray", "ns/byte", W2_BYTES, w2s_garray, NULL);

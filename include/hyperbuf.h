@@ -26,24 +26,54 @@
  *   hb_cast / hb_cast_mut on b    | each other and every visitor call on b,
  *                                 | from any thread (tickets follow the order
  *                                 | in which these calls take effect)
- *   hb_visit, hb_poll,            | calls on *other* visitors; on the same
- *   hb_block_on, hb_try_visit     | visitor only with hb_cancel
+ *   hb_read_now / hb_write_now    | as hb_cast (they take a ticket in order)
+ *     on b                        |
+ *   hb_visit, hb_visit_detached,  | calls on *other* visitors; on the same
+ *   hb_poll, hb_block_on,         | visitor only with hb_cancel
+ *   hb_try_visit                  |
  *   hb_cancel(v)                  | anything, from any thread, including a
  *                                 | driver of v blocked or polling elsewhere
+ *                                 | and another hb_cancel(v)
+ *   hb_stats_get(b)               | anything on b but hb_free (a snapshot)
  *   hb_free(b)                    | nothing on b (returns HB_EBUSY while any
  *                                 | visitor of b is live)
+ *   hb_fd_waker_wake, its hb_waker| each other and hb_fd_waker_drain, from
+ *                                 | any thread
+ *   hb_fd_waker_drain(w)          | wakes; one drain at a time (the loop's)
+ *   hb_fd_waker_init / _close(w)  | nothing on w
  *
- * No call waits for another visitor's callback except hb_block_on.  A
- * driver or hb_cancel may wait out, briefly, what another thread is still
- * doing to the same visitor: calling its waker, or cancelling it.
+ * No call waits for another visitor's callback, waker or done except
+ * hb_block_on (and hb_*_now) waiting for its own turn.  A driver or
+ * hb_cancel may wait out, briefly, what another thread is still doing to
+ * the same visitor: calling its waker, cancelling it, or (hb_cancel) a
+ * driver of it parked or registering elsewhere leaving it.
+ *
+ * Re-entrancy: visit callbacks, wakers and detached dones may call any
+ * library function on any visitor or buffer, and every such call returns
+ * at once.  Where waiting could only be waiting for the calling thread
+ * itself, the answer is an error instead: HB_EBUSY for the visitor whose
+ * callback is running, HB_EDEADLK for a driver called from inside the
+ * visitor's own waker, and HB_EDEADLK for hb_block_on / hb_*_now where
+ * they would wait inside a waker (which must not block) or inside a
+ * callback or done on the same buffer.  A waker cancelling its own
+ * granted visitor, or a sibling granted with it, cancels it; a done
+ * driving a visitor its release made runnable runs it.  Re-arming a
+ * detached visitor from its done runs in constant stack space.
+ *
+ * Shutdown: once hb_cancel(v) has returned HB_OK (or HB_ESTATE for a
+ * finished v), or a driver has reported v finished, the library touches
+ * neither v nor its buffer on v's behalf -- a hb_block_on(v) parked on
+ * another thread included.  So "cancel every visitor, free the buffer,
+ * then join the threads" is safe.
  *
  * Checked builds (the library's build decides, for every call alike):
  *   HB_CHECKED, defined by <hyperbuf/config.h> which the library's build
  *   generates and installs, is 1 when the library was built without NDEBUG
  *   (a debug build) and 0 otherwise.  With 1, every direct-mode call that
  *   changes the buffer or its cursor -- inline (hb_put*, hb_get*,
- *   hb_reserve, hb_clear) or not (hb_resize, hb_advance, hb_compact,
- *   hb_read_fd, hb_write_fd) -- aborts with a message naming the call when
+ *   hb_reserve, hb_clear, hb_advance, hb_spare, hb_commit, hb_writer_begin,
+ *   hb_writer_commit) or not (hb_resize, hb_compact, hb_read_fd,
+ *   hb_write_fd) -- aborts with a message naming the call when
  *   a visitor of the buffer is live.  With 0 none checks and none pays for
  *   a check.  The application's own NDEBUG plays no part: an application
  *   built with assertions on over a release install still gets the
@@ -71,11 +101,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-/* HB_CHECKED: a compile line that builds the library's own sources without
- * the build system (a fuzzer, a linter) may define it instead. */
-#ifndef HB_CHECKED
-#include "hyperbuf/config.h"
-#endif
+#include "hyperbuf/config.h" /* HB_CHECKED: see "Checked builds" above */
 
 #ifdef __cplusplus
 extern "C" {
@@ -197,7 +223,9 @@ typedef int (*hb_visit_fn)(hb_view *view, void *ctx);
  *     from the thread that made the visitor runnable or cancelled it, after
  *     the library has released its internal locks.
  *   - It must be cheap and thread-safe, must not block, and must not drive
- *     the visitor itself: it only arranges for hb_poll to be called again.
+ *     the visitor itself: it only arranges for hb_poll to be called again
+ *     (a driver called on the visitor from inside its own waker returns
+ *     HB_EDEADLK).  It may cancel the visitor, or any other.
  *   - arg must stay valid until the visitor has finished.  A driver or
  *     hb_cancel that finds a wake call still in flight on another thread
  *     waits for it to return before it reports the visitor finished, so
@@ -210,9 +238,14 @@ typedef struct {
 
 /**
  * Called when a detached visit is over (see hb_visit_detached).
- * status is HB_OK (the callback ran; result holds what it returned) or
- * HB_ECANCELED (result is 0).  After it returns the library no longer
- * touches v, which may then be reused or freed.
+ * status is HB_OK (the visit completed: result holds what the callback
+ * returned, or HB_ENOMEM if its reservation could not be had and it did
+ * not run) or HB_ECANCELED (result is 0).  It is called after the wakers
+ * of the visitors v's release made runnable, so it may drive or cancel
+ * them.  It runs as if inside a visit of v's buffer: hb_block_on and
+ * hb_*_now there answer HB_EDEADLK rather than wait for a turn on it.
+ * After it returns the library no longer touches v, which may then be
+ * reused or freed (or cast and armed again, here: see hb_visit_detached).
  */
 typedef void (*hb_done_fn)(hb_visitor *v, int status, int result, void *arg);
 
@@ -356,6 +389,129 @@ static inline int hb_put_f64_le(hb_buf *b, double v);
 /** Append the 8 bytes of v's IEEE-754 bits, big-endian.
  *  @return as hb_put_u8. */
 static inline int hb_put_f64_be(hb_buf *b, double v);
+
+/* ======================================================================== */
+/*  Spare room, then commit                                                  */
+/* ======================================================================== */
+
+/*
+ * For code that produces bytes in place -- read(2) or recvmsg(2), a TLS
+ * library's decrypt, a compressor, an io_uring completion, a codec that
+ * writes its length prefix after the payload: ask for room, let the
+ * producer fill it, then commit what it wrote (libevent's
+ * evbuffer_reserve_space + evbuffer_commit_space, sds's sdsMakeRoomFor +
+ * sdsIncrLen, bytes' chunk_mut + advance_mut):
+ *
+ *     uint8_t *room;
+ *     if (hb_spare(b, 4096, &room) != HB_OK) ...      (may grow b)
+ *     ssize_t n = read(fd, room, 4096);
+ *     if (n > 0) hb_commit(b, (size_t)n);             (cannot fail here)
+ *
+ * Nothing is stored until hb_commit: the spare bytes are not part of
+ * hb_len, and a spare area never committed is simply spare room again.
+ * hb_view_spare and hb_view_commit (views section) do the same inside a
+ * write visit.
+ */
+
+/**
+ * Point *spare at n or more bytes of spare room just after the stored
+ * bytes, growing the buffer first if fewer than n are spare.  The caller
+ * writes into them, then hb_commit appends those it wrote.
+ * Invalidates: hb_data(), view pointers and earlier spare pointers, if it
+ * grows.
+ * @return HB_OK (*spare is hb_data(b) + hb_len(b), with at least n bytes
+ *         up to hb_capacity(b)); HB_EINVAL if spare is NULL; HB_ERANGE or
+ *         HB_ENOMEM as hb_reserve (*spare untouched, nothing changes).
+ */
+static inline int hb_spare(hb_buf *b, size_t n, uint8_t **spare);
+
+/**
+ * Append the first k bytes of the spare room, as the caller wrote them
+ * since hb_spare.  k should be at most the n asked of hb_spare; the
+ * library checks only that k bytes are spare (bytes the caller did not
+ * write are indeterminate, and committing them stores whatever is there).
+ * Never grows.  Invalidates nothing.
+ * @return HB_OK; HB_ERANGE if k > hb_capacity(b) - hb_len(b) (nothing
+ *         changes).
+ */
+static inline int hb_commit(hb_buf *b, size_t k);
+
+/* ======================================================================== */
+/*  The writer session                                                       */
+/* ======================================================================== */
+
+/*
+ * A loop of hb_put_u8 stores the buffer's length after every byte: the
+ * compiler must assume a byte store may overwrite it (character types
+ * alias everything), so each put leaves the length in memory, and that
+ * second store per byte costs 3x here (bench/ISSUE14.md, W2).  A writer
+ * keeps the write position and the end of the room in the caller's
+ * locals, where no byte store can reach them, and stores the length once,
+ * at hb_writer_commit: a header or varint encoder then runs at the speed
+ * of a hand-written array.  Declare the writer as a local and pass it
+ * only to these calls: that is what lets the compiler keep it in
+ * registers (its slow paths work on a copy).
+ *
+ *     hb_writer w;
+ *     hb_writer_begin(&w, b);
+ *     for (...) if (hb_writer_put_u8(&w, byte) != HB_OK) goto fail;
+ *     hb_writer_commit(&w);                   (hb_len(b) grows here)
+ *
+ * Requires: from hb_writer_begin until the last hb_writer_commit, no other
+ * call on b (direct or visitor mode) and no other writer on b.  Bytes put
+ * but not committed are not stored: hb_len(b) does not count them, and a
+ * writer may be dropped without a commit (its bytes are then spare room
+ * again).  Growth keeps them.  A failed put changes neither the writer nor
+ * the buffer.
+ */
+
+/** A writer session on one buffer; caller storage, fields private. */
+typedef struct hb_writer hb_writer;
+
+/** Start a writer on b, at its end.  Allocates nothing; cannot fail. */
+static inline void hb_writer_begin(hb_writer *w, hb_buf *b);
+
+/**
+ * Put one byte.
+ * Invalidates: hb_data() and view pointers, if it grows.
+ * @return HB_OK; HB_ERANGE or HB_ENOMEM as hb_reserve (the writer and the
+ *         buffer are unchanged).
+ */
+static inline int hb_writer_put_u8(hb_writer *w, uint8_t v);
+
+/**
+ * Put n bytes copied from src (src may be NULL when n is 0, and may point
+ * into the buffer's own bytes).
+ * Invalidates: hb_data() and view pointers, if it grows.
+ * @return HB_OK; HB_EINVAL if src is NULL while n > 0; HB_ERANGE or
+ *         HB_ENOMEM as hb_reserve (nothing changes in any case).
+ */
+static inline int hb_writer_put(hb_writer *w, const void *src, size_t n);
+
+/** Put v as 2 bytes, little-endian.  @return as hb_writer_put_u8. */
+static inline int hb_writer_put_u16_le(hb_writer *w, uint16_t v);
+/** Put v as 2 bytes, big-endian.  @return as hb_writer_put_u8. */
+static inline int hb_writer_put_u16_be(hb_writer *w, uint16_t v);
+/** Put v as 4 bytes, little-endian.  @return as hb_writer_put_u8. */
+static inline int hb_writer_put_u32_le(hb_writer *w, uint32_t v);
+/** Put v as 4 bytes, big-endian.  @return as hb_writer_put_u8. */
+static inline int hb_writer_put_u32_be(hb_writer *w, uint32_t v);
+/** Put v as 8 bytes, little-endian.  @return as hb_writer_put_u8. */
+static inline int hb_writer_put_u64_le(hb_writer *w, uint64_t v);
+/** Put v as 8 bytes, big-endian.  @return as hb_writer_put_u8. */
+static inline int hb_writer_put_u64_be(hb_writer *w, uint64_t v);
+
+/** @return the bytes put since hb_writer_begin (or the last commit) and not
+ *          yet committed. */
+static inline size_t hb_writer_pending(const hb_writer *w);
+
+/**
+ * Store the bytes put so far: hb_len(b) grows by hb_writer_pending(w).
+ * The writer may go on putting, and commit again.  Invalidates nothing.
+ * @return the number of bytes committed.
+ */
+static inline size_t hb_writer_commit(hb_writer *w);
+
 /* ======================================================================== */
 /*  Cursor reads                                                             */
 /* ======================================================================== */
@@ -412,10 +568,13 @@ static inline int hb_get_f64_le(hb_buf *b, double *out);
 static inline int hb_get_f64_be(hb_buf *b, double *out);
 
 /**
- * Move the cursor forward by n bytes without copying them.
+ * Move the cursor forward by n bytes without copying them: the way to
+ * consume what was read in place (hb_data(b) + hb_len(b) -
+ * hb_remaining(b), or hb_peek_iov).  Inline, so a parse loop's cursor
+ * does not go through a call per packet (bench/ISSUE14.md, W3-fresh).
  * @return HB_OK; HB_ERANGE if fewer than n bytes remain (nothing moves).
  */
-HB_EXTERN int hb_advance(hb_buf *b, size_t n);
+static inline int hb_advance(hb_buf *b, size_t n);
 
 /**
  * Drop the bytes before the cursor: the remaining bytes move to the front,
@@ -440,7 +599,9 @@ HB_EXTERN void hb_compact(hb_buf *b);
  *   HB_EOF     read() returned 0: the peer closed its end; nothing moved
  *   HB_EIO     the system call failed; errno says why; nothing moved
  * EINTR is retried inside the calls.  Writes to a socket use MSG_NOSIGNAL,
- * so a closed peer gives HB_EIO with errno EPIPE, not SIGPIPE.
+ * so a closed peer gives HB_EIO with errno EPIPE, not SIGPIPE -- or with
+ * ECONNRESET first, when the peer reset the connection (a TCP peer that
+ * closed with data unread does); treat both as "the peer is gone".
  */
 
 /**
@@ -448,11 +609,13 @@ HB_EXTERN void hb_compact(hb_buf *b);
  * reserve `max` bytes (growing if needed), read() up to `max` into them,
  * and commit what arrived by extending the length.  One read() per call;
  * call again until HB_EAGAIN (edge-triggered epoll) or once per readiness
- * (level-triggered).  The reserve/read/commit loop this replaces:
+ * (level-triggered).  The spare-room loop this replaces (use that one
+ * for recvmsg, io_uring or a TLS library's reads):
  *
- *     hb_reserve(b, max);
- *     n = read(fd, hb_data(b) + hb_len(b), max);    (EINTR: again)
- *     if (n > 0) hb_resize(b, hb_len(b) + n, 0);    (but without the fill)
+ *     uint8_t *room;
+ *     hb_spare(b, max, &room);
+ *     n = read(fd, room, max);                      (EINTR: again)
+ *     if (n > 0) hb_commit(b, (size_t)n);
  *
  * Requires: no visitor of b is live (direct mode; use hb_view_read_fd
  * inside a write visitor).
@@ -464,9 +627,27 @@ HB_EXTERN void hb_compact(hb_buf *b);
  */
 HB_EXTERN int hb_read_fd(hb_buf *b, int fd, size_t max, size_t *nread);
 
+/* <sys/uio.h> defines it; include that to call hb_peek_iov. */
+struct iovec;
+
+/**
+ * The unread bytes -- from the cursor to the end -- as iovec entries, in
+ * order, for writev(2) or sendmsg(2) (like evbuffer_peek).  The buffer is
+ * contiguous, so that is one entry today; callers that pass room for more
+ * keep working if the buffer becomes a ring.  The entries point into the
+ * buffer: nothing is consumed (hb_advance does that).
+ * Invalidates nothing; the entries are stale after any call that may grow,
+ * compact or clear b.
+ * @return the number of entries filled, 0 (nothing unread) to iovcnt;
+ *         HB_EINVAL if iov is NULL or iovcnt < 1.
+ */
+HB_EXTERN int hb_peek_iov(const hb_buf *b, struct iovec *iov, int iovcnt);
+
 /**
  * Write the bytes between the cursor and the end to fd and advance the
- * cursor past what was written.  Short writes are continued until
+ * cursor past what was written: hb_peek_iov's entries, in one sendmsg(2)
+ * (writev(2) if fd is not a socket) per try.  Short writes are continued
+ * until
  * everything is written or the descriptor would block, so on a blocking
  * descriptor HB_OK means all of hb_remaining(b) went out.  The bytes stay
  * stored (hb_len is unchanged); hb_compact drops them.
@@ -484,7 +665,13 @@ HB_EXTERN int hb_write_fd(hb_buf *b, int fd, size_t *nwritten);
 
 /*
  * A visitor is caller-owned storage for one visit: declare it on the stack
- * or in a struct, zero-initialised (HB_VISITOR_INIT).  Life cycle:
+ * or in a struct.  Any storage may be cast: zeroed, HB_VISITOR_INIT, a
+ * finished visitor, or bytes never initialised at all -- leftover bytes
+ * cannot fake a live visitor (short of a one-in-2^32 match: every cast
+ * stores a cookie derived from the visitor's address), and valgrind or
+ * MemorySanitizer see no use of them.  A live visitor must not be moved or
+ * copied: a copy is no visitor (its calls answer as on an idle one).
+ * Life cycle:
  *
  *   idle --cast--> cast --hb_visit--> armed --(turn comes, driven)--> running
  *     ^                 \                 \                             |
@@ -504,6 +691,9 @@ struct hb_visitor {
   hb_visitor *next, *prev; /* wait-queue link, under the buffer's mutex */
   uint32_t state;        /* phase and flags (atomic; see src/visitor.c);
                             beside the links, which a grant also touches */
+  uint32_t cookie;       /* from v's address while it was ever cast here:
+                            what makes leftover bytes no visitor (atomic);
+                            right after state (src/visitor.c reads both) */
   hb_buf *buf;
   hb_type type;
   hb_visit_fn fn;
@@ -517,7 +707,7 @@ struct hb_visitor {
   void *reserved[4];
 };
 
-/** An idle visitor.  All-zero storage is the same. */
+/** An idle visitor.  All-zero storage, or any never cast, is the same. */
 #ifdef __cplusplus
 #define HB_VISITOR_INIT {}
 #else
@@ -528,10 +718,11 @@ struct hb_visitor {
  * Take a read ticket on b for elements of type t.  Tickets are handed out in
  * call order; a read visitor runs after every earlier write visitor has
  * finished, concurrently with neighbouring readers.
- * Requires: v is idle or finished.
+ * Requires: v is idle (any storage never cast) or finished.
  * @return HB_OK; HB_EINVAL (no ticket taken) if b or v is NULL, t.size is 0,
  *         t.align is not a power of two or exceeds hb_align(b), or t.size is
- *         not a multiple of t.align; HB_ESTATE if v is cast, armed or running.
+ *         not a multiple of t.align; HB_ESTATE if v is live: cast, armed,
+ *         running, or still being finished (its waker or cancel in flight).
  */
 HB_EXTERN int hb_cast(hb_visitor *v, hb_buf *b, hb_type t);
 
@@ -567,7 +758,10 @@ HB_EXTERN int hb_visit(hb_visitor *v, size_t reserve, hb_visit_fn fn,
  * result, done_arg) is called on the same thread.  No driver is needed (or
  * allowed: the drivers return HB_ESTATE).  hb_cancel works until it runs.
  * done may be NULL.  The callback must be short: it runs inside another
- * caller's hb_* call.
+ * caller's hb_* call.  Called from inside a callback, waker or done that
+ * this library is running for a detached visit or a waker, a visitor whose
+ * turn has come runs once that callout has returned, on this thread (so
+ * re-arming from done, round after round, takes no stack).
  * @return as hb_visit.
  */
 HB_EXTERN int hb_visit_detached(hb_visitor *v, size_t reserve, hb_visit_fn fn,
@@ -578,11 +772,14 @@ HB_EXTERN int hb_visit_detached(hb_visitor *v, size_t reserve, hb_visit_fn fn,
  * runs now, on this thread.  Otherwise the waker is stored (replacing any
  * earlier one) and will be called once when the turn comes or the visitor
  * is cancelled; call hb_poll again then.
- * @return HB_OK (ran; *result holds the callback's return, if result is not
- *         NULL; polling again returns HB_OK and the same result);
+ * @return HB_OK (the visit completed: *result, if result is not NULL,
+ *         holds the callback's return -- or HB_ENOMEM, when the
+ *         reservation could not be had and the callback did not run;
+ *         polling again returns HB_OK and the same result);
  *         HB_PENDING; HB_ECANCELED; HB_ESTATE if v is idle, only cast, or
- *         detached; HB_EBUSY if v is running (a poll from inside its own
- *         callback).
+ *         detached (whatever became of it); HB_EBUSY if v is running (a
+ *         poll from inside its own callback); HB_EDEADLK from inside v's
+ *         own waker.
  */
 HB_EXTERN int hb_poll(hb_visitor *v, hb_waker w, int *result);
 
@@ -595,25 +792,32 @@ HB_EXTERN int hb_poll(hb_visitor *v, hb_waker w, int *result);
  * when threads hand a buffer back and forth, a waiter that sleeps turns
  * every hand-off into a wake-up at the scheduler's pace (measured here:
  * ~1.3 us per visit sleeping, ~0.1-0.4 us spinning).
- * @return HB_OK (ran; *result as hb_poll); HB_ECANCELED; HB_ESTATE as
- *         hb_poll; HB_EDEADLK if called from inside a callback on the same
- *         buffer for a visitor whose turn has not come (it never could).
+ * @return HB_OK (completed; *result as hb_poll); HB_ECANCELED; HB_ESTATE,
+ *         HB_EBUSY as hb_poll; HB_EDEADLK from inside v's own waker, or
+ *         for a visitor whose turn has not come from inside any waker or
+ *         from inside a callback or done on the same buffer (it never
+ *         could come, or the wait would block a waker).
  */
 HB_EXTERN int hb_block_on(hb_visitor *v, int *result);
 
 /**
  * Run the visitor now if its turn has come; never waits.
- * @return HB_OK (ran; *result as hb_poll); HB_EAGAIN (not its turn; it
- *         stays armed); HB_ECANCELED; HB_ESTATE as hb_poll.
+ * @return HB_OK (completed; *result as hb_poll); HB_EAGAIN (not its turn;
+ *         it stays armed); HB_ECANCELED; HB_ESTATE, HB_EBUSY and HB_EDEADLK
+ *         as hb_poll.
  */
 HB_EXTERN int hb_try_visit(hb_visitor *v, int *result);
 
 /**
  * Give the ticket up: the visitor is finished without running, and the
  * queue behind it moves on.  A waker stored by hb_poll is called.  Safe
- * from any thread, also while another thread is blocked on v.
+ * from any thread, also while another thread is blocked on v: that
+ * thread's hb_block_on returns HB_ECANCELED, and has let go of v and its
+ * buffer before this call returns.  Works from inside v's own waker (and
+ * a sibling's).  A detached visitor's done is called (HB_ECANCELED).
  * @return HB_OK; HB_EBUSY if v is running; HB_ESTATE if v is idle or
- *         finished (a second cancel included).
+ *         finished (a second cancel included: it returns once the first
+ *         is over).
  */
 HB_EXTERN int hb_cancel(hb_visitor *v);
 
@@ -754,6 +958,27 @@ HB_EXTERN int hb_view_append_bytes(hb_view *view, const void *src, size_t n);
 /** @return the bytes appended so far in this visit. */
 HB_EXTERN size_t hb_view_bytes_written(const hb_view *view);
 
+/**
+ * hb_spare inside a write visit: point *spare at n or more bytes of spare
+ * room after the buffer's bytes, growing beyond the visit's reservation if
+ * needed.
+ * Invalidates: array pointers and earlier spare pointers taken in this
+ * callback, if it grows.
+ * @return HB_OK; HB_ESTATE in a read visit; HB_EINVAL if spare is NULL;
+ *         HB_ERANGE or HB_ENOMEM as hb_reserve (nothing changes).
+ */
+HB_EXTERN int hb_view_spare(hb_view *view, size_t n, uint8_t **spare);
+
+/**
+ * hb_commit inside a write visit: append the first k bytes of the spare
+ * room.  No whole-element rule, as hb_view_append_bytes.  The bytes count
+ * in hb_view_bytes_written, and an aborted visit (the callback returns
+ * < 0) rolls them back with its other appends.
+ * @return HB_OK; HB_ESTATE in a read visit; HB_ERANGE if k bytes are not
+ *         spare (nothing changes).
+ */
+HB_EXTERN int hb_view_commit(hb_view *view, size_t k);
+
 /** The cast type of the visit. */
 HB_EXTERN hb_type hb_view_type(const hb_view *view);
 
@@ -832,6 +1057,10 @@ HB_EXTERN int hb_view_drain(hb_view *view, size_t n);
  *       }
  *
  * Zero-initialised storage is not a valid waker: call hb_fd_waker_init.
+ * It is refused, not used: on storage not initialised (or closed), wake
+ * does nothing, hb_fd_waker_get gives no waker ({NULL, NULL}), and drain
+ * and close answer HB_EINVAL -- descriptor 0 is never read, written or
+ * closed.
  */
 /** A coalescing file-descriptor waker (see above). */
 typedef struct hb_fd_waker {
@@ -855,7 +1084,8 @@ HB_EXTERN int hb_fd_waker_init(hb_fd_waker *w);
  * The hb_waker to hand to hb_poll.  Its wake is thread-safe, never blocks
  * and allocates nothing.  w must stay initialised until every visitor
  * polled with it has finished.
- * @return the waker (fn + arg; arg is w).
+ * @return the waker (fn + arg; arg is w); {NULL, NULL} (no waker) if w was
+ *         never initialised or is closed.
  */
 HB_EXTERN hb_waker hb_fd_waker_get(hb_fd_waker *w);
 
@@ -870,14 +1100,16 @@ HB_EXTERN void hb_fd_waker_wake(hb_fd_waker *w);
  * flag, in that order, so a wake racing with the drain is either seen by
  * the hb_poll calls that follow it or makes fd readable again.  Call it
  * from the loop thread before polling the visitors.
- * @return 1 if a wake was pending, 0 if not.
+ * @return 1 if a wake was pending, 0 if not; HB_EINVAL if w was never
+ *         initialised or is closed (nothing read).
  */
 HB_EXTERN int hb_fd_waker_drain(hb_fd_waker *w);
 
 /**
  * Close the descriptor(s).  Requires: no visitor still holds the waker.
  * @return HB_OK; HB_EIO (errno set) if close failed (the descriptors are
- *         released anyway).
+ *         released anyway); HB_EINVAL if w was never initialised or is
+ *         already closed (nothing closed).
  */
 HB_EXTERN int hb_fd_waker_close(hb_fd_waker *w);
 

@@ -26,6 +26,10 @@
 #ifndef HYPERBUF_HPP
 #define HYPERBUF_HPP
 
+#if __cplusplus < 201703L
+#error "hyperbuf.hpp needs C++17 (-std=c++17; -std=c++20 for co_await)"
+#endif
+
 #include "hyperbuf.h"
 
 #include <condition_variable>

@@ -147,7 +147,7 @@ targets() { # $1 = text | md
     }
     function line(w, who, what, r, limit, ok) {
       if (fmt == "md") printf "| %s | %s / %s | %s | <= %.2f | %s |\n", w, who, what, r, limit, ok
-      else printf "  %-11s %s / %-46s %6s  (target <= %.2f)  %s\n", w, who, what, r, limit, ok
+      else printf "  %-11s %-15s / %-46s %6s  (target <= %.2f)  %s\n", w, who, what, r, limit, ok
     }
     # Any two rows: HyperBuf form `hb` in workload `w` against `peer` in
     # workload `pw` (issue 13 compares across forms and workloads).

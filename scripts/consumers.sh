@@ -151,6 +151,23 @@ no_uv_in_hyperbuf() {
   refute "libhyperbuf.so links libuv" needs_lib "$lib/libhyperbuf.so" libuv
 }
 
+# Every public name (hb_*, not hb__*) that the compiler sees through
+# <hyperbuf.h> is written out in the API header itself, so that grep finds
+# it there: none is made by a macro or lives only in hyperbuf/inline.h.
+names_literal() {
+  local n missing=0
+  echo '#include <hyperbuf.h>' |
+    $cc -std=c11 -E -P -x c - $(pc --cflags hyperbuf) -o "$out/names.i"
+  for n in $(grep -o '\bhb_[a-z0-9_]*' "$out/names.i" | grep -v '^hb__' |
+      sort -u); do
+    if ! grep -qw -- "$n" "$1/include/hyperbuf.h"; then
+      echo "$n: not written in hyperbuf.h"
+      missing=1
+    fi
+  done
+  [ "$missing" -eq 0 ]
+}
+
 pc_uv() {
   $cc -std=c11 -D_POSIX_C_SOURCE=200809L "$cons/uv.c" -o "$out/uv" \
     $(pc --cflags --libs hyperbuf-uv) $(rpath)
@@ -238,9 +255,22 @@ tree_without_cmocka() {
   cmake --build "$b" -j "$jobs" --target hyperbuf hyperbuf_static
 }
 
+# The source tree as a subproject (add_subdirectory, FetchContent): its
+# targets under the same names, its tests not built.
+tree_subdirectory() {
+  local b=$work/tree-subdir
+  cmake -S "$cons" -B "$b" -DHB_SUBDIR="$src" -DHB_DIRECT_C="$work/direct.c" \
+    -DHB_HPP_TEST="$root/tests/test_hpp.cpp" -DHB_BUILD_EXAMPLES=OFF
+  cmake --build "$b" -j "$jobs"
+  "$b/direct"
+  "$b/visit_static"
+  "$b/hpp"
+}
+
 # ---- run ----------------------------------------------------------------
 
 check tree/configure-without-cmocka tree_without_cmocka
+check tree/add-subdirectory tree_subdirectory
 
 for spec in lib-uv:lib:ON multiarch-uv:lib/x86_64-linux-gnu:ON \
     multiarch-nouv:lib/x86_64-linux-gnu:OFF; do
@@ -260,6 +290,7 @@ for spec in lib-uv:lib:ON multiarch-uv:lib/x86_64-linux-gnu:ON \
   check "$name/pkg-config-hyperbuf-static" pc_static_module
   check "$name/release-hot-path" release_hot_path
   check "$name/no-uv-in-hyperbuf" no_uv_in_hyperbuf
+  check "$name/names-in-hyperbuf.h" names_literal "$prefix"
   check "$name/cmake-without-libuv" cmake_without_libuv "$prefix"
   if [ "$uv" = ON ]; then
     check "$name/pkg-config-uv" pc_uv

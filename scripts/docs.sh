@@ -14,6 +14,15 @@ mkdir -p "$out/include/hyperbuf"
 sed 's/@HB_CHECKED_VALUE@/0/' include/hyperbuf/config.h.in \
   >"$out/include/hyperbuf/config.h"
 
+# Doxygen lists (and so checks) a header's functions, macros and typedefs
+# only if the header has an @file block: every public header needs one.
+for h in include/*.h include/*.hpp; do
+  if ! grep -q '@file' "$h"; then
+    echo "docs: FAILED: $h has no /** @file */ block" >&2
+    exit 1
+  fi
+done
+
 echo "docs: doxygen $(doxygen --version)"
 if ! doxygen docs/Doxyfile || [ -s "$out/warnings.log" ]; then
   cat "$out/warnings.log" >&2

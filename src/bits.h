@@ -48,12 +48,22 @@ _Static_assert(HB__W_READERS == UINT64_C(0xfffffffc),
 #define HB__V_CANCELLED 5u           /*   finished: it did not run */
 #define HB__V_GRANTED (1u << 4)      /* its turn has come */
 #define HB__V_WRITE (1u << 5)        /* a write ticket */
-/*                    1u << 6           unused */
+#define HB__V_DRIVER (1u << 6)       /* hb_poll is registering: hb_cancel
+                                        waits for it to leave */
 #define HB__V_WAKER (1u << 7)        /* v->waker is to be called (under mu) */
 #define HB__V_DETACHED (1u << 8)     /* run by whoever grants it */
 #define HB__V_WAKING (1u << 9)       /* its waker is being called: wait */
 #define HB__V_SLEEPER (1u << 10)     /* somebody sleeps on the state word */
-#define HB__V_PARKED (1u << 11)      /* its driver waits on the state word */
+#define HB__V_PARKED (1u << 11)      /* its driver waits on the state word
+                                        (hb_cancel waits for it to leave) */
+
+/* Derived masks. */
+#define HB__V_PRESENT (HB__V_DRIVER | HB__V_PARKED) /* a driver that will
+                                        still look at v: a cancel returns
+                                        only once both are clear */
+#define HB__V_BUSY (HB__V_PRESENT | HB__V_WAKING) /* somebody is still on v:
+                                        a finished visitor is castable only
+                                        without these */
 
 /* ---- the bias: hb_buf.held and hb__buf.bias_decision (32 bits each) -------
  */

@@ -27,7 +27,8 @@ static struct {
   hb_malloc_fn m;
   hb_realloc_fn r;
   hb_free_fn f;
-} hb__alloc = {malloc, realloc, free};
+  bool standard; /* all three are the C library's: the slot may be used */
+} hb__alloc = {malloc, realloc, free, true};
 
 void *hb__malloc(size_t n) { return hb__alloc.m(n); }
 void *hb__realloc(void *p, size_t n) { return hb__alloc.r(p, n); }
@@ -40,6 +41,7 @@ int hb_set_allocator(hb_malloc_fn m, hb_realloc_fn r, hb_free_fn f) {
   hb__alloc.m = m;
   hb__alloc.r = r;
   hb__alloc.f = f;
+  hb__alloc.standard = m == malloc && r == realloc && f == free;
   return HB_OK;
 }
 
@@ -99,6 +101,11 @@ void hb__misuse(const hb_buf *b, const char *call) {
  *   - Only buffers whose bytes never left the header's allocation (raw ==
  *     NULL), at the default alignment, with at most HB__SLOT_MAX bytes.
  *     hb_new reports exactly the capacity asked for, as without the slot.
+ *   - Taking a buffer back resets its length, capacity and cursor only, if
+ *     visitor mode never touched it: zeroing the whole ~190-byte header
+ *     again was a tenth of an hb_new + hb_free pair.  "Never touched" is
+ *     read off the fields every finished visit leaves non-zero for good
+ *     (hb__unvisited); debug builds check the whole header against it.
  *   - Thread exit frees the slot (a pthread key destructor), and so does
  *     process exit for the exiting thread (a destructor function): leak
  *     checkers find nothing.  After either, that thread stops using it.
@@ -146,10 +153,58 @@ __attribute__((destructor)) static void hb__slot_exit(void) {
   hb__slot_drop(NULL);
 }
 
-static inline bool hb__alloc_is_default(void) {
-  return hb__alloc.m == malloc && hb__alloc.r == realloc &&
-         hb__alloc.f == free;
+/* One flag, set by hb_set_allocator, rather than three comparisons of
+ * function pointers on every hb_new and hb_free. */
+static inline bool hb__alloc_is_default(void) { return hb__alloc.standard; }
+
+/* The thread's first use of its slot: set the thread-exit hook.  Out of
+ * line, so hb_free's fast path needs no stack frame.  @return whether the
+ * slot may be used on this thread. */
+static __attribute__((noinline)) bool hb__slot_arm(void) {
+  if (hb__slot.state == HB__SLOT_OFF) return false;
+  pthread_once(&hb__slot_once, hb__slot_key_init);
+  /* Any non-NULL value makes the destructor run at thread exit. */
+  if (!hb__slot_key_ok || pthread_setspecific(hb__slot_key, &hb__slot) != 0) {
+    hb__slot.state = HB__SLOT_OFF;
+    return false;
+  }
+  hb__slot.state = HB__SLOT_ON;
+  return true;
 }
+
+/* Has visitor mode never touched e?  Every visit that ever finished left
+ * one of these non-zero for good, and hb_free lets only buffers with every
+ * visitor finished go: a read counts in the lock word's done bits (their
+ * carries in read_wraps), a biased buffer has bias_owner set and BIASED in
+ * the lock word, a write counts in writes_run, aborted or reserve_failed,
+ * a cancel in cancelled.  Then the queue, the mutex, the bias fields and
+ * the other counters are still zero too. */
+static inline bool hb__unvisited(const hb__buf *e) {
+  return (e->pub.lock | (uintptr_t)e->bias_owner | e->writes_run |
+          e->aborted | e->reserve_failed | e->cancelled | e->read_wraps) == 0;
+}
+
+#ifndef NDEBUG
+/* What hb__unvisited stands for: every header word after the public part
+ * (but align; raw is NULL in the slot) still zero, and held too. */
+static void hb__slot_verify(const hb__buf *e) {
+  const unsigned char *p = (const unsigned char *)e;
+  uint64_t w;
+  for (size_t off = sizeof e->pub; off + sizeof w <= sizeof *e;
+       off += sizeof w) {
+    memcpy(&w, p + off, sizeof w);
+    if (off != offsetof(hb__buf, align) && w != 0) {
+      fprintf(stderr,
+              "hyperbuf: buffer %p in the slot looks unvisited but its "
+              "header word at offset %zu is 0x%llx (src/buf.c, "
+              "hb__unvisited)\n",
+              (const void *)e, off, (unsigned long long)w);
+      abort();
+    }
+  }
+  if (e->pub.held != 0) abort();
+}
+#endif
 
 /* Keep e in this thread's slot; false if it cannot be kept. */
 static bool hb__slot_put(hb__buf *e) {
@@ -157,17 +212,8 @@ static bool hb__slot_put(hb__buf *e) {
       e->pub.cap > HB__SLOT_MAX || hb__slot.e != NULL ||
       !hb__alloc_is_default())
     return false;
-  if (HB__UNLIKELY(hb__slot.state != HB__SLOT_ON)) {
-    if (hb__slot.state == HB__SLOT_OFF) return false;
-    pthread_once(&hb__slot_once, hb__slot_key_init);
-    /* Any non-NULL value makes the destructor run at thread exit. */
-    if (!hb__slot_key_ok ||
-        pthread_setspecific(hb__slot_key, &hb__slot) != 0) {
-      hb__slot.state = HB__SLOT_OFF;
-      return false;
-    }
-    hb__slot.state = HB__SLOT_ON;
-  }
+  if (HB__UNLIKELY(hb__slot.state != HB__SLOT_ON) && !hb__slot_arm())
+    return false;
   hb__slot.e = e;
   hb__slot.cap = e->pub.cap;
   return true;
@@ -201,6 +247,16 @@ hb_buf *hb_new(size_t capacity) {
   hb__buf *e = hb__slot.e;
   if (e != NULL && capacity <= hb__slot.cap && hb__alloc_is_default()) {
     hb__slot.e = NULL;
+    if (HB__LIKELY(hb__unvisited(e))) {
+#ifndef NDEBUG
+      hb__slot_verify(e);
+#endif
+      /* data, align and the zeroes are as hb__init left them. */
+      e->pub.len = 0;
+      e->pub.cap = capacity;
+      e->pub.cursor = 0;
+      return &e->pub;
+    }
     return hb__init(e, capacity, HB__MAX_ALIGN);
   }
 #endif
@@ -217,6 +273,22 @@ hb_buf *hb_wrap(const void *src, size_t n) {
   return b;
 }
 
+/* hb_free's cold parts, out of line so that its fast path -- nothing
+ * live, the slot takes the buffer -- needs no stack frame. */
+static __attribute__((noinline)) int hb__free_wait(hb__buf *e) {
+  hb__mutex_lock(&e->mu);
+  uint64_t live =
+      __atomic_load_n(&e->pub.lock, __ATOMIC_ACQUIRE) & HB__LIVE_MASK;
+  hb__mutex_unlock(&e->mu);
+  return live != 0 ? HB_EBUSY : HB_OK;
+}
+
+static __attribute__((noinline)) int hb__free_memory(hb__buf *e) {
+  hb__free(e->raw);
+  hb__free(e);
+  return HB_OK;
+}
+
 int hb_free(hb_buf *b) {
   if (b == NULL) return HB_OK;
   hb__buf *e = hb__ext(b);
@@ -228,23 +300,20 @@ int hb_free(hb_buf *b) {
    * whatever made it zero (hb__release, hb__dispatch's fetch_and); a
    * dispatcher that did so while holding the mutex locked it before, so the
    * second load sees it still held, or its unlock (the RELEASE exchange in
-   * hb__mutex_unlock, its last touch of *e).  Otherwise take the mutex:
-   * that waits such a thread out, exactly as before. */
+   * hb__mutex_unlock, its last touch of *e).  Otherwise take the mutex
+   * (hb__free_wait): that waits such a thread out, exactly as before. */
   if (__atomic_load_n(&b->held, __ATOMIC_RELAXED) != 0)
     return HB_EBUSY; /* inside this thread's own biased visit */
   uint64_t live = __atomic_load_n(&b->lock, __ATOMIC_ACQUIRE) & HB__LIVE_MASK;
-  if (live != 0 || __atomic_load_n(&e->mu.word, __ATOMIC_ACQUIRE) != 0) {
-    hb__mutex_lock(&e->mu);
-    live = __atomic_load_n(&b->lock, __ATOMIC_ACQUIRE) & HB__LIVE_MASK;
-    hb__mutex_unlock(&e->mu);
-    if (live != 0) return HB_EBUSY;
+  if (HB__UNLIKELY(live != 0 ||
+                   __atomic_load_n(&e->mu.word, __ATOMIC_ACQUIRE) != 0)) {
+    int rc = hb__free_wait(e);
+    if (rc != HB_OK) return rc;
   }
 #if HB__SLOT
   if (hb__slot_put(e)) return HB_OK;
 #endif
-  hb__free(e->raw);
-  hb__free(e);
-  return HB_OK;
+  return hb__free_memory(e);
 }
 
 size_t hb_align(const hb_buf *b) { return ((const hb__buf *)b)->align; }
@@ -332,13 +401,6 @@ int hb__get_slow(hb_buf *b, void *dst, size_t n) {
   if (n == 0) return HB_OK;
   if (dst == NULL) return HB_EINVAL;
   return hb__get_n(b, dst, n);
-}
-
-int hb_advance(hb_buf *b, size_t n) {
-  HB__CHECK_DIRECT(b);
-  if (b->len - b->cursor < n) return HB_ERANGE;
-  b->cursor += n;
-  return HB_OK;
 }
 
 void hb_compact(hb_buf *b) {

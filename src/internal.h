@@ -144,6 +144,8 @@ void hb__check(hb_buf *b);
 
 /* For tests: has v's turn come? (src/visitor.c) */
 bool hb__load_granted(const hb_visitor *v);
+/* For tests: is a driver parked on v (hb_block_on waiting)? */
+bool hb__load_parked(const hb_visitor *v);
 
 /* For tests (src/bias.c): can buffers be biased in this build and on
  * this kernel, and is b biased now? */

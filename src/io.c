@@ -8,9 +8,11 @@
  * error or EOF leaves the buffer's length and bytes as they were (only its
  * capacity may have grown).
  *
- * Writing continues short writes until everything is out or the descriptor
- * would block, and reports what went out even if an error follows, since
- * those bytes cannot be taken back.
+ * Writing gathers: hb_peek_iov exports the unread bytes as iovec entries
+ * (one today; more if the buffer becomes a ring) and one sendmsg/writev
+ * sends them all.  Short writes are continued until everything is out or
+ * the descriptor would block, and what went out is reported even if an
+ * error follows, since those bytes cannot be taken back.
  *
  * The view forms do the same inside a visitor.  A write view appends by
  * moving buf->len, exactly as hb_view_append does, so hb_view_bytes_written
@@ -22,6 +24,7 @@
 
 #include <errno.h>
 #include <sys/socket.h>
+#include <sys/uio.h>
 #include <unistd.h>
 
 /* read() once, retrying EINTR.  Returns bytes read (>= 1) or a status. */
@@ -39,33 +42,38 @@ static int hb__read_once(int fd, uint8_t *dst, size_t max, size_t *got) {
   return HB_EIO;
 }
 
-/* One write, retrying EINTR.  Sockets go through send(MSG_NOSIGNAL) so a
- * closed peer is EPIPE, not a process-killing SIGPIPE; other descriptors
- * answer ENOTSOCK once and get write() from then on (per call). */
-static ssize_t hb__write_some(int fd, const uint8_t *src, size_t n,
-                              int *not_sock) {
+/* One gathering write, retrying EINTR.  Sockets go through
+ * sendmsg(MSG_NOSIGNAL) so a closed peer is EPIPE, not a process-killing
+ * SIGPIPE; other descriptors answer ENOTSOCK once and get writev() from
+ * then on (per call). */
+static ssize_t hb__writev_some(int fd, struct iovec *iov, int cnt,
+                               int *not_sock) {
   ssize_t w;
   for (;;) {
     if (!*not_sock) {
-      w = send(fd, src, n, MSG_NOSIGNAL);
+      struct msghdr msg = {.msg_iov = iov, .msg_iovlen = (size_t)cnt};
+      w = sendmsg(fd, &msg, MSG_NOSIGNAL);
       if (w < 0 && errno == ENOTSOCK) {
         *not_sock = 1;
         continue;
       }
     } else {
-      w = write(fd, src, n);
+      w = writev(fd, iov, cnt);
     }
     if (w >= 0 || errno != EINTR) return w;
   }
 }
 
-/* Write src[0..n) to fd until done or the descriptor would block.
- * *done gets what went out.  HB_OK if anything went out (or n is 0). */
-static int hb__write_all(int fd, const uint8_t *src, size_t n, size_t *done) {
+/* Write the cnt entries at iov to fd until done or the descriptor would
+ * block; iov is consumed (entries are advanced past what went out).
+ * *done gets what went out.  HB_OK if anything went out (or nothing was
+ * to be written). */
+static int hb__writev_all(int fd, struct iovec *iov, int cnt, size_t *done) {
   size_t off = 0;
   int not_sock = 0;
-  while (off < n) {
-    ssize_t w = hb__write_some(fd, src + off, n - off, &not_sock);
+  while (cnt > 0 && iov->iov_len == 0) iov++, cnt--;
+  while (cnt > 0) {
+    ssize_t w = hb__writev_some(fd, iov, cnt, &not_sock);
     if (w < 0) {
       *done = off;
       if (errno == EAGAIN || errno == EWOULDBLOCK)
@@ -73,6 +81,14 @@ static int hb__write_all(int fd, const uint8_t *src, size_t n, size_t *done) {
       return HB_EIO;
     }
     off += (size_t)w;
+    for (size_t left = (size_t)w; cnt > 0; iov++, cnt--) {
+      if (left < iov->iov_len) {
+        iov->iov_base = (uint8_t *)iov->iov_base + left;
+        iov->iov_len -= left;
+        break;
+      }
+      left -= iov->iov_len;
+    }
   }
   *done = off;
   return HB_OK;
@@ -98,10 +114,25 @@ int hb_read_fd(hb_buf *b, int fd, size_t max, size_t *nread) {
   return hb__read_into(b, fd, max, nread);
 }
 
+int hb_peek_iov(const hb_buf *b, struct iovec *iov, int iovcnt) {
+  if (iov == NULL || iovcnt < 1) return HB_EINVAL;
+  size_t n = b->len - b->cursor;
+  if (n == 0) return 0;
+  iov[0].iov_base = b->data + b->cursor;
+  iov[0].iov_len = n;
+  return 1;
+}
+
+/* Room for the entries hb_peek_iov may export (one while the buffer is
+ * contiguous). */
+#define HB__WRITE_IOV 4
+
 int hb_write_fd(hb_buf *b, int fd, size_t *nwritten) {
   HB__CHECK_DIRECT(b);
+  struct iovec iov[HB__WRITE_IOV];
+  int cnt = hb_peek_iov(b, iov, HB__WRITE_IOV);
   size_t done = 0;
-  int rc = hb__write_all(fd, b->data + b->cursor, b->len - b->cursor, &done);
+  int rc = hb__writev_all(fd, iov, cnt, &done);
   b->cursor += done;
   if (nwritten != NULL) *nwritten = done;
   return rc;
@@ -120,8 +151,10 @@ int hb_view_write_fd(hb_view *view, int fd, size_t offset,
   hb_buf *b = view->buf;
   size_t done = 0;
   int rc = HB_ERANGE;
-  if (offset <= b->len)
-    rc = hb__write_all(fd, b->data + offset, b->len - offset, &done);
+  if (offset <= b->len) {
+    struct iovec iov = {b->data + offset, b->len - offset};
+    rc = hb__writev_all(fd, &iov, 1, &done);
+  }
   if (nwritten != NULL) *nwritten = done;
   return rc;
 }

@@ -117,7 +117,9 @@
  *   owner cannot finish the visitor -- and free it, or the waker's arg --
  *   under a waker still running.  Clearing WAKING is the granter's last
  *   touch of the visitor.  (A cancelled queued visitor's own waker is called
- *   by the canceller while the visitor is still CANCELLING, to the same end.)
+ *   by the canceller with CANCELLED|WAKING, to the same end.)  The list has
+ *   no bound -- its chains run through the granted visitors' own links --
+ *   so the dispatcher never drops the mutex to call wakers half-way.
  *
  *   A PARKED visitor (src/park.c) is granted with one fetch_or of GRANTED
  *   instead, and woken by futex only if its driver went to sleep (SLEEPER).
@@ -125,21 +127,49 @@
 #include "visit.h"
 #include "bias.h"
 
-/* Call each waker, then let its visitor's driver go on: until WAKING is
+/* Queue v's waker on wl's chain (v is marked WAKING). */
+void hb__push_wake(hb__wakelist *wl, hb_visitor *v, bool front) {
+  if (wl->wake == NULL) {
+    v->next = NULL;
+    wl->wake = wl->wake_tail = v;
+  } else if (front) {
+    v->next = wl->wake;
+    wl->wake = v;
+  } else {
+    v->next = NULL;
+    wl->wake_tail->next = v;
+    wl->wake_tail = v;
+  }
+}
+
+/* Call v's waker, then let its visitor's driver go on: until WAKING is
  * cleared the drivers and hb_cancel wait, so nobody finishes the visitor
  * (and frees the waker's arg) while its waker is still being called.
- * Clearing WAKING is our last touch of the visitor; the futex wake after it
- * only hands the address to the kernel. */
+ * Clearing WAKING is our last touch of the visitor -- unless the waker
+ * itself cancelled v (hb_cancel then took that touch over, clearing
+ * call.v); the futex wake after it only hands the address to the kernel. */
+void hb__call_waker(hb_visitor *v) {
+  hb_waker w = v->waker;
+  hb__calling call = {v, hb__calls};
+  hb__calls = &call;
+  w.wake(w.arg);
+  hb__calls = call.up;
+  if (call.v == NULL) return;
+  uint32_t *st = &v->state;
+  /* RELEASE pairs with the ACQUIRE loads of hb__wait_settled's waiters. */
+  uint32_t old = __atomic_fetch_and(st, ~(HB__V_WAKING | HB__V_SLEEPER),
+                                    __ATOMIC_RELEASE);
+  if (old & HB__V_SLEEPER) hb__futex_wake_all(st);
+}
+
+/* Call the wakers due in wl, in ticket order.  A re-entrant call from a
+ * waker may take a later one off the chain (calling it itself). */
 void hb__call_wakers(hb__wakelist *wl) {
-  for (int i = 0; i < wl->n; i++) {
-    wl->wakers[i].wake(wl->wakers[i].arg);
-    uint32_t *st = &wl->whose[i]->state;
-    /* RELEASE pairs with the ACQUIRE loads of hb__wait_settled's waiters. */
-    uint32_t old = __atomic_fetch_and(st, ~(HB__V_WAKING | HB__V_SLEEPER),
-                                      __ATOMIC_RELEASE);
-    if (old & HB__V_SLEEPER) hb__futex_wake_all(st);
+  hb_visitor *v;
+  while ((v = wl->wake) != NULL) {
+    wl->wake = v->next;
+    hb__call_waker(v);
   }
-  wl->n = 0;
 }
 
 /* ---- the wait queue (under e->mu) -----------------------------------------
@@ -173,24 +203,32 @@ void hb__queue_unlink(hb__buf *e, hb_visitor *v) {
  */
 
 /* Grant a queued visitor (under mu).  A detached one is claimed RUNNING here,
- * so that hb_cancel cannot take it from the thread that will run it. */
+ * so that hb_cancel cannot take it from the thread that will run it.
+ * Drivers announce themselves (PARKED, DRIVER) and sleepers flag SLEEPER
+ * by CAS without the mutex, so the grant is a CAS loop too. */
 static void hb__grant(hb_visitor *v, hb__wakelist *wl) {
-  uint32_t s = hb__load_state(v);
-  if (s & HB__V_PARKED) {
-    /* Its driver (hb_block_on, or hb_*_now's own visitor) waits for GRANTED
-     * on the state word itself: the grant is the wake-up, with no waker and
-     * no WAKING.  An RMW, as that thread may be setting SLEEPER.  The
-     * visitor may be gone once GRANTED is seen; the futex wake only hands
-     * its address to the kernel.  RELEASE pairs with the ACQUIRE loads of
-     * hb__wait_turn. */
-    if (__atomic_fetch_or(&v->state, HB__V_GRANTED, __ATOMIC_RELEASE) &
-        HB__V_SLEEPER)
-      hb__futex_wake_all(&v->state);
-    return;
-  }
-  uint32_t n = (s & ~HB__V_WAKER) | HB__V_GRANTED;
+  uint32_t s = hb__load_state(v), n;
+  do {
+    if (s & HB__V_PARKED) {
+      /* Its driver (hb_block_on, or hb_*_now's own visitor) waits for
+       * GRANTED on the state word itself: the grant is the wake-up, with
+       * no waker and no WAKING.  The visitor may be gone once GRANTED is
+       * seen; the futex wake only hands its address to the kernel.
+       * RELEASE pairs with the ACQUIRE loads of hb__wait_turn. */
+      if (__atomic_fetch_or(&v->state, HB__V_GRANTED, __ATOMIC_RELEASE) &
+          HB__V_SLEEPER)
+        hb__futex_wake_all(&v->state);
+      return;
+    }
+    n = (s & ~HB__V_WAKER) | HB__V_GRANTED;
+    if (s & HB__V_DETACHED)
+      n = hb__with_phase(n, HB__V_RUNNING);
+    else if (s & HB__V_WAKER)
+      n |= HB__V_WAKING;
+    /* RELEASE pairs with the ACQUIRE loads in the drivers. */
+  } while (!__atomic_compare_exchange_n(&v->state, &s, n, false,
+                                        __ATOMIC_RELEASE, __ATOMIC_ACQUIRE));
   if (s & HB__V_DETACHED) {
-    n = hb__with_phase(n, HB__V_RUNNING);
     v->next = NULL; /* run them in ticket order */
     if (wl->detached == NULL)
       wl->detached = v;
@@ -198,11 +236,8 @@ static void hb__grant(hb_visitor *v, hb__wakelist *wl) {
       wl->detached_tail->next = v;
     wl->detached_tail = v;
   } else if (s & HB__V_WAKER) {
-    n |= HB__V_WAKING;
-    wl->whose[wl->n] = v;
-    wl->wakers[wl->n++] = v->waker;
+    hb__push_wake(wl, v, false);
   }
-  hb__store_state(v, n); /* pairs with the ACQUIRE loads in the drivers */
 }
 
 /* Grant from the head of the queue what the lock word allows (under mu).
@@ -211,8 +246,8 @@ static void hb__grant(hb_visitor *v, hb__wakelist *wl) {
  * RMW below, so that the word goes from "held by the releaser" straight to
  * "held by the next waiter" -- one RMW, no moment at which the lock looks
  * free.  Nobody can take it in between anyway (every fast path fails on
- * WAITERS), but the RMW saved is one of the few a hand-off pays.  When the
- * waker batch fills, it is called with the mutex dropped. */
+ * WAITERS), but the RMW saved is one of the few a hand-off pays.  Nothing
+ * is called here: wl takes any number of wakers. */
 void hb__dispatch(hb__buf *e, hb__wakelist *wl, uint64_t pending) {
   uint64_t *lock = &e->pub.lock;
   /* ACQUIRE pairs with the RELEASE of hb__release's add (a reader that
@@ -251,12 +286,6 @@ void hb__dispatch(hb__buf *e, hb__wakelist *wl, uint64_t pending) {
     hb__queue_unlink(e, v);
     hb__grant(v, wl);
     if (e->head == NULL) return;
-    if (wl->n == HB__WAKE_BATCH) {
-      hb__mutex_unlock(&e->mu);
-      hb__call_wakers(wl);
-      hb__mutex_lock(&e->mu);
-      w = __atomic_load_n(lock, __ATOMIC_ACQUIRE); /* as above */
-    }
   }
 }
 
@@ -312,10 +341,29 @@ bool hb__mark_queued(hb__buf *e, hb_visitor *v, uint32_t *s, uint32_t clear,
                      uint32_t set, bool hold) {
   hb__mutex_lock(&e->mu);
   *s = hb__load_state(v);
-  bool queued = hb__queued(*s);
-  if (queued) hb__store_state(v, (*s & ~clear) | set);
+  bool queued;
+  /* A CAS, as drivers and sleepers set their flags without the mutex.
+   * RELEASE pairs with hb__grant's ACQUIRE load under the same mutex. */
+  while ((queued = hb__queued(*s)) &&
+         !__atomic_compare_exchange_n(&v->state, s, (*s & ~clear) | set,
+                                      false, __ATOMIC_RELEASE,
+                                      __ATOMIC_ACQUIRE)) {
+  }
   if (!queued || !hold) hb__mutex_unlock(&e->mu);
   return queued;
+}
+
+/* hb__announce (visit.h): a driver's flag on a queued visitor, without the
+ * mutex.  RELEASE pairs with hb__grant's ACQUIRE loads; ACQUIRE on failure
+ * so the caller's next look sees what the grant or cancel published. */
+bool hb__announce(hb_visitor *v, uint32_t clear, uint32_t flag) {
+  uint32_t s = hb__load_state(v);
+  while (hb__queued(s))
+    if (__atomic_compare_exchange_n(&v->state, &s, (s & ~clear) | flag,
+                                    false, __ATOMIC_ACQ_REL,
+                                    __ATOMIC_ACQUIRE))
+      return true;
+  return false;
 }
 
 /* ---- the slow path of a cast ----------------------------------------------

@@ -58,16 +58,18 @@ static __attribute__((noinline)) int hb__now_slow(hb_buf *b, bool write,
   /* The try form: nothing was taken (the failed CAS left the word as it
    * was), so nothing is to give back. */
   if (!wait) return HB_EAGAIN;
-  /* Inside a callback on b, a ticket that is not granted at once never
-   * will be: it would wait for the one this thread is running. */
-  if (hb__inside_visit_of(b)) return HB_EDEADLK;
+  /* Inside a callback or done on b, a ticket that is not granted at
+   * once never will be: it would wait for the one this thread is
+   * running.  Inside a waker, which must not block, no waiting at all. */
+  if (hb__waiting_deadlocks(b)) return HB_EDEADLK;
+  if (hb__flushing != NULL) hb__run_pending(); /* could be what we wait for */
   /* Queue a visitor of our own and wait for its grant on its state word:
    * nobody else can see it, so no claim, waker or WAKING is needed.  The
    * granter's last touch of it is the grant itself. */
   hb_visitor v = HB_VISITOR_INIT;
   v.buf = b;
   uint32_t s = HB__V_CAST | HB__V_PARKED | hb__mode_of(write)->vflag;
-  if (!hb__cast_slow(e, &v, s)) hb__wait_turn(&v, e);
+  if (!hb__cast_slow(e, &v, s)) hb__note_wait(e, hb__wait_turn(&v, e));
   return HB_OK;
 }
 

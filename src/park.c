@@ -5,15 +5,18 @@
  * PARKING
  *
  *   hb_block_on (and hb_*_now when it must queue, src/now.c) needs no
- *   waker: it marks its queued visitor PARKED under the mutex and waits on
- *   the visitor's state word.  The dispatcher grants a PARKED visitor with
+ *   waker: it marks its queued visitor PARKED by CAS and waits on the
+ *   visitor's state word.  The dispatcher grants a PARKED visitor with
  *   one fetch_or of GRANTED (hb__grant, src/lock.c), and makes a futex
  *   wake only if the waiter had gone to sleep (SLEEPER); hb_cancel's wake
- *   after CANCELLED covers a cancel.  The waiter spins first --
- *   HB__PARK_QUICK pauses without reading the clock, then up to
- *   HB__PARK_SPIN_NS by the clock -- because when two threads hand the
- *   buffer back and forth, sleeping would make every hand-off wait for a
- *   wake-up (a convoy).  Past that budget it sleeps and uses no CPU.  The
+ *   after CANCELLED covers a cancel.  A cancelled PARKED visitor's
+ *   canceller waits, before it returns, until the driver has cleared
+ *   PARKED, its last touch: cancel, free the buffer, join is safe.  The
+ *   waiter spins first -- HB__PARK_QUICK pauses without reading the
+ *   clock, then up to HB__PARK_SPIN_NS by the clock -- because when two
+ *   threads hand the buffer back and forth, sleeping would make every
+ *   hand-off wait for a wake-up (a convoy).  Past that budget it sleeps
+ *   and uses no CPU.  The
  *   grant's fetch_or is the granter's last touch of the visitor; the futex
  *   wake after it touches only the kernel's hash table.
  */
@@ -49,24 +52,19 @@ static uint64_t hb__spin_budget(const hb__buf *e) {
                                   : b > HB__PARK_SPIN_NS ? HB__PARK_SPIN_NS : b;
 }
 
-/* Fold one measured wait into the average (weight 1/8). */
-static void hb__note_wait(hb__buf *e, uint64_t waited_ns) {
+/* Fold one measured wait into the average (weight 1/8).  Only a driver
+ * holding the visit may: the buffer of a cancelled one may be gone. */
+void hb__note_wait(hb__buf *e, uint64_t waited_ns) {
   if (waited_ns > UINT32_MAX / 2) waited_ns = UINT32_MAX / 2;
   int64_t avg = __atomic_load_n(&e->wait_avg_ns, __ATOMIC_RELAXED);
+  /* A short wait into a short (or not yet measured) average changes no
+   * budget that matters: leave the line alone.  Two threads handing the
+   * buffer back and forth would otherwise store to it at every hand-off,
+   * and move it between their cores each time. */
+  if (waited_ns < HB__PARK_SPIN_MIN_NS && avg <= HB__PARK_SPIN_MIN_NS) return;
   avg += ((int64_t)waited_ns - avg) / 8;
   __atomic_store_n(&e->wait_avg_ns, (uint32_t)(avg > 0 ? avg : 1),
                    __ATOMIC_RELAXED);
-}
-
-/* A wait that ended within the quick spin, folded in as a zero-length
- * one -- but only while the average is above the least budget, so that a
- * run of quick hand-offs stops writing the average once it has decayed
- * (the decay's only effect is to lengthen the budget back towards what
- * hand-offs need). */
-static void hb__note_quick(hb__buf *e) {
-  if (__atomic_load_n(&e->wait_avg_ns, __ATOMIC_RELAXED) >
-      HB__PARK_SPIN_MIN_NS)
-    hb__note_wait(e, 0);
 }
 
 /* Is a PARKED visitor's wait over: granted, or cancelled (CANCELLING or
@@ -86,17 +84,14 @@ static bool hb__turn_came(uint32_t s) {
  * follows the buffer's recent waits (hb__spin_budget).  The clock is read
  * every 32 pauses: a pause costs 10 to 140 cycles, by CPU.  The loads are
  * ACQUIRE (hb__load_state): they pair with the grant's RELEASE fetch_or. */
-void hb__wait_turn(hb_visitor *v, hb__buf *e) {
-  /* The first HB__PARK_QUICK pauses read no clock: a hand-off between two
-   * threads that both want the buffer ends within them, and then the wait
-   * costs no clock read and no store to the shared average (whose line
-   * would otherwise bounce between the two cores at every hand-off). */
+uint64_t hb__wait_turn(hb_visitor *v, hb__buf *e) {
+  /* The first HB__PARK_QUICK pauses read no clock and no buffer field: a
+   * hand-off between two threads that both want the buffer ends within
+   * them.  Such a wait reports 1 ns (hb__note_wait then leaves a short
+   * average alone). */
   unsigned i = 0;
   for (; i < HB__PARK_QUICK; i++) {
-    if (hb__turn_came(hb__load_state(v))) {
-      hb__note_quick(e);
-      return;
-    }
+    if (hb__turn_came(hb__load_state(v))) return 1;
     hb__cpu_relax();
   }
   uint64_t start = hb__now_ns(), budget = hb__spin_budget(e);
@@ -107,26 +102,34 @@ void hb__wait_turn(hb_visitor *v, hb__buf *e) {
       break;
     }
   }
-  /* v is granted or being cancelled, not finished: the buffer is alive. */
-  hb__note_wait(e, hb__now_ns() - start);
+  /* Not noted here: if v was cancelled, its buffer may be freed as soon
+   * as the driver lets go of PARKED (hb__drive_present). */
+  return hb__now_ns() - start;
 }
 
 int hb_block_on(hb_visitor *v, int *result) {
   if (v == NULL) return HB_EINVAL;
-  /* Inside a callback of the same buffer, a visitor whose turn has not come
-   * never will: it waits for the ticket this thread is running. */
-  uint32_t s = hb__load_state(v);
-  if (hb__phase(s) == HB__V_CAST && v->armed &&
-      !(s & (HB__V_GRANTED | HB__V_DETACHED)) && hb__inside_visit_of(v->buf))
+  /* A visitor whose turn has not come, inside a callback or done of the
+   * same buffer, waits for the ticket this thread is running; inside a
+   * waker, which must not block, for whatever this thread would do next.
+   * Either way: HB_EDEADLK, at once. */
+  uint32_t s = hb__vstate(v);
+  if (hb__queued(s) && v->armed && !(s & HB__V_DETACHED) &&
+      hb__waiting_deadlocks(v->buf))
     return HB_EDEADLK;
   for (;;) {
     int rc = hb__try_run(v, result);
     if (rc != HB_EAGAIN) return rc;
-    /* Not its turn: mark it PARKED under the mutex the granter holds (so
-     * either we see GRANTED here, or the granter sees PARKED), replacing
-     * any waker hb_poll stored; then wait on the state word. */
-    hb__buf *e = hb__ext(v->buf);
-    if (hb__mark_queued(e, v, &s, HB__V_WAKER, HB__V_PARKED, false))
-      hb__wait_turn(v, e);
+    /* What this thread's flushes hold claimed could be what we wait for:
+     * run it first, before PARKED makes a cancel wait for us. */
+    if (hb__flushing != NULL) hb__run_pending();
+    /* Not its turn: mark it PARKED (by CAS, no mutex: the granter's CAS
+     * sees it), replacing any waker hb_poll stored.  PARKED is also the
+     * announcement that keeps hb_cancel from returning -- and the buffer
+     * from being freed -- while we still look; then wait on the state
+     * word, and claim or leave (hb__drive_present). */
+    if (!hb__announce(v, HB__V_WAKER, HB__V_PARKED)) continue;
+    uint64_t waited = hb__wait_turn(v, hb__ext(v->buf));
+    return hb__drive_present(v, HB__V_PARKED, waited, result);
   }
 }

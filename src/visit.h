@@ -48,19 +48,84 @@ static inline bool hb__claim(hb_visitor *v, uint32_t *s, uint32_t phase) {
                                      __ATOMIC_ACQUIRE);
 }
 
-/* ---- what to do once the mutex is released (src/lock.c) -------------------
+/* ---- recognising a visitor -----------------------------------------------
+ *
+ * Any storage may be cast, initialised or not, so the library must not take
+ * leftover bytes for a live visitor.  Every cast stores v's cookie, a hash
+ * of v's own address; the state word counts only next to the right cookie,
+ * and otherwise v is idle.  Leftover bytes fake a visitor one time in 2^32
+ * (and a visitor moved or copied elsewhere is no visitor there).  Zero is
+ * never a cookie, so all-zero storage is idle too.
  */
-#define HB__WAKE_BATCH 16
-typedef struct {
-  hb_waker wakers[HB__WAKE_BATCH];
-  hb_visitor *whose[HB__WAKE_BATCH]; /* marked WAKING until called */
-  int n;
-  hb_visitor *detached; /* claimed RUNNING; linked through ->next, FIFO */
-  hb_visitor *detached_tail;
+static inline uint32_t hb__cookie(const hb_visitor *v) {
+  /* Odd, and v is at least 2-aligned: never 0.  An XOR, not a hash: one
+   * instruction on every call's path, and as unlikely as any 32-bit value
+   * to be what leftover bytes hold there. */
+  return (uint32_t)(uintptr_t)v ^ UINT32_C(0x9e3779b9);
+}
+
+/* Memcheck (valgrind) and MemorySanitizer report any decision taken on
+ * storage nobody wrote; deciding that it is no visitor is the point of a
+ * cast, so hb_cast tells them the state and cookie words are defined
+ * (src/visitor.c).  The other calls do not: on storage never cast they are
+ * the caller's mistake, which the report then shows. */
+extern int hb__on_valgrind;
+void hb__defined_slow(const hb_visitor *v);
+#if defined(__has_feature)
+#if __has_feature(memory_sanitizer)
+#define HB__MSAN 1
+#endif
+#endif
+static inline void hb__defined(const hb_visitor *v) {
+#ifdef HB__MSAN
+  hb__defined_slow(v);
+#else
+  if (HB__UNLIKELY(hb__on_valgrind)) hb__defined_slow(v);
+#endif
+}
+
+/* v's state as a public call sees it: 0 (idle) unless v carries its
+ * cookie (on storage never written, call hb__defined first).  The state is loaded first (ACQUIRE), so the cookie read after
+ * it is at least as new as the cast that published that state (the cast
+ * stores the cookie before its RELEASE store of the state). */
+static inline uint32_t hb__vstate(const hb_visitor *v) {
+  uint32_t s = __atomic_load_n(&v->state, __ATOMIC_ACQUIRE);
+  if (HB__UNLIKELY(__atomic_load_n(&v->cookie, __ATOMIC_RELAXED) !=
+                   hb__cookie(v)))
+    return HB__V_IDLE;
+  return s;
+}
+
+/* ---- what to do once the mutex is released (src/lock.c) -------------------
+ *
+ * The dispatcher grants under the mutex and leaves here what the grants
+ * call for, to be done after unlocking: visitors whose wakers are due
+ * (marked WAKING) and detached visitors to run (claimed RUNNING), each a
+ * FIFO chain in ticket order through the visitors' own ->next links,
+ * which a granted visitor no longer needs for the queue.  No allocation,
+ * no bound.
+ *
+ * A flush in progress on this thread is on the thread's stack of flushes
+ * (hb__flushing, innermost first): a call that finds a visitor WAKING
+ * looks there first, because the waker it would wait for may be one this
+ * very thread is due to call (it then calls it at once) or is calling
+ * (hb__calls: then waiting would be waiting for itself).
+ */
+typedef struct hb__wakelist {
+  hb_visitor *wake, *wake_tail;         /* WAKING, wakers due */
+  hb_visitor *detached, *detached_tail; /* claimed RUNNING */
+  struct hb__wakelist *up; /* the flush this one runs inside, if any */
 } hb__wakelist;
 
-/* Not "= {0}": zeroing 16 wakers would cost every visit a memset. */
-#define HB__WAKELIST_INIT(wl) ((wl).n = 0, (wl).detached = NULL)
+#define HB__WAKELIST_INIT(wl) ((wl).wake = NULL, (wl).detached = NULL)
+
+/* A waker call in progress on this thread (hb__calls, innermost first).
+ * A re-entrant hb_cancel of that very visitor takes the call's last touch
+ * over: it sets v to NULL, and the caller leaves the visitor alone. */
+typedef struct hb__calling {
+  hb_visitor *v;
+  struct hb__calling *up;
+} hb__calling;
 
 /* ---- callbacks in flight on this thread, for deadlock detection (now.c) ---
  */
@@ -74,6 +139,10 @@ typedef struct hb__frame {
 #define HB__TLS_MODEL
 #endif
 extern _Thread_local hb__frame *hb__frames HB__TLS_MODEL;
+
+/* The flushes and waker calls in progress on this thread (src/visitor.c). */
+extern _Thread_local hb__wakelist *hb__flushing HB__TLS_MODEL;
+extern _Thread_local hb__calling *hb__calls HB__TLS_MODEL;
 
 /* This thread's token for the bias: the address of a thread-local. */
 extern _Thread_local char hb__me HB__TLS_MODEL;
@@ -135,6 +204,8 @@ static inline bool hb__queued(uint32_t s) {
 bool hb__mark_queued(hb__buf *e, hb_visitor *v, uint32_t *s, uint32_t clear,
                      uint32_t set, bool hold);
 void hb__call_wakers(hb__wakelist *wl);
+void hb__call_waker(hb_visitor *v);
+void hb__push_wake(hb__wakelist *wl, hb_visitor *v, bool front);
 
 /* The uncontended grant: one CAS, while nothing conflicting is granted and
  * nobody waits.  ACQUIRE pairs with the RELEASE of the last ticket's
@@ -211,7 +282,7 @@ int hb__try_run(hb_visitor *v, int *result);
 void hb__flush_slow(hb__wakelist *wl);
 
 static inline void hb__flush(hb__wakelist *wl) {
-  if (wl->n != 0 || wl->detached != NULL) hb__flush_slow(wl);
+  if (wl->wake != NULL || wl->detached != NULL) hb__flush_slow(wl);
 }
 
 /* The same when somebody waits (src/lock.c): with a wakelist of its own,
@@ -250,7 +321,37 @@ static inline void hb__release_now(hb__buf *e, bool write) {
 /* ---- waiting (src/park.c) -------------------------------------------------
  */
 
-/* Wait until a PARKED visitor's turn has come, or it was cancelled. */
-void hb__wait_turn(hb_visitor *v, hb__buf *e);
+/* Wait until a PARKED visitor's turn has come, or it was cancelled.
+ * Returns how long it waited, in ns, for hb__note_wait -- which only the
+ * driver that then claims the visit may call: a cancelled visitor's buffer
+ * may be freed. */
+uint64_t hb__wait_turn(hb_visitor *v, hb__buf *e);
+void hb__note_wait(hb__buf *e, uint64_t waited_ns);
+
+/* ---- re-entrant calls (src/visitor.c) -------------------------------------
+ */
+
+/* Would waiting here wait for this very thread?  Inside a waker (which
+ * must not block) always; inside a callback or done on b, for b. */
+static inline bool hb__waiting_deadlocks(const hb_buf *b) {
+  return hb__calls != NULL || hb__inside_visit_of(b);
+}
+
+/* Before this thread waits: run the detached visitors its flushes hold
+ * claimed (the wait may be for them). */
+void hb__run_pending(void);
+
+/* Drive v, which carries this driver's `flag` (PARKED or DRIVER) and is
+ * no longer queued: claim and run it, or see it cancelled and leave.
+ * Clearing the flag is the driver's last touch of v.  waited_ns: to note
+ * for the buffer once the claim is won. */
+int hb__drive_present(hb_visitor *v, uint32_t flag, uint64_t waited_ns,
+                      int *result);
+
+/* Set `flag` on v while it is queued, by CAS without the mutex; the
+ * announcement that keeps a cancel from returning (and the buffer from
+ * being freed) until the flag is cleared.  `clear` goes in the same CAS.
+ * Returns false, having done nothing, if v is not queued. */
+bool hb__announce(hb_visitor *v, uint32_t clear, uint32_t flag);
 
 #endif /* HB_VISIT_H */

@@ -30,6 +30,16 @@
 
 int hb__fd_waker_init_pipe(hb_fd_waker *w); /* tests force the fallback */
 
+/* An initialised waker carries this in `reserved`; zeroed (or closed)
+ * storage does not, so its descriptors -- 0, standard input, for zeroed
+ * storage -- are never written, read or closed.  A constant, not derived
+ * from w's address: copying an initialised waker is fine. */
+#define HB__FD_WAKER_LIVE 0x68627766u /* "hbwf" */
+
+static inline int hb__fd_waker_live(const hb_fd_waker *w) {
+  return w != NULL && w->reserved == HB__FD_WAKER_LIVE;
+}
+
 int hb__fd_waker_init_pipe(hb_fd_waker *w) {
   int p[2];
   w->pending = 0;
@@ -40,6 +50,7 @@ int hb__fd_waker_init_pipe(hb_fd_waker *w) {
   }
   w->fd = p[0];
   w->wfd = p[1];
+  w->reserved = HB__FD_WAKER_LIVE;
   return HB_OK;
 }
 
@@ -49,7 +60,7 @@ int hb_fd_waker_init(hb_fd_waker *w) {
   if (fd >= 0) {
     w->fd = w->wfd = fd;
     w->pending = 0;
-    w->reserved = 0;
+    w->reserved = HB__FD_WAKER_LIVE;
     return HB_OK;
   }
   return hb__fd_waker_init_pipe(w);
@@ -65,6 +76,7 @@ static void hb__signal_fd(int fd) {
 }
 
 void hb_fd_waker_wake(hb_fd_waker *w) {
+  if (!hb__fd_waker_live(w)) return; /* never initialised: nothing to wake */
   /* RELEASE: the caller's state change happens-before the drain's ACQUIRE
    * exchange that reads this 1 (see the top of the file).  ACQUIRE: a wake
    * that finds 1 is ordered after the write that set it. */
@@ -78,10 +90,12 @@ static void hb__fd_waker_wake_cb(void *arg) {
 
 hb_waker hb_fd_waker_get(hb_fd_waker *w) {
   hb_waker k = {hb__fd_waker_wake_cb, w};
+  if (!hb__fd_waker_live(w)) k.wake = NULL, k.arg = NULL; /* "no waker" */
   return k;
 }
 
 int hb_fd_waker_drain(hb_fd_waker *w) {
+  if (!hb__fd_waker_live(w)) return HB_EINVAL;
   /* (1) empty the descriptor: one read empties an eventfd; a pipe may
    * hold several 8-byte tokens if wakes raced with earlier drains. */
   uint64_t buf[8];
@@ -94,6 +108,8 @@ int hb_fd_waker_drain(hb_fd_waker *w) {
 }
 
 int hb_fd_waker_close(hb_fd_waker *w) {
+  if (!hb__fd_waker_live(w)) return HB_EINVAL;
+  w->reserved = 0;
   int rc = HB_OK;
   if (w->wfd >= 0 && w->wfd != w->fd && close(w->wfd) != 0) rc = HB_EIO;
   if (w->fd >= 0 && close(w->fd) != 0) rc = HB_EIO;

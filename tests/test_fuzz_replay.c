@@ -5,10 +5,12 @@
  * reference model and hb__check after every operation) over every file in
  * tests/fuzz/corpus and tests/fuzz/crashes, so each input that ever found a
  * bug stays a regression test in every build (plain, ASan+UBSan, TSan,
- * valgrind).  Inputs in both versions of the operation language replay:
+ * valgrind).  Inputs in every version of the operation language replay:
  * v1 (every input from before the one-call visits, with its meaning
- * unchanged) and v2 (beginning with FZ_V2_MAGIC: hb_read_now/hb_write_now,
- * hb_view_drain, counters from inside callbacks; see fuzz_ops.h).  The
+ * unchanged), v2 (beginning with FZ_V2_MAGIC: hb_read_now/hb_write_now,
+ * hb_view_drain, counters from inside callbacks) and v3 (FZ_V3_MAGIC: v2
+ * plus spare room + commit, the writer session, hb_peek_iov); see
+ * fuzz_ops.h.  The
  * folders are found next to this source file; HB_FUZZ_DIR
  * overrides that.  Given file arguments, it replays just those (for
  * debugging: HB_FUZZ_TRACE=1 prints every call); any other argument is a
@@ -22,7 +24,7 @@
 
 #include "fuzz/fz.h"
 
-static int replayed_v2; /* inputs in the v2 language */
+static int replayed_v2; /* inputs in the v2 language or later (v3) */
 
 static size_t replay_file(const char *path) {
   FILE *f = fopen(path, "rb");
@@ -66,7 +68,7 @@ static int replay_dir(const char *sub, int required) {
     files++;
   }
   closedir(d);
-  print_message("replayed %d inputs (%d of them v2, %zu bytes) from %s\n",
+  print_message("replayed %d inputs (%d of them v2 or v3, %zu bytes) from %s\n",
                 files, replayed_v2, bytes, path);
   return files;
 }

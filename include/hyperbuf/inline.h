@@ -198,6 +198,108 @@ HB__PUT_FLOAT(f64, double, 64, le, LE)
 HB__PUT_FLOAT(f64, double, 64, be, BE)
 #undef HB__PUT_FLOAT
 
+/* ---- spare room, then commit -------------------------------------------- */
+
+/* Out of line, cold: hb_spare when the room must grow (or spare is NULL). */
+HB_EXTERN int hb__spare_slow(hb_buf *b, size_t n, uint8_t **spare);
+
+static inline int hb_spare(hb_buf *b, size_t n, uint8_t **spare) {
+  HB__CHECK_DIRECT(b);
+  if (HB__LIKELY(spare != NULL && b->cap - b->len >= n)) {
+    *spare = b->data + b->len;
+    return HB_OK;
+  }
+  return hb__spare_slow(b, n, spare);
+}
+
+static inline int hb_commit(hb_buf *b, size_t k) {
+  HB__CHECK_DIRECT(b);
+  if (HB__UNLIKELY(b->cap - b->len < k)) return HB_ERANGE;
+  b->len += k;
+  return HB_OK;
+}
+
+/* ---- the writer session ------------------------------------------------- */
+
+struct hb_writer {
+  /* private */
+  uint8_t *pos; /* where the next byte goes */
+  uint8_t *end; /* the end of the room: hb_data(b) + hb_capacity(b) */
+  hb_buf *buf;
+};
+
+static inline void hb_writer_begin(hb_writer *w, hb_buf *b) {
+  HB__CHECK_DIRECT(b);
+  w->buf = b;
+  w->pos = b->data + b->len;
+  w->end = b->data + b->cap;
+}
+
+/* Out of line, cold: grow for n more bytes, keeping the uncommitted ones;
+ * and every case of hb_writer_put its fast path leaves (growth, overlap
+ * with the room, a NULL src).  Both are called on a copy of the writer, so
+ * the caller's writer never has its address taken and can stay in
+ * registers: a byte store through w->pos cannot alias it. */
+HB_EXTERN int hb__writer_grow(hb_writer *w, size_t n);
+HB_EXTERN int hb__writer_put_slow(hb_writer *w, const void *src, size_t n);
+
+static inline int hb_writer_put_u8(hb_writer *w, uint8_t v) {
+  if (HB__UNLIKELY(w->pos == w->end)) {
+    hb_writer t = *w;
+    int rc = hb__writer_grow(&t, 1);
+    *w = t;
+    if (rc != HB_OK) return rc;
+  }
+  *w->pos++ = v;
+  return HB_OK;
+}
+
+static inline int hb_writer_put(hb_writer *w, const void *src, size_t n) {
+  uintptr_t s = (uintptr_t)src, d = (uintptr_t)w->pos;
+  /* As hb_put: it fits and src does not overlap the room, so memcpy,
+   * which becomes a few moves for a constant n.  The PTRDIFF_MAX bound
+   * costs nothing then, and keeps GCC quiet about huge constant sizes. */
+  if (HB__LIKELY(n < (size_t)PTRDIFF_MAX &&
+                 (size_t)(w->end - w->pos) >= n && src != NULL &&
+                 (s + n <= d || d + n <= s))) {
+    memcpy(w->pos, src, n);
+    w->pos += n;
+    return HB_OK;
+  }
+  hb_writer t = *w;
+  int rc = hb__writer_put_slow(&t, src, n);
+  *w = t;
+  return rc;
+}
+
+/* hb_writer_put_{u16,u32,u64}_{le,be}, declared one by one in
+ * <hyperbuf.h>. */
+#define HB__WRITER_PUT_INT(bits, order, ORD)                                 \
+  static inline int hb_writer_put_u##bits##_##order(hb_writer *w,            \
+                                                    uint##bits##_t v) {      \
+    uint##bits##_t x = (uint##bits##_t)HB__##ORD##bits(v);                   \
+    return hb_writer_put(w, &x, sizeof x);                                   \
+  }
+HB__WRITER_PUT_INT(16, le, LE)
+HB__WRITER_PUT_INT(16, be, BE)
+HB__WRITER_PUT_INT(32, le, LE)
+HB__WRITER_PUT_INT(32, be, BE)
+HB__WRITER_PUT_INT(64, le, LE)
+HB__WRITER_PUT_INT(64, be, BE)
+#undef HB__WRITER_PUT_INT
+
+static inline size_t hb_writer_pending(const hb_writer *w) {
+  return (size_t)(w->pos - (w->buf->data + w->buf->len));
+}
+
+static inline size_t hb_writer_commit(hb_writer *w) {
+  hb_buf *b = w->buf;
+  HB__CHECK_DIRECT(b);
+  size_t n = (size_t)(w->pos - (b->data + b->len));
+  b->len += n;
+  return n;
+}
+
 /* ---- cursor reads ------------------------------------------------------- */
 
 static inline size_t hb_remaining(const hb_buf *b) {
@@ -226,6 +328,13 @@ static inline int hb_get(hb_buf *b, void *dst, size_t n) {
     return HB_OK;
   }
   return hb__get_slow(b, dst, n);
+}
+
+static inline int hb_advance(hb_buf *b, size_t n) {
+  HB__CHECK_DIRECT(b);
+  if (HB__UNLIKELY(b->len - b->cursor < n)) return HB_ERANGE;
+  b->cursor += n;
+  return HB_OK;
 }
 
 static inline int hb_get_u8(hb_buf *b, uint8_t *out) {

@@ -19,6 +19,12 @@
  *       ("HB" 0x02, which no v1 corpus or crash file begins with): the
  *       rest is parsed modulo FZ_OP_COUNT and FZ_S_COUNT, which add the
  *       operations marked "v2" below.  v1 operations keep their numbers.
+ *   v3  an input that begins with FZ_V3_MAGIC ("HB" 0x03): v2, plus the
+ *       operations marked "v3" (issue 14: spare room + commit, the writer
+ *       session, gather export; issue 10: storage that was never a
+ *       visitor, wakers that call back), parsed modulo FZ_OP_COUNT and
+ *       FZ_S_COUNT; v2 inputs are parsed modulo FZ_OP_COUNT_V2 and
+ *       FZ_S_COUNT_V2.
  */
 #ifndef HB_FUZZ_OPS_H
 #define HB_FUZZ_OPS_H
@@ -29,6 +35,8 @@
 
 #define FZ_V2_MAGIC "HB\x02"
 #define FZ_V2_MAGIC_LEN 3
+#define FZ_V3_MAGIC "HB\x03"
+#define FZ_V3_MAGIC_LEN 3
 
 /* A size argument is 3 bytes: a class byte, then a 16-bit little-endian
  * payload p.  Classes (class byte % 16):
@@ -90,8 +98,34 @@ enum {
                       only when the ticket can be granted at once, or from
                       inside a callback on the same buffer (HB_EDEADLK);
                       skipped where it would wait forever. */
+  /* v3 only: */
+  FZ_OP_SPARE,     /* slot, SIZE n, SIZE k, flags, pattern-offset:
+                      hb_spare(b, n) (flags bit 0: spare NULL), then the
+                      pattern written into k % (n + 1) of the bytes and
+                      those committed; bit 1: no hb_spare, commit k alone
+                      (k bytes of pattern written into the spare room
+                      through hb_data first, if there are k) */
+  FZ_OP_WRITER,    /* slot, steps (% 16), then 3 bytes per step: kind, a,
+                      c; then flags (bit 0 commit, else drop the writer;
+                      bit 1 also commit after step 0).  kind % 5: 0
+                      hb_writer_put_u8(a); 1 hb_writer_put(pattern + c,
+                      a * 37); 2 hb_writer_put(NULL, a); 3
+                      hb_writer_put(own stored bytes from c % len, up to
+                      a * 3 of them); 4 hb_writer_put_u16_be(a << 8 | c)
+                      and hb_writer_put_u32_le(c * 0x01010101) */
+  FZ_OP_PEEK_IOV,  /* slot, iovcnt byte (% 5; 4 means -1), flags (bit 0
+                      iov NULL) */
+  FZ_OP_SCRIBBLE,  /* vis, byte: fill a visitor that is not live with the
+                      byte, as storage never initialised would be; it is
+                      idle from then on (any storage may be cast) */
+  FZ_OP_POLL_BACK, /* vis, action: hb_poll with a waker that calls back
+                      on its own visitor when it is called (action % 3):
+                      0 nothing, 1 hb_try_visit and hb_poll (HB_EDEADLK),
+                      2 hb_cancel (HB_OK if its turn came, HB_ESTATE if
+                      the call comes from its cancel) */
   FZ_OP_COUNT
 };
+#define FZ_OP_COUNT_V2 (FZ_OP_NOW + 1) /* 22 */
 #define FZ_OP_COUNT_V1 (FZ_OP_CANCEL + 1) /* 21 */
 
 /* Script of a callback: byte 0 chooses the return value (< 48: abort with
@@ -127,8 +161,14 @@ enum {
                        not drained yet */
   FZ_S_STATS,       /* hb_stats_get on this buffer (a & 1: the other slot)
                        against the model, from inside the callback */
+  /* v3 only: */
+  FZ_S_SPARE,       /* hb_view_spare(n = count a, as APPEND_ALL), then the
+                       pattern at c & 0x3f written into k = (c >> 6) * n /
+                       3 bytes and hb_view_commit(k); c == 0xff: commit one
+                       byte more than is spare (HB_ERANGE) */
   FZ_S_COUNT
 };
-#define FZ_S_COUNT_V1 (FZ_S_TRY + 1) /* 12 */
+#define FZ_S_COUNT_V1 (FZ_S_TRY + 1)   /* 12 */
+#define FZ_S_COUNT_V2 (FZ_S_STATS + 1) /* 15 */
 
 #endif /* HB_FUZZ_OPS_H */

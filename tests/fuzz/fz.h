@@ -43,7 +43,11 @@
  *   - the lock word: with no visitor live in the model, its live half and
  *     the bias's `held` must be zero after every operation;
  *   - hb_stats_get after every top-level one-call visit, on FZ_OP_STATS,
- *     and from inside callbacks (FZ_S_STATS).
+ *     and from inside callbacks (FZ_S_STATS);
+ *   - spare room + commit, the writer session and hb_peek_iov (v3 inputs,
+ *     fz_spare.c): committed bytes join the model, uncommitted ones never
+ *     do, a failed put or spare changes nothing (the writer included), and
+ *     an aborted visit rolls a view's commit back.
  *
  * Any disagreement prints the operation number and both sides, then
  * aborts.  At the end every live visitor is cancelled, every buffer freed,
@@ -172,6 +176,7 @@ typedef struct {
   int waker_set;    /* a pending poll stored a waker */
   unsigned wakes;   /* calls of the current waker */
   unsigned done_calls;
+  int wake_action;  /* what its current waker does when called (v3) */
   size_t start_len; /* while running */
   uint8_t *start_data;
 } fz_mvis;
@@ -180,7 +185,9 @@ typedef struct {
 typedef struct {
   fz_mbuf buf[FZ_NBUF];
   fz_mvis vis[FZ_NALL];   /* [FZ_NOW0 + d]: one-call visit made at depth d */
-  int v2;                 /* the input is in the v2 language */
+  int v2;                 /* the input is in the v2 (or v3) language */
+  int v3;                 /* the input is in the v3 language */
+  int wake_action;        /* for the next pending hb_poll's waker (v3) */
   int bias_avail;         /* hb__bias_available() */
   int depth;              /* callbacks running on this thread */
   int stack[FZ_MAX_DEPTH + 1]; /* their visitors, innermost last */
@@ -243,6 +250,7 @@ void fz_do_visit(int j, size_t reserve, int detached, int nullfn,
                  const uint8_t *script, size_t script_len);
 void fz_drive(int j, int kind);
 void fz_do_cancel(int j);
+void fz_scribble(int j, uint8_t byte);
 
 /* fz_script.c */
 int fz_cb(hb_view *view, void *ctx);
@@ -259,6 +267,12 @@ void fz_op_free(int slot);
 void fz_op_new(fz_in *in);
 void fz_op_direct(int op, fz_in *in);
 void fz_op_stats(int slot);
+
+/* fz_spare.c (v3) */
+void fz_op_spare(fz_in *in);
+void fz_op_writer(fz_in *in);
+void fz_op_peek_iov(fz_in *in);
+void fz_view_spare(hb_view *view, fz_mvis *m, uint8_t a, uint8_t c);
 
 /* fz_run.c: run one input against the library and the model; aborts on
  * the first disagreement.  @return 0 */

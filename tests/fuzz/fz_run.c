@@ -76,8 +76,12 @@ int fz_run(const uint8_t *data, size_t size) {
       memcmp(data, FZ_V2_MAGIC, FZ_V2_MAGIC_LEN) == 0) {
     fz.v2 = 1;
     in.off = FZ_V2_MAGIC_LEN;
+  } else if (size >= FZ_V3_MAGIC_LEN &&
+             memcmp(data, FZ_V3_MAGIC, FZ_V3_MAGIC_LEN) == 0) {
+    fz.v2 = fz.v3 = 1;
+    in.off = FZ_V3_MAGIC_LEN;
   }
-  int nops = fz.v2 ? FZ_OP_COUNT : FZ_OP_COUNT_V1;
+  int nops = fz.v3 ? FZ_OP_COUNT : fz.v2 ? FZ_OP_COUNT_V2 : FZ_OP_COUNT_V1;
   while (in.off < in.n && fz_opno < FZ_MAX_OPS) {
     int op = fz_in_u8(&in) % nops;
     fz_opno++;
@@ -126,6 +130,21 @@ int fz_run(const uint8_t *data, size_t size) {
       for (size_t k = 0; k < sl; k++) script[k] = fz_in_u8(&in);
       fz_do_now(slot, t, fl & 1, reserve, (fl & 2) != 0, (fl & 4) != 0,
                 (fl & 8) != 0, script, sl);
+      break;
+    }
+    case FZ_OP_SPARE: fz_op_spare(&in); break;
+    case FZ_OP_WRITER: fz_op_writer(&in); break;
+    case FZ_OP_PEEK_IOV: fz_op_peek_iov(&in); break;
+    case FZ_OP_SCRIBBLE: {
+      int j = fz_in_u8(&in) % FZ_NVIS;
+      fz_scribble(j, fz_in_u8(&in));
+      break;
+    }
+    case FZ_OP_POLL_BACK: {
+      int j = fz_in_u8(&in) % FZ_NVIS;
+      fz.wake_action = fz_in_u8(&in) % 3;
+      fz_drive(j, 0);
+      fz.wake_action = 0;
       break;
     }
     default: fz_op_direct(op, &in); break;

@@ -159,7 +159,7 @@ static void fz_script_now(const fz_mvis *m, uint8_t a, uint8_t c) {
 static void fz_script(hb_view *view, int i) {
   fz_mvis *m = &fz.vis[i];
   fz_mbuf *mb = &fz.buf[m->buf];
-  int nops = fz.v2 ? FZ_S_COUNT : FZ_S_COUNT_V1;
+  int nops = fz.v3 ? FZ_S_COUNT : fz.v2 ? FZ_S_COUNT_V2 : FZ_S_COUNT_V1;
   for (size_t k = 1; k + 3 <= m->script_len; k += 3) {
     int op = m->script[k] % nops;
     uint8_t a = m->script[k + 1], c = m->script[k + 2];
@@ -226,6 +226,7 @@ static void fz_script(hb_view *view, int i) {
     case FZ_S_TRY: fz_drive(j, 1); break;
     case FZ_S_NOW: fz_script_now(m, a, c); break;
     case FZ_S_DRAIN: fz_view_drain(view, m, a, c); break;
+    case FZ_S_SPARE: fz_view_spare(view, m, a, c); break;
     default: fz_op_stats((a & 1) ? (m->buf + 1) % FZ_NBUF : m->buf); break;
     }
   }

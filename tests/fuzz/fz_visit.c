@@ -4,6 +4,7 @@
  * hb_block_on) and hb_cancel.
  */
 #include "fz.h"
+#include "visit.h" /* hb__cookie */
 
 /* ---- visitor operations ------------------------------------------------- */
 
@@ -18,6 +19,28 @@ static void fz_wake(void *arg) {
   FZ_EQ(m->wakes, 1);
   FZ_ASSERT(m->state == VS_CANCELLED ||
             (m->state == VS_ARMED && fz_runnable(j, 1)));
+  /* v3: call back on the visitor from inside its own waker. */
+  int res = 0x5eed, rc;
+  switch (m->wake_action) {
+  case 1: /* drivers: waiting here would be waiting for ourselves */
+    FZ_EQ(hb_try_visit(&fz_real[j], &res), HB_EDEADLK);
+    FZ_EQ(hb_poll(&fz_real[j], (hb_waker){NULL, NULL}, &res), HB_EDEADLK);
+    FZ_EQ(res, 0x5eed);
+    break;
+  case 2:
+    if (m->state == VS_ARMED) { /* its turn came: the cancel wins */
+      m->state = VS_CANCELLED;  /* before: others may run inside it */
+      fz.buf[m->buf].cancelled++;
+      rc = hb_cancel(&fz_real[j]);
+      FZ_TRACE("cancel v%d from its waker -> %s\n", j, hb_err_name(rc));
+      FZ_EQ(rc, HB_OK);
+    } else { /* called by its cancel: already cancelled */
+      rc = hb_cancel(&fz_real[j]);
+      FZ_EQ(rc, HB_ESTATE);
+    }
+    break;
+  default: break;
+  }
 }
 
 int fz_type_ok(hb_type t, size_t buf_align) {
@@ -129,7 +152,6 @@ void fz_drive(int j, int kind) {
       return;
   }
   if (runnable && fz.depth >= FZ_MAX_DEPTH) return;
-  if (m->detached && !fz_live(m)) return; /* unspecified; not driven */
 
   size_t len_before = mb->b ? mb->b->len : 0;
   uint64_t fails_before = fz_alloc.failures;
@@ -155,8 +177,15 @@ void fz_drive(int j, int kind) {
     else
       FZ_ONE_OF(rc, HB_EBUSY, HB_ESTATE, HB_EDEADLK);
     return;
-  case VS_CANCELLED: FZ_EQ(rc, HB_ECANCELED); return;
+  case VS_CANCELLED:
+    /* A detached visitor has no drivers, whatever became of it. */
+    FZ_EQ(rc, m->detached ? HB_ESTATE : HB_ECANCELED);
+    return;
   case VS_RAN:
+    if (m->detached) {
+      FZ_EQ(rc, HB_ESTATE);
+      return;
+    }
     FZ_EQ(rc, HB_OK);
     FZ_EQ(res, m->result);
     m->waker_set = 0;
@@ -186,6 +215,7 @@ void fz_drive(int j, int kind) {
     m->gen++;
     m->wakes = 0;
     m->waker_set = 1;
+    m->wake_action = fz.wake_action;
   } else if (kind == 1) {
     FZ_EQ(rc, HB_EAGAIN);
   } else {
@@ -227,4 +257,20 @@ void fz_do_cancel(int j) {
   }
   FZ_EQ(rc, expect);
   if (expect == HB_OK && m->detached) FZ_EQ(m->done_calls, 1);
+}
+
+/* FZ_OP_SCRIBBLE: fill a visitor that is not live with leftover bytes, as
+ * if its storage had never been initialised.  It is idle from then on:
+ * every call answers as on an idle visitor, and a cast works -- unless the
+ * bytes happen to spell its cookie (the one-in-2^32 case: skipped). */
+void fz_scribble(int j, uint8_t byte) {
+  fz_mvis *m = &fz.vis[j];
+  if (fz_live(m) || m->driving || fz.depth != 0) return;
+  if (hb__cookie(&fz_real[j]) == byte * 0x01010101u) return;
+  memset(&fz_real[j], byte, sizeof fz_real[j]);
+  FZ_TRACE("scribble v%d with 0x%02x\n", j, byte);
+  m->state = VS_IDLE;
+  m->detached = 0;
+  m->waker_set = 0;
+  m->called = 0;
 }

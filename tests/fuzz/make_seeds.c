@@ -8,7 +8,9 @@
  * The fuzzer mutates from there.  Seeds written before the one-call visits
  * are in the v1 language and stay byte for byte as they were; the ones
  * that use hb_*_now, hb_view_drain or the other v2 operations begin with
- * FZ_V2_MAGIC (see fuzz_ops.h).  Run by scripts/fuzz_seeds.sh:
+ * FZ_V2_MAGIC (see fuzz_ops.h), and those using issue 14's calls (spare
+ * room + commit, the writer session, gather export) FZ_V3_MAGIC.  Run by
+ * scripts/fuzz_seeds.sh:
  *
  *   make_seeds OUTDIR     writes OUTDIR/seed-<name>
  */
@@ -62,6 +64,23 @@ static void op1(int op, int arg) { b(op), b(arg); }
 static void v2(void) {
   memcpy(buf + len, FZ_V2_MAGIC, FZ_V2_MAGIC_LEN);
   len += FZ_V2_MAGIC_LEN;
+}
+/* v3: the magic first, then v3 operations may follow. */
+static void v3(void) {
+  memcpy(buf + len, FZ_V3_MAGIC, FZ_V3_MAGIC_LEN);
+  len += FZ_V3_MAGIC_LEN;
+}
+/* hb_spare(n), then k % (n + 1) pattern bytes committed; flags as in
+ * fuzz_ops.h (1: spare NULL, 2: commit k alone). */
+static void spare(int slot, int n, int k, int flags, int off) {
+  b(FZ_OP_SPARE), b(slot), sz_medium(n), sz_medium(k), b(flags), b(off);
+}
+/* A writer session: steps of (kind, a, c), then flags (1 commit, 2 commit
+ * after step 0 too). */
+static void writer(int slot, const uint8_t *steps, int nsteps, int flags) {
+  b(FZ_OP_WRITER), b(slot), b(nsteps);
+  for (int i = 0; i < 3 * nsteps; i++) b(steps[i]);
+  b(flags);
 }
 #define NOW_W 1       /* hb_write_now (else hb_read_now) */
 #define NOW_NULLFN 2
@@ -480,6 +499,112 @@ int main(int argc, char **argv) {
     now(1, 0, 0, 0, COMMIT, chk, 1); /* empty slot */
     op1(FZ_OP_STATS, 0);
     bad |= save(d, "now-reserve");
+  }
+
+  /* v3 (issue 14): spare room + commit, including an allocation failure
+   * in the growth and every error; the gather export. */
+  {
+    v3();
+    new_buf(0, 16);
+    put(0, 10, 3);
+    spare(0, 4, 3, 0, 1);     /* fits: commit 3 of 4 */
+    spare(0, 5000, 4000, 0, 2); /* grows */
+    op1(FZ_OP_FAIL, 0);
+    spare(0, 60000, 7, 0, 3); /* the growth fails: nothing changes */
+    spare(0, 1, 1, 1, 0);     /* spare NULL: HB_EINVAL */
+    b(FZ_OP_SPARE), b(0), sz_hostile(2), sz_small(0), b(0), b(0);
+    b(FZ_OP_SPARE), b(0), sz_medium(0), sz_rel(FZ_SZ_SPARE, 1), b(2), b(0);
+    b(FZ_OP_SPARE), b(0), sz_medium(0), sz_rel(FZ_SZ_SPARE, 0), b(2), b(9);
+    b(FZ_OP_ADVANCE), b(0), sz_small(5);
+    b(FZ_OP_PEEK_IOV), b(0), b(2), b(0);
+    b(FZ_OP_PEEK_IOV), b(0), b(0), b(0); /* iovcnt 0: HB_EINVAL */
+    b(FZ_OP_PEEK_IOV), b(0), b(1), b(1); /* iov NULL */
+    bad |= save(d, "spare-commit");
+  }
+  /* v3: writer sessions that grow from empty, copy their own bytes, fail
+   * an allocation midway, commit early, and one dropped. */
+  {
+    static const uint8_t steps[] = {0, 7, 0,   1, 200, 5, 3, 40, 1,
+                                    1, 255, 9, 2, 3, 0,   0, 0, 0,
+                                    3, 255, 0, 1, 100, 0, 4, 0x12, 0x34};
+    v3();
+    new_buf(0, 0);
+    writer(0, steps, 9, 3);
+    new_aligned(1, 7, 8); /* 64-byte aligned: grows by malloc + copy */
+    writer(1, steps, 9, 1);
+    op1(FZ_OP_FAIL, 1);
+    writer(0, steps, 9, 1);
+    writer(1, steps, 5, 0); /* dropped */
+    b(FZ_OP_PEEK_IOV), b(1), b(3), b(0);
+    bad |= save(d, "writer");
+  }
+  /* v3: spare + commit inside write visits, one committing and one
+   * aborting (the commit is rolled back), and in a read visit. */
+  {
+    static const uint8_t sp[] = {FZ_S_SPARE, 100, 0x80 | 5, FZ_S_WRITTEN, 0,
+                                 0,          FZ_S_SPARE, 3, 0xff,
+                                 FZ_S_SPARE, 200, 0x3f, FZ_S_CHECK, 0, 0};
+    v3();
+    new_buf(0, 8);
+    put(0, 8, 0);
+    now(0, 0, NOW_W, 0, COMMIT, sp, 5);
+    now(0, 0, NOW_W, 16, ABORT, sp, 5);
+    now(0, 0, 0, 0, COMMIT, sp, 5); /* read: HB_ESTATE */
+    cast(0, 0, 0, 1);
+    visit(0, 0, 0, ABORT, sp, 5);
+    op1(FZ_OP_BLOCK, 0);
+    op1(FZ_OP_STATS, 0);
+    bad |= save(d, "view-spare");
+  }
+
+  /* v3: a visitor that ran, then its storage scribbled over as if never
+   * initialised: every call answers as on an idle visitor, and it casts
+   * and runs again; the same with a cancelled one. */
+  {
+    v3();
+    new_buf(0, 64);
+    cast(0, 0, 0, 1);
+    visit(0, 8, 0, COMMIT, NULL, 0);
+    op1(FZ_OP_TRY, 0);
+    b(FZ_OP_SCRIBBLE), b(0), b(0xab);
+    op1(FZ_OP_CANCEL, 0);
+    op1(FZ_OP_POLL, 0);
+    op1(FZ_OP_TRY, 0);
+    cast(0, 0, 0, 0);
+    visit(0, 0, 0, COMMIT, NULL, 0);
+    op1(FZ_OP_TRY, 0);
+    cast(1, 0, 0, 1);
+    op1(FZ_OP_CANCEL, 1);
+    b(FZ_OP_SCRIBBLE), b(1), b(0x05);
+    cast(1, 0, 0, 1);
+    visit(1, 0, 0, COMMIT, NULL, 0);
+    op1(FZ_OP_BLOCK, 1);
+    bad |= save(d, "scribble");
+  }
+
+  /* v3: wakers that call back.  Readers 1 and 2 wait behind writer 0 with
+   * wakers that cancel their own visitor (1) and try to drive it (2,
+   * HB_EDEADLK); writer 3 waits behind them with a cancelling waker and is
+   * cancelled (its waker's cancel: HB_ESTATE). */
+  {
+    v3();
+    new_buf(0, 64);
+    cast(0, 0, 0, 1);
+    cast(1, 0, 0, 0);
+    cast(2, 0, 0, 0);
+    cast(3, 0, 0, 1);
+    visit(1, 0, 0, COMMIT, NULL, 0);
+    visit(2, 0, 0, COMMIT, NULL, 0);
+    visit(3, 0, 0, COMMIT, NULL, 0);
+    b(FZ_OP_POLL_BACK), b(1), b(2);
+    b(FZ_OP_POLL_BACK), b(2), b(1);
+    b(FZ_OP_POLL_BACK), b(3), b(2);
+    op1(FZ_OP_CANCEL, 3);
+    visit(0, 0, 0, COMMIT, NULL, 0);
+    op1(FZ_OP_TRY, 0);
+    op1(FZ_OP_TRY, 2);
+    op1(FZ_OP_POLL, 1);
+    bad |= save(d, "wakers-call-back");
   }
   return bad;
 }
