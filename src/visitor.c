@@ -228,30 +228,25 @@ static int hb__run_claimed(hb_visitor *v, uint32_t s, hb__wakelist *wl) {
   return r;
 }
 
-/* The rest of hb__run_claimed when somebody waits: release (it may
- * dispatch), mark v RAN, then do what the release unblocked. */
-static __attribute__((noinline)) void hb__finish_claimed_slow(hb_visitor *v,
-                                                              uint32_t s) {
-  hb__wakelist wl;
-  HB__WAKELIST_INIT(wl);
-  hb__release(hb__ext(v->buf), hb__mode_of_state(s), true, &wl);
-  /* The ticket is back; from here on, only v. */
-  hb__store_state(v, hb__with_phase(s, HB__V_RAN));
-  hb__flush(&wl);
-}
-
 /* Run a claimed visitor here and do what its release unblocked: as
- * hb__run_claimed + hb__flush, with the uncontended release inline and
- * the wakelist only on the slow way (its frame costs the fast one). */
+ * hb__run_claimed + hb__flush, with the uncontended release an inline CAS
+ * (hb__release_fast) rather than a call. */
 static int hb__run_here(hb_visitor *v, uint32_t s, int *result) {
   bool write = (s & HB__V_WRITE) != 0;
+  hb__buf *e = hb__ext(v->buf);
   int r = hb__run_fn(v->buf, &v->type, write, v->reserve, v->fn, v->ctx,
                      true);
   v->result = r;
-  if (hb__release_fast(hb__ext(v->buf), hb__mode_of(write)))
+  if (hb__release_fast(e, hb__mode_of(write))) {
     hb__store_state(v, hb__with_phase(s, HB__V_RAN)); /* only v now */
-  else
-    hb__finish_claimed_slow(v, s);
+  } else {
+    hb__wakelist wl;
+    HB__WAKELIST_INIT(wl);
+    hb__release(e, hb__mode_of(write), true, &wl);
+    /* The ticket is back; from here on, only v. */
+    hb__store_state(v, hb__with_phase(s, HB__V_RAN));
+    hb__flush(&wl);
+  }
   if (result != NULL) *result = r;
   return HB_OK;
 }
