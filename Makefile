@@ -6,7 +6,7 @@ JOBS ?= $(shell nproc 2>/dev/null || echo 2)
 # CMake's makefiles recurse; keep their directory chatter out of the output.
 MAKEFLAGS += --no-print-directory
 CMAKE_FLAGS ?=
-DEMOS = frames seed one_call detached uv_visit packet_pipeline
+DEMOS = frames seed one_call detached uv_visit packet_pipeline fanout
 
 .PHONY: all demo test test-plain test-asan test-tsan bench clean model \
 	fuzz soak soak-plain soak-tsan lint valgrind docs consumers

@@ -17,8 +17,8 @@
  * Each workload also runs written the other way (issue 14), so that no
  * figure depends on one harness's loop shape or allocation pattern:
  *
- *   W1-live      the same work, but each buffer lives on while the next
- *                three are made (a ring of 4, as messages in flight), and
+ *   W1-live      the same work four buffers at a time: four made and
+ *                written, then the four freed (a batch of messages), and
  *                every write indexes through the accessor (hb_data(b)[j],
  *                v[j]) instead of a pointer hoisted out of the loop.
  *   W2-src       append 1 MiB one byte at a time from a source array, from
@@ -162,87 +162,101 @@ static uint64_t w1_evbuffer(void *ctx, uint64_t it) {
 }
 
 /* ---- W1-live ----
- * A ring of W1_LIVE buffers: iteration k makes one, writes it and frees the
- * one made W1_LIVE iterations before, so W1_LIVE - 1 others are alive at
- * every create and every free.  The ring persists across units (ctx). */
+ * Four at a time: four buffers made and written, then the four freed (a
+ * batch of messages), so up to three others are alive at every create and
+ * every free.  Every write indexes through the accessor. */
 #define W1_LIVE 4
 
 static uint64_t w1l_hb(void *ctx, uint64_t it) {
-  hb_buf **ring = ctx;
+  (void)ctx;
   uint64_t sum = 0;
-  for (unsigned k = 0; k < W1_BATCH; k++) {
-    hb_buf *b = hb_new(120);
-    CHECK(b != NULL);
-    for (unsigned j = 0; j < 13; j++) hb_data(b)[j] = (uint8_t)(it + k + j);
-    bench_escape(hb_data(b));
-    sum += hb_data(b)[k % 13];
-    hb_free(ring[k % W1_LIVE]);
-    ring[k % W1_LIVE] = b;
+  for (unsigned k = 0; k < W1_BATCH; k += W1_LIVE) {
+    hb_buf *bs[W1_LIVE];
+    for (unsigned i = 0; i < W1_LIVE; i++) {
+      hb_buf *b = bs[i] = hb_new(120);
+      CHECK(b != NULL);
+      for (unsigned j = 0; j < 13; j++)
+        hb_data(b)[j] = (uint8_t)(it + k + i + j);
+      bench_escape(hb_data(b));
+      sum += hb_data(b)[(k + i) % 13];
+    }
+    for (unsigned i = 0; i < W1_LIVE; i++) hb_free(bs[i]);
   }
   return sum;
 }
 
 static uint64_t w1l_arr(void *ctx, uint64_t it) {
-  arr *ring = ctx;
+  (void)ctx;
   uint64_t sum = 0;
-  for (unsigned k = 0; k < W1_BATCH; k++) {
-    arr a = {malloc(120), 0, 120};
-    CHECK(a.data != NULL);
-    for (unsigned j = 0; j < 13; j++) a.data[j] = (uint8_t)(it + k + j);
-    bench_escape(a.data);
-    sum += a.data[k % 13];
-    free(ring[k % W1_LIVE].data);
-    ring[k % W1_LIVE] = a;
+  for (unsigned k = 0; k < W1_BATCH; k += W1_LIVE) {
+    arr as[W1_LIVE];
+    for (unsigned i = 0; i < W1_LIVE; i++) {
+      arr a = {malloc(120), 0, 120};
+      CHECK(a.data != NULL);
+      for (unsigned j = 0; j < 13; j++) a.data[j] = (uint8_t)(it + k + i + j);
+      bench_escape(a.data);
+      sum += a.data[(k + i) % 13];
+      as[i] = a;
+    }
+    for (unsigned i = 0; i < W1_LIVE; i++) free(as[i].data);
   }
   return sum;
 }
 
 static uint64_t w1l_sds(void *ctx, uint64_t it) {
-  sds *ring = ctx;
+  (void)ctx;
   uint64_t sum = 0;
-  for (unsigned k = 0; k < W1_BATCH; k++) {
-    sds s = sdsnewlen(NULL, 120);
-    CHECK(s != NULL);
-    for (unsigned j = 0; j < 13; j++) s[j] = (char)(uint8_t)(it + k + j);
-    bench_escape(s);
-    sum += (uint8_t)s[k % 13];
-    sdsfree(ring[k % W1_LIVE]); /* NULL is fine */
-    ring[k % W1_LIVE] = s;
+  for (unsigned k = 0; k < W1_BATCH; k += W1_LIVE) {
+    sds ss[W1_LIVE];
+    for (unsigned i = 0; i < W1_LIVE; i++) {
+      sds s = ss[i] = sdsnewlen(NULL, 120);
+      CHECK(s != NULL);
+      for (unsigned j = 0; j < 13; j++)
+        s[j] = (char)(uint8_t)(it + k + i + j);
+      bench_escape(s);
+      sum += (uint8_t)s[(k + i) % 13];
+    }
+    for (unsigned i = 0; i < W1_LIVE; i++) sdsfree(ss[i]);
   }
   return sum;
 }
 
 static uint64_t w1l_garray(void *ctx, uint64_t it) {
-  GByteArray **ring = ctx;
+  (void)ctx;
   uint64_t sum = 0;
-  for (unsigned k = 0; k < W1_BATCH; k++) {
-    GByteArray *a = g_byte_array_sized_new(120);
-    g_byte_array_set_size(a, 13);
-    for (unsigned j = 0; j < 13; j++) a->data[j] = (uint8_t)(it + k + j);
-    bench_escape(a->data);
-    sum += a->data[k % 13];
-    if (ring[k % W1_LIVE] != NULL) g_byte_array_free(ring[k % W1_LIVE], TRUE);
-    ring[k % W1_LIVE] = a;
+  for (unsigned k = 0; k < W1_BATCH; k += W1_LIVE) {
+    GByteArray *as[W1_LIVE];
+    for (unsigned i = 0; i < W1_LIVE; i++) {
+      GByteArray *a = as[i] = g_byte_array_sized_new(120);
+      g_byte_array_set_size(a, 13);
+      for (unsigned j = 0; j < 13; j++)
+        a->data[j] = (uint8_t)(it + k + i + j);
+      bench_escape(a->data);
+      sum += a->data[(k + i) % 13];
+    }
+    for (unsigned i = 0; i < W1_LIVE; i++) g_byte_array_free(as[i], TRUE);
   }
   return sum;
 }
 
 static uint64_t w1l_evbuffer(void *ctx, uint64_t it) {
-  struct evbuffer **ring = ctx;
+  (void)ctx;
   uint64_t sum = 0;
-  for (unsigned k = 0; k < W1_BATCH; k++) {
-    struct evbuffer *e = evbuffer_new();
-    CHECK(e != NULL && evbuffer_expand(e, 120) == 0);
-    struct evbuffer_iovec v;
-    CHECK(evbuffer_reserve_space(e, 13, &v, 1) == 1);
-    for (unsigned j = 0; j < 13; j++)
-      ((uint8_t *)v.iov_base)[j] = (uint8_t)(it + k + j);
-    v.iov_len = 13;
-    CHECK(evbuffer_commit_space(e, &v, 1) == 0);
-    bench_escape(v.iov_base);
-    sum += ((uint8_t *)v.iov_base)[k % 13];
-    if (ring[k % W1_LIVE] != NULL) evbuffer_free(ring[k % W1_LIVE]);
-    ring[k % W1_LIVE] = e;
+  for (unsigned k = 0; k < W1_BATCH; k += W1_LIVE) {
+    struct evbuffer *es[W1_LIVE];
+    for (unsigned i = 0; i < W1_LIVE; i++) {
+      struct evbuffer *e = es[i] = evbuffer_new();
+      CHECK(e != NULL && evbuffer_expand(e, 120) == 0);
+      struct evbuffer_iovec v;
+      CHECK(evbuffer_reserve_space(e, 13, &v, 1) == 1);
+      for (unsigned j = 0; j < 13; j++)
+        ((uint8_t *)v.iov_base)[j] = (uint8_t)(it + k + i + j);
+      v.iov_len = 13;
+      CHECK(evbuffer_commit_space(e, &v, 1) == 0);
+      bench_escape(v.iov_base);
+      sum += ((uint8_t *)v.iov_base)[(k + i) % 13];
+    }
+    for (unsigned i = 0; i < W1_LIVE; i++) evbuffer_free(es[i]);
   }
   return sum;
 }
@@ -658,23 +672,12 @@ int main(int argc, char **argv) {
     bench_run("W1", "evbuffer", "ns/iter", W1_BATCH, w1_evbuffer, NULL);
   }
   if (bench_want(argc, argv, "W1-live")) {
-    hb_buf *hr[W1_LIVE] = {0};
-    bench_run("W1-live", "hyperbuf", "ns/iter", W1_BATCH, w1l_hb, hr);
-    for (int i = 0; i < W1_LIVE; i++) hb_free(hr[i]);
-    arr ar[W1_LIVE] = {{0}};
-    bench_run("W1-live", "hand-array", "ns/iter", W1_BATCH, w1l_arr, ar);
-    for (int i = 0; i < W1_LIVE; i++) free(ar[i].data);
-    sds sr[W1_LIVE] = {0};
-    bench_run("W1-live", "sds", "ns/iter", W1_BATCH, w1l_sds, sr);
-    for (int i = 0; i < W1_LIVE; i++) sdsfree(sr[i]);
-    GByteArray *gr[W1_LIVE] = {0};
-    bench_run("W1-live", "GByteArray", "ns/iter", W1_BATCH, w1l_garray, gr);
-    for (int i = 0; i < W1_LIVE; i++)
-      if (gr[i] != NULL) g_byte_array_free(gr[i], TRUE);
-    struct evbuffer *er[W1_LIVE] = {0};
-    bench_run("W1-live", "evbuffer", "ns/iter", W1_BATCH, w1l_evbuffer, er);
-    for (int i = 0; i < W1_LIVE; i++)
-      if (er[i] != NULL) evbuffer_free(er[i]);
+    bench_run("W1-live", "hyperbuf", "ns/iter", W1_BATCH, w1l_hb, NULL);
+    bench_run("W1-live", "hand-array", "ns/iter", W1_BATCH, w1l_arr, NULL);
+    bench_run("W1-live", "sds", "ns/iter", W1_BATCH, w1l_sds, NULL);
+    bench_run("W1-live", "GByteArray", "ns/iter", W1_BATCH, w1l_garray,
+              NULL);
+    bench_run("W1-live", "evbuffer", "ns/iter", W1_BATCH, w1l_evbuffer, NULL);
   }
   static const char *w2[2] = {"W2-empty", "W2-reserved"};
   for (int reserve = 0; reserve < 2; reserve++) {

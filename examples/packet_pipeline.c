@@ -5,40 +5,45 @@
  *   client thread ----TCP 127.0.0.1----> event loop (this thread, epoll)
  *                                          |  write visitors: socket bytes
  *                                          v  appended by hb_view_read_fd
- *                                      [ one hb_buf of struct packet ]
- *                                          |  read visitors, concurrent
- *                                          v
+ *                                      [ one hb_buf, a stream ]
+ *                                          |  read visitors that wait for
+ *                                          v  the next packet, concurrent
  *                                  worker 0 .. worker W-1 (hb_block_on)
  *
  * Usage: packet_pipeline [packets [workers]]   (default 100000 packets, 2
  * workers).  Exits 0 only if every packet arrived intact and in order.
  *
- * THE WRITER CHAIN.  There is always exactly one write ticket outstanding
- * until the stream ends: each write callback casts the next write visitor
- * before it returns.  A worker that finished a read visit casts its next
- * one at once; that ticket lands behind the outstanding writer, so the
- * worker parks in hb_block_on until new bytes have been appended (never a
- * read visit that finds nothing new).  The loop polls the writer only when
- * the socket has bytes (edge-triggered: a write visit reads until EAGAIN,
- * or stops at a budget and the loop knows more is there), and the writer's
- * waker is an hb_fd_waker in the same epoll set: when the writer's turn
- * comes (the readers ahead of it finished), epoll returns.
+ * THE STREAM.  The buffer is opened as a stream (hb_stream_open): every
+ * byte has an offset that never changes.  Each worker is a registered
+ * consumer (hb_consumer_add) and casts its read visitor with
+ * hb_cast_consumer(..., sizeof(struct packet)): the visitor waits, holding
+ * no ticket, until a whole packet past the worker's position is there, and
+ * is granted right after the write visit that brings it.  So a worker
+ * never runs to find nothing new, and never holds up the loop's writes.
+ * The view says where it starts (hb_view_offset: the packet index is that
+ * over 64); the worker verifies its share of the packets (index % workers
+ * == its id), then releases every whole packet it saw
+ * (hb_consumer_release).  The library drops the bytes that every worker
+ * released, at the start of a later write visit, when no view can see
+ * them move; a partial packet at the end simply stays.  When the client
+ * closes the socket, the write visit that reads EOF closes the stream
+ * (hb_stream_close): every waiting worker is granted with the end mark
+ * (hb_view_eof) and finishes.
  *
- * RELEASING CONSUMED PACKETS.  Every worker verifies its share of the
- * packets (index % workers == its id) and records in `next` the absolute
- * index up to which it has looked at everything.  Read callbacks never run
- * at the same time as a write callback, and the library orders each write
- * visit after the read visits before it, so the next write callback can
- * read every worker's `next` without a lock.  It drops the packets below
- * the smallest `next` -- all workers have passed them -- with
- * hb_view_drain, and advances `base`, the absolute index of element 0.
- * The bytes that remain (packets some worker still has to see, and a
- * partial packet at the end) move to the front; when the workers keep up
- * that is at most a few packets, so the buffer stays small.
+ * THE LOOP.  On each readiness of the socket (edge-triggered), the loop
+ * casts one write visitor and polls it with an hb_fd_waker in the same
+ * epoll set: if readers hold the buffer just then, epoll wakes the loop
+ * when the writer's turn comes.  A write visit reads until EAGAIN, or
+ * stops at a budget (the loop then polls a new one at once).  The stream
+ * bounds the workers' lag (PP_LIMIT): a write visit that would pass it
+ * completes with HB_ENOSPC, and the stream's room waker -- the same fd
+ * waker -- says when to try again; meanwhile the bytes wait in the socket,
+ * where TCP's flow control slows the client down.
  */
 #include <errno.h>
 #include <inttypes.h>
 #include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -92,8 +97,9 @@ static void pp_make(struct packet *p, uint32_t seq) {
 /* ---- shared state ------------------------------------------------------- */
 
 #define PP_MAX_WORKERS 16
-#define PP_READ_CHUNK (64 * 1024)     /* bytes per read(), and reserve */
-#define PP_VISIT_BUDGET (256 * 1024)  /* bytes per write visit, at most */
+#define PP_READ_CHUNK (64 * 1024)    /* bytes per read(), and reserve */
+#define PP_VISIT_BUDGET (256 * 1024) /* bytes per write visit, at most */
+#define PP_LIMIT (8u << 20)          /* most bytes the workers may lag */
 
 struct pp_server;
 
@@ -101,56 +107,34 @@ struct pp_worker {
   struct pp_server *s;
   unsigned id;
   pthread_t thread;
+  hb_consumer c; /* its position in the stream */
   hb_visitor v;
-  uint64_t next;     /* absolute index: all packets below it looked at */
+  uint64_t next;     /* packet index: all packets below it looked at */
   uint64_t verified; /* packets of its share that were intact */
   uint64_t bad;      /* packets of its share that were not */
   int finished;
 };
 
 struct pp_server {
-  hb_buf *buf;
-  int conn;              /* the accepted connection, non-blocking */
-  hb_visitor writer[2];  /* the writer chain alternates between these */
-  unsigned cur;          /* writer[cur] is the outstanding one */
-  /* Below: written by write callbacks, read by read callbacks; the
-   * library's ticket order makes every access race-free. */
-  uint64_t base;         /* absolute index of the buffer's element 0 */
-  int eof;               /* the stream ended (or failed): no more writers */
-  int io_error;          /* errno of a failed read, 0 if none */
+  hb_buf *buf; /* the stream */
+  int conn;    /* the accepted connection, non-blocking */
+  hb_visitor writer;
+  /* Below: written by write callbacks (on the loop thread), read by the
+   * loop after the visit; no worker touches them. */
+  int eof;      /* the stream ended (or failed) */
+  int io_error; /* errno of a failed read, 0 if none */
   uint64_t bytes_in;
-  uint64_t drained;      /* packets released by hb_view_drain */
-  int budget_hit;        /* the last write visit left bytes in the socket */
+  int budget_hit; /* the last write visit left bytes in the socket */
   unsigned nworkers;
   struct pp_worker workers[PP_MAX_WORKERS];
 };
 
 /* ---- the loop side: write visitors -------------------------------------- */
 
-static int pp_writer_cb(hb_view *view, void *ctx);
-
-static int pp_arm_writer(struct pp_server *s, unsigned i) {
-  int rc = HB_CAST_MUT(&s->writer[i], s->buf, struct packet);
-  if (rc == HB_OK) rc = hb_visit(&s->writer[i], PP_READ_CHUNK, pp_writer_cb, s);
-  return rc;
-}
-
+/* Append what the socket has, up to a budget so readers get turns; close
+ * the stream at EOF (its waiting readers then see the end). */
 static int pp_writer_cb(hb_view *view, void *ctx) {
   struct pp_server *s = ctx;
-
-  /* 1. Release what every worker has passed (see the top of the file). */
-  uint64_t low = UINT64_MAX;
-  for (unsigned i = 0; i < s->nworkers; i++)
-    if (s->workers[i].next < low) low = s->workers[i].next;
-  if (low > s->base) {
-    size_t drop = (size_t)(low - s->base);
-    if (hb_view_drain(view, drop * sizeof(struct packet)) == HB_OK) {
-      s->base = low;
-      s->drained += drop;
-    }
-  }
-
-  /* 2. Append what the socket has, up to a budget so readers get turns. */
   size_t got = 0;
   s->budget_hit = 0;
   for (;;) {
@@ -165,20 +149,14 @@ static int pp_writer_cb(hb_view *view, void *ctx) {
     if (rc == HB_EAGAIN) break;
     s->eof = 1; /* HB_EOF, or an error */
     if (rc != HB_EOF) s->io_error = rc == HB_EIO ? errno : ENOMEM;
+    hb_stream_close(s->buf); /* these appends are the last bytes */
     break;
   }
   s->bytes_in += got;
-
-  /* 3. Keep the chain going: the next writer's ticket goes in now, before
-   * this one ends, so workers that come back find it ahead of them. */
-  if (!s->eof && pp_arm_writer(s, s->cur ^ 1u) != HB_OK) {
-    s->eof = 1;
-    s->io_error = ENOMEM;
-  }
   return 0;
 }
 
-/* ---- the workers: read visitors ----------------------------------------- */
+/* ---- the workers: read visitors that wait for packets -------------------- */
 
 /* Check worker `id`'s share (every k-th packet, by absolute index) of the
  * packets [next, end), where packet i sits at p[i - base]; count them into
@@ -199,21 +177,22 @@ static void pp_verify_share(const struct packet *p, uint64_t base,
 
 static int pp_worker_cb(hb_view *view, void *ctx) {
   struct pp_worker *w = ctx;
-  const struct pp_server *s = w->s;
   size_t n;
   const struct packet *p = HB_READ_ARRAY(view, struct packet, &n);
-  uint64_t end = s->base + n; /* w->next >= base: base is the least next */
-  pp_verify_share(p, s->base, w->next, end, w->id, s->nworkers, &w->verified,
-                  &w->bad);
-  w->next = end;
-  if (s->eof) w->finished = 1; /* the last writer ran before this visit */
+  uint64_t first = hb_view_offset(view) / sizeof(struct packet);
+  pp_verify_share(p, first, first, first + n, w->id, w->s->nworkers,
+                  &w->verified, &w->bad);
+  w->next = first + n;
+  hb_consumer_release(&w->c, w->next * sizeof(struct packet));
+  if (hb_view_eof(view)) w->finished = 1; /* nothing follows this view */
   return 0;
 }
 
 static void *pp_worker_main(void *arg) {
   struct pp_worker *w = arg;
   while (!w->finished) {
-    if (HB_CAST(&w->v, w->s->buf, struct packet) != HB_OK ||
+    if (HB_CAST_CONSUMER(&w->v, &w->c, struct packet,
+                         sizeof(struct packet)) != HB_OK ||
         hb_visit(&w->v, 0, pp_worker_cb, w) != HB_OK ||
         hb_block_on(&w->v, NULL) != HB_OK) {
       w->bad++;
@@ -245,6 +224,10 @@ static void *pp_client_main(void *arg) {
     c->error = errno ? errno : ENOMEM;
     goto done;
   }
+  /* Each hb_write_fd sends whole 32 KiB batches: no Nagle wait for the
+   * last partial segment's ACK (a delayed ACK would idle every side). */
+  int one = 1;
+  setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
   for (uint64_t seq = 0; seq < c->packets;) {
     hb_clear(out);
     for (int i = 0; i < 512 && seq < c->packets; i++, seq++) {
@@ -269,6 +252,7 @@ done:
 
 struct pp_result {
   uint64_t sent, received, verified, bad, bytes, drained;
+  size_t peak; /* most unreleased bytes the stream held at once */
   double seconds;
   int ok;
 };
@@ -315,22 +299,26 @@ static int pp_run(uint64_t packets, unsigned nworkers, int verbose,
   epoll_ctl(ep, EPOLL_CTL_ADD, waker.fd, &ev);
 
   s->buf = hb_new(1 << 20);
-  if (s->buf == NULL || pp_arm_writer(s, 0) != HB_OK) return pp_fail("hb_new");
+  if (s->buf == NULL || hb_stream_open(s->buf, PP_LIMIT) != HB_OK ||
+      hb_stream_room_waker(s->buf, hb_fd_waker_get(&waker)) != HB_OK)
+    return pp_fail("hb_new");
 
   double t0 = pp_now();
   for (unsigned i = 0; i < nworkers; i++) {
     struct pp_worker *w = &s->workers[i];
     w->s = s;
     w->id = i;
+    hb_consumer_add(s->buf, &w->c); /* before any byte: it sees them all */
     pthread_create(&w->thread, NULL, pp_worker_main, w);
   }
   struct pp_client client = {ntohs(a.sin_port), packets, 0};
   pthread_t ct;
   pthread_create(&ct, NULL, pp_client_main, &client);
 
-  /* The loop: the socket's readiness and the writer's turn, both via
-   * epoll; the writer is polled only once the socket has data. */
-  int sock_ready = 0, poll_now = 0;
+  /* The loop: the socket's readiness, the writer's turn and the stream's
+   * room, all via epoll.  `armed`: s->writer is cast and polled, waiting
+   * for its turn (the fd waker will say). */
+  int sock_ready = 0, armed = 0, poll_now = 0;
   while (!s->eof) {
     struct epoll_event evs[4];
     int n = epoll_wait(ep, evs, 4, poll_now ? 0 : -1);
@@ -346,20 +334,29 @@ static int pp_run(uint64_t packets, unsigned nworkers, int verbose,
                                  .data.fd = s->conn};
         epoll_ctl(ep, EPOLL_CTL_ADD, s->conn, &ce);
       } else if (fd == waker.fd) {
-        hb_fd_waker_drain(&waker);
+        hb_fd_waker_drain(&waker); /* the writer's turn, or room */
       } else {
         sock_ready = 1;
       }
     }
     if (!sock_ready) continue;
     poll_now = 0;
-    int st = hb_poll(&s->writer[s->cur], hb_fd_waker_get(&waker), NULL);
+    if (!armed) {
+      if (HB_CAST_MUT(&s->writer, s->buf, uint8_t) != HB_OK ||
+          hb_visit(&s->writer, PP_READ_CHUNK, pp_writer_cb, s) != HB_OK)
+        return pp_fail("hb_cast_mut");
+      armed = 1;
+    }
+    int result = 0;
+    int st = hb_poll(&s->writer, hb_fd_waker_get(&waker), &result);
     if (st == HB_PENDING) continue; /* the waker fires when its turn comes */
     if (st != HB_OK) return pp_fail("hb_poll");
-    /* It ran (and armed the next writer unless the stream ended).  If it
-     * read until EAGAIN, wait for the next edge; if it stopped at its
-     * budget, more is there: poll the next writer straight away. */
-    s->cur ^= 1u;
+    armed = 0;
+    /* Full (the workers lag by PP_LIMIT): the room waker fires when they
+     * have caught up halfway; the bytes wait in the socket meanwhile. */
+    if (result == HB_ENOSPC) continue;
+    /* If it read until EAGAIN, wait for the next edge; if it stopped at
+     * its budget, more is there: poll a new writer straight away. */
     sock_ready = poll_now = s->budget_hit;
   }
 
@@ -371,17 +368,20 @@ static int pp_run(uint64_t packets, unsigned nworkers, int verbose,
   }
   r->seconds = pp_now() - t0;
 
-  /* Every visitor has finished: direct mode may look again. */
-  size_t len = hb_len(s->buf);
+  hb_stream_info in;
+  hb_stream_info_get(s->buf, &in);
   r->sent = client.error ? 0 : packets;
-  r->received = s->base + len / sizeof(struct packet);
+  r->received = in.end / sizeof(struct packet);
   r->bytes = s->bytes_in;
-  r->drained = s->drained;
+  r->drained = in.begin / sizeof(struct packet);
+  r->peak = in.peak;
   r->ok = client.error == 0 && s->io_error == 0 && r->bad == 0 &&
-          len % sizeof(struct packet) == 0 && r->received == packets &&
+          in.end % sizeof(struct packet) == 0 && r->received == packets &&
           r->verified == packets &&
           r->bytes == packets * sizeof(struct packet);
 
+  for (unsigned i = 0; i < nworkers; i++)
+    hb_consumer_remove(&s->workers[i].c);
   hb_free(s->buf);
   hb_fd_waker_close(&waker);
   close(ep);
@@ -405,10 +405,13 @@ int main(int argc, char **argv) {
   printf("packet_pipeline: %" PRIu64 " packets sent, %" PRIu64
          " received, %" PRIu64 " verified by %u workers, %" PRIu64 " bad\n",
          r.sent, r.received, r.verified, workers, r.bad);
-  printf("packet_pipeline: %" PRIu64 " bytes in %.3f s: %.0f packets/s, "
-         "%.1f MB/s (%" PRIu64 " packets released by drains)\n",
+  printf("packet_pipeline: %" PRIu64
+         " bytes in %.3f s: %.0f packets/s, "
+         "%.1f MB/s (%" PRIu64
+         " packets dropped once every worker released"
+         " them; at most %zu bytes held)\n",
          r.bytes, r.seconds, (double)r.received / r.seconds, mb / r.seconds,
-         r.drained);
+         r.drained, r.peak);
   printf("packet_pipeline: %s\n",
          r.ok ? "every packet arrived intact and in order"
               : "FAILED: packets lost, damaged or out of order");

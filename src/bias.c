@@ -144,3 +144,14 @@ uint32_t hb__bias_decision(hb__buf *e) {
                           hb__decided) &
          HB__DECIDE_MASK;
 }
+
+/* stream: never bias b from now on (under mu): end a bias it has, and
+ * mark it shared if it was never tried.  A stream's writes must commit
+ * through hb__release (src/stream.c), which a biased write skips. */
+void hb__bias_forbid(hb__buf *e) {
+  if (__atomic_load_n(&e->pub.lock, __ATOMIC_RELAXED) & HB__W_BIASED)
+    hb__unbias(e);
+  const void *none = NULL;
+  __atomic_compare_exchange_n(&e->bias_owner, &none, HB__BIAS_SHARED, false,
+                              __ATOMIC_RELAXED, __ATOMIC_RELAXED);
+}

@@ -15,6 +15,9 @@ void hb__bias_try(hb__buf *e);
 /* End the bias (under mu, BIASED set): from now on the buffer is shared. */
 void hb__unbias(hb__buf *e);
 
+/* stream: never bias e again (under mu; src/stream.c). */
+void hb__bias_forbid(hb__buf *e);
+
 /* The biased thread found BIASED gone: wait for the revoker's decision,
  * HB__DECIDE_KEPT or HB__DECIDE_MOVED. */
 uint32_t hb__bias_decision(hb__buf *e);
@@ -44,7 +47,7 @@ hb__visit_biased(hb_buf *b, const hb_type *t, bool write, size_t reserve,
     }
     moved = true;
   }
-  int r = hb__run_fn(b, t, write, reserve, fn, ctx, false);
+  int r = hb__run_fn(b, t, write, reserve, fn, ctx, false, 0);
   /* RELEASE: a revoker that reads 0 here sees everything the visit did. */
   __atomic_store_n(&b->held, 0, __ATOMIC_RELEASE);
   __atomic_signal_fence(__ATOMIC_SEQ_CST);

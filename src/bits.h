@@ -56,6 +56,9 @@ _Static_assert(HB__W_READERS == UINT64_C(0xfffffffc),
 #define HB__V_SLEEPER (1u << 10)     /* somebody sleeps on the state word */
 #define HB__V_PARKED (1u << 11)      /* its driver waits on the state word
                                         (hb_cancel waits for it to leave) */
+#define HB__V_STREAM (1u << 12)      /* stream: waits in its stream's list
+                                        for data, not in the FIFO queue
+                                        (src/stream.c); changed under mu */
 
 /* Derived masks. */
 #define HB__V_PRESENT (HB__V_DRIVER | HB__V_PARKED) /* a driver that will

@@ -17,6 +17,7 @@
  * length, capacity, cursor and bytes as they were.
  */
 #include "internal.h"
+#include "stream.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -87,13 +88,17 @@ void hb__misuse(const hb_buf *b, const char *call) {
   abort();
 }
 
-/* ---- a per-thread slot for one small freed buffer ------------------------
+/* ---- a per-thread slot for a few small freed buffers ---------------------
  *
  * Code that creates a small buffer, fills it and frees it, over and over
  * (one per message, say), would pay malloc + free every time.  hb_free
- * keeps the last such buffer of a thread in that thread's slot instead, and
- * the next hb_new on the thread that fits in it takes it back: no
- * allocator call at all.  The rules that keep this invisible:
+ * keeps up to HB__SLOT_N such buffers of a thread in that thread's slot
+ * instead, a stack, and hb_new on the thread takes the one on top back if
+ * it fits: no allocator call at all.  Several, because messages are often
+ * made a few at a time before any is freed (a batch, a scatter list): with
+ * one kept buffer, making two then freeing two hit it only half the time
+ * and cost more than malloc (bench/ISSUE14.md, W1-live).  The rules that
+ * keep this invisible:
  *
  *   - Only with the default allocator (malloc/realloc/free): a custom one
  *     sees every allocation and every free, as the OOM tests need.  The slot
@@ -101,11 +106,14 @@ void hb__misuse(const hb_buf *b, const char *call) {
  *   - Only buffers whose bytes never left the header's allocation (raw ==
  *     NULL), at the default alignment, with at most HB__SLOT_MAX bytes.
  *     hb_new reports exactly the capacity asked for, as without the slot.
- *   - Taking a buffer back resets its length, capacity and cursor only, if
- *     visitor mode never touched it: zeroing the whole ~190-byte header
- *     again was a tenth of an hb_new + hb_free pair.  "Never touched" is
- *     read off the fields every finished visit leaves non-zero for good
- *     (hb__unvisited); debug builds check the whole header against it.
+ *   - Only buffers visitor mode never touched, so that taking one back
+ *     resets its length, capacity and cursor only: zeroing the whole
+ *     ~190-byte header again was a tenth of an hb_new + hb_free pair.
+ *     "Never touched" is read off the fields every finished visit leaves
+ *     non-zero for good (hb__unvisited); debug builds check the whole
+ *     header against it.  A visited buffer is freed as without the slot.
+ *   - At most HB__SLOT_N buffers of at most HB__SLOT_MAX bytes each
+ *     (~5.6 KiB with their headers) stay kept per thread.
  *   - Thread exit frees the slot (a pthread key destructor), and so does
  *     process exit for the exiting thread (a destructor function): leak
  *     checkers find nothing.  After either, that thread stops using it.
@@ -123,14 +131,16 @@ void hb__misuse(const hb_buf *b, const char *call) {
 #define HB__SLOT 1
 #endif
 #define HB__SLOT_MAX 512
+#define HB__SLOT_N 8
 
 #if HB__SLOT
 #include <pthread.h>
 
 enum { HB__SLOT_NEW, HB__SLOT_ON, HB__SLOT_OFF };
 static _Thread_local struct {
-  hb__buf *e;    /* the kept buffer, or NULL */
-  size_t cap;    /* its capacity */
+  hb__buf *e[HB__SLOT_N];  /* the kept buffers, [0, n); the top is n - 1 */
+  size_t cap[HB__SLOT_N];  /* their capacities */
+  unsigned n;
   int state;     /* HB__SLOT_*: ON once the thread-exit hook is set */
 } hb__slot __attribute__((tls_model("initial-exec")));
 
@@ -140,8 +150,7 @@ static bool hb__slot_key_ok;
 
 static void hb__slot_drop(void *unused) {
   (void)unused;
-  free(hb__slot.e);
-  hb__slot.e = NULL;
+  while (hb__slot.n > 0) free(hb__slot.e[--hb__slot.n]);
   hb__slot.state = HB__SLOT_OFF;
 }
 
@@ -179,9 +188,9 @@ static __attribute__((noinline)) bool hb__slot_arm(void) {
  * the lock word, a write counts in writes_run, aborted or reserve_failed,
  * a cancel in cancelled.  Then the queue, the mutex, the bias fields and
  * the other counters are still zero too. */
-static inline bool hb__unvisited(const hb__buf *e) {
-  return (e->pub.lock | (uintptr_t)e->bias_owner | e->writes_run |
-          e->aborted | e->reserve_failed | e->cancelled | e->read_wraps) == 0;
+static inline bool hb__unvisited(const hb__buf *e, uint64_t lock) {
+  return (lock | (uintptr_t)e->bias_owner | e->writes_run | e->aborted |
+          e->reserve_failed | e->cancelled | e->read_wraps) == 0;
 }
 
 #ifndef NDEBUG
@@ -206,16 +215,21 @@ static void hb__slot_verify(const hb__buf *e) {
 }
 #endif
 
-/* Keep e in this thread's slot; false if it cannot be kept. */
-static bool hb__slot_put(hb__buf *e) {
+/* Keep e in this thread's slot, armed (HB__SLOT_ON); false if it cannot
+ * be kept. */
+static inline __attribute__((always_inline)) bool hb__slot_put(hb__buf *e,
+                                                       uint64_t lock) {
+  unsigned n = hb__slot.n;
   if (e->raw != NULL || e->align != HB__MAX_ALIGN ||
-      e->pub.cap > HB__SLOT_MAX || hb__slot.e != NULL ||
-      !hb__alloc_is_default())
+      e->pub.cap > HB__SLOT_MAX || n == HB__SLOT_N ||
+      !hb__alloc_is_default() || !hb__unvisited(e, lock))
     return false;
-  if (HB__UNLIKELY(hb__slot.state != HB__SLOT_ON) && !hb__slot_arm())
-    return false;
-  hb__slot.e = e;
-  hb__slot.cap = e->pub.cap;
+#ifndef NDEBUG
+  hb__slot_verify(e);
+#endif
+  hb__slot.e[n] = e;
+  hb__slot.cap[n] = e->pub.cap;
+  hb__slot.n = n + 1;
   return true;
 }
 #endif /* HB__SLOT */
@@ -244,20 +258,16 @@ hb_buf *hb_new_aligned(size_t capacity, size_t align) {
 
 hb_buf *hb_new(size_t capacity) {
 #if HB__SLOT
-  hb__buf *e = hb__slot.e;
-  if (e != NULL && capacity <= hb__slot.cap && hb__alloc_is_default()) {
-    hb__slot.e = NULL;
-    if (HB__LIKELY(hb__unvisited(e))) {
-#ifndef NDEBUG
-      hb__slot_verify(e);
-#endif
-      /* data, align and the zeroes are as hb__init left them. */
-      e->pub.len = 0;
-      e->pub.cap = capacity;
-      e->pub.cursor = 0;
-      return &e->pub;
-    }
-    return hb__init(e, capacity, HB__MAX_ALIGN);
+  unsigned n = hb__slot.n;
+  if (n > 0 && capacity <= hb__slot.cap[n - 1] && hb__alloc_is_default()) {
+    hb__buf *e = hb__slot.e[n - 1];
+    hb__slot.n = n - 1;
+    /* Unvisited (hb__slot_put): data, align and the zeroes are as hb__init
+     * left them. */
+    e->pub.len = 0;
+    e->pub.cap = capacity;
+    e->pub.cursor = 0;
+    return &e->pub;
   }
 #endif
   return hb_new_aligned(capacity, HB__MAX_ALIGN);
@@ -275,18 +285,44 @@ hb_buf *hb_wrap(const void *src, size_t n) {
 
 /* hb_free's cold parts, out of line so that its fast path -- nothing
  * live, the slot takes the buffer -- needs no stack frame. */
-static __attribute__((noinline)) int hb__free_wait(hb__buf *e) {
-  hb__mutex_lock(&e->mu);
-  uint64_t live =
-      __atomic_load_n(&e->pub.lock, __ATOMIC_ACQUIRE) & HB__LIVE_MASK;
-  hb__mutex_unlock(&e->mu);
-  return live != 0 ? HB_EBUSY : HB_OK;
-}
-
 static __attribute__((noinline)) int hb__free_memory(hb__buf *e) {
   hb__free(e->raw);
   hb__free(e);
   return HB_OK;
+}
+
+#if HB__SLOT
+/* The thread's first hb_free (or a thread whose slot is off). */
+static __attribute__((noinline)) int hb__free_unarmed(hb__buf *e,
+                                                      uint64_t lock) {
+  if (hb__slot_arm() && hb__slot_put(e, lock)) return HB_OK;
+  return hb__free_memory(e);
+}
+#endif
+
+/* Nothing of e is live: keep it in the slot, or free it. */
+static inline __attribute__((always_inline)) int hb__free_tail(hb__buf *e,
+                                                               uint64_t lock) {
+  if (HB__UNLIKELY(e->stream != NULL) && hb__stream_free(e) != HB_OK)
+    return HB_EBUSY; /* stream: readers wait for data, or consumers remain */
+#if HB__SLOT
+  if (HB__UNLIKELY(hb__slot.state != HB__SLOT_ON))
+    return hb__free_unarmed(e, lock);
+  if (hb__slot_put(e, lock)) return HB_OK;
+#else
+  (void)lock;
+#endif
+  return hb__free_memory(e);
+}
+
+/* A visitor still live, or a thread still inside the wait queue's mutex:
+ * take the mutex, which waits such a thread out, and look again. */
+static __attribute__((noinline)) int hb__free_slow(hb__buf *e) {
+  hb__mutex_lock(&e->mu);
+  uint64_t lock = __atomic_load_n(&e->pub.lock, __ATOMIC_ACQUIRE);
+  hb__mutex_unlock(&e->mu);
+  if ((lock & HB__LIVE_MASK) != 0) return HB_EBUSY;
+  return hb__free_tail(e, lock);
 }
 
 int hb_free(hb_buf *b) {
@@ -301,19 +337,14 @@ int hb_free(hb_buf *b) {
    * dispatcher that did so while holding the mutex locked it before, so the
    * second load sees it still held, or its unlock (the RELEASE exchange in
    * hb__mutex_unlock, its last touch of *e).  Otherwise take the mutex
-   * (hb__free_wait): that waits such a thread out, exactly as before. */
+   * (hb__free_slow): that waits such a thread out, exactly as before. */
   if (__atomic_load_n(&b->held, __ATOMIC_RELAXED) != 0)
     return HB_EBUSY; /* inside this thread's own biased visit */
-  uint64_t live = __atomic_load_n(&b->lock, __ATOMIC_ACQUIRE) & HB__LIVE_MASK;
-  if (HB__UNLIKELY(live != 0 ||
-                   __atomic_load_n(&e->mu.word, __ATOMIC_ACQUIRE) != 0)) {
-    int rc = hb__free_wait(e);
-    if (rc != HB_OK) return rc;
-  }
-#if HB__SLOT
-  if (hb__slot_put(e)) return HB_OK;
-#endif
-  return hb__free_memory(e);
+  uint64_t lock = __atomic_load_n(&b->lock, __ATOMIC_ACQUIRE);
+  if (HB__UNLIKELY((lock & HB__LIVE_MASK) != 0 ||
+                   __atomic_load_n(&e->mu.word, __ATOMIC_ACQUIRE) != 0))
+    return hb__free_slow(e);
+  return hb__free_tail(e, lock);
 }
 
 size_t hb_align(const hb_buf *b) { return ((const hb__buf *)b)->align; }

@@ -91,14 +91,16 @@ typedef struct hb__buf {
   uint32_t qlen;
   hb_visitor *head, *tail;
   /* Read by every visit of every thread (the bias owner, the alignment
-   * the type check compares with): within the first 88 bytes, so never on
-   * a line with writes_run, which every write visit writes (at the end, 88
-   * bytes on: a line holds 64).  Mixed on one line, a write visit on one
+   * the type check compares with, the stream pointer): within the first 96
+   * bytes, so never on a line with writes_run, which every write visit
+   * writes (at the end, 88 bytes on: a line holds 64).  Mixed on one line, a write visit on one
    * core and a read visit on the other would move it at every visit. */
   const void *bias_owner;  /* the bias (see "BIAS" in src/bias.c).  NULL:
                               never tried; the biased thread's token; or
                               HB__BIAS_SHARED (atomic) */
   size_t align;          /* alignment of pub.data */
+  struct hb__stream *stream; /* stream: hb_stream_open's state, or NULL
+                                (src/stream.c); read by every visit */
   const void *bias_thread; /* the thread it was ever biased to (set once) */
   uint32_t bias_decision;  /* what the revoker found (atomic, futex word) */
   /* hb_block_on's spin budget follows this average wait (atomic, a hint:
@@ -119,7 +121,7 @@ typedef struct hb__buf {
 } hb__buf;
 /* The layout above: no line holds both writes_run and a read-hot field. */
 _Static_assert(offsetof(hb__buf, writes_run) >=
-                   offsetof(hb__buf, align) + sizeof(size_t) + 64,
+                   offsetof(hb__buf, stream) + sizeof(void *) + 64,
                "writes_run shares a cache line with what every visit reads");
 
 /* Add to a counter that only its owner (a write-ticket or direct-mode
@@ -164,6 +166,9 @@ struct hb_view {
   int write;        /* a write visit */
   unsigned shift;   /* log2(size) when size is a power of two, else
                        HB__NO_SHIFT: a shift instead of a division */
+  /* stream: the window of a visit on a stream (src/stream.c), 0 else */
+  size_t skip;      /* bytes of hb_data() before the view's first byte */
+  int eof;          /* the stream was closed when the visit began */
 };
 #define HB__NO_SHIFT 255u
 

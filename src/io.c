@@ -21,6 +21,7 @@
  * right after a drain: the rollback point is where the old bytes now end.
  */
 #include "internal.h"
+#include "stream.h"
 
 #include <errno.h>
 #include <sys/socket.h>
@@ -161,6 +162,8 @@ int hb_view_write_fd(hb_view *view, int fd, size_t offset,
 
 int hb_view_drain(hb_view *view, size_t n) {
   if (!view->write) return HB_ESTATE;
+  if (hb__ext(view->buf)->stream != NULL)
+    return HB_ESTATE; /* stream: consumers release, the library drops */
   if (n > view->start_len) return HB_ERANGE;
   if (n == 0) return HB_OK;
   hb_buf *b = view->buf;

@@ -301,6 +301,8 @@ void hb__dispatch(hb__buf *e, hb__wakelist *wl, uint64_t pending) {
 void hb__release(hb__buf *e, const hb__mode *m, bool ran, hb__wakelist *wl) {
   uint64_t *lock = &e->pub.lock;
   uint64_t delta = (ran ? m->done : 0) - m->ticket;
+  if (ran && m->ticket == HB__W_WRITER && e->stream != NULL)
+    hb__stream_commit(e); /* stream: publish the end, admit the waiters */
   HB__PREFETCH_RMW(lock);
   if (m->done == 0 &&
       (__atomic_load_n(lock, __ATOMIC_RELAXED) & HB__W_WAITERS)) {

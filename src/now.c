@@ -77,12 +77,13 @@ static __attribute__((noinline)) int hb__now_slow(hb_buf *b, bool write,
  * up with HB_EAGAIN and no place in the queue (hb_try_*_now).  Inlined
  * into each of the four: called instead, it would cost each of them a
  * copy of the type and a call (~1.5 ns of W4's ~11). */
-static inline __attribute__((always_inline)) int hb__visit_now(hb_buf *b, hb_type t, bool write,
-                                size_t reserve, hb_visit_fn fn, void *ctx,
-                                int *result, bool wait) {
+static inline __attribute__((always_inline)) int
+hb__visit_now(hb_buf *b, hb_type t, bool write, size_t reserve,
+              hb_visit_fn fn, void *ctx, int *result, bool wait) {
   if (!hb__type_ok(b, t) || fn == NULL) return HB_EINVAL;
   if (reserve > (size_t)PTRDIFF_MAX) return HB_ERANGE;
   hb__buf *e = hb__ext(b);
+  if (write && hb__stream_closed(e)) return HB_ECLOSED; /* stream */
   const void *owner = __atomic_load_n(&e->bias_owner, __ATOMIC_RELAXED);
   if (HB__UNLIKELY(owner == NULL)) {
     hb__bias_try(e);
@@ -95,7 +96,7 @@ static inline __attribute__((always_inline)) int hb__visit_now(hb_buf *b, hb_typ
     int rc = hb__now_slow(b, write, wait);
     if (rc != HB_OK) return rc;
   }
-  int r = hb__run_fn(b, &t, write, reserve, fn, ctx, true);
+  int r = hb__run_fn(b, &t, write, reserve, fn, ctx, true, 0);
   hb__release_now(e, write);
   if (result != NULL) *result = r;
   return HB_OK;

@@ -5,13 +5,14 @@
  */
 #include "internal.h"
 
-/* Inlined into the accessors below: HB_READ_ARRAY / HB_WRITE_ARRAY are
- * in every callback, and calling out from one accessor to the next cost
- * a W4 visit ~3 of its ~11 ns. */
+/* stream: a view starts `skip` bytes into the data (0 but on a stream).
+ * Inlined into the accessors below: HB_READ_ARRAY / HB_WRITE_ARRAY are in
+ * every callback, and calling out from one accessor to the next cost a
+ * W4 visit ~1.5 of its ~11 ns. */
 static inline size_t hb__view_len(const hb_view *view) {
-  if (HB__LIKELY(view->shift != HB__NO_SHIFT))
-    return view->buf->len >> view->shift;
-  return view->buf->len / view->size;
+  size_t n = view->buf->len - view->skip;
+  if (HB__LIKELY(view->shift != HB__NO_SHIFT)) return n >> view->shift;
+  return n / view->size;
 }
 
 size_t hb_view_len(const hb_view *view) { return hb__view_len(view); }
@@ -20,7 +21,7 @@ hb_type hb_view_type(const hb_view *view) { return *view->type; }
 
 const void *hb_view_read_array(hb_view *view, size_t *count) {
   if (count != NULL) *count = hb__view_len(view);
-  return view->buf->data;
+  return view->buf->data + view->skip;
 }
 
 void *hb_view_write_array(hb_view *view, size_t *count) {
@@ -29,12 +30,12 @@ void *hb_view_write_array(hb_view *view, size_t *count) {
     return NULL;
   }
   if (count != NULL) *count = hb__view_len(view);
-  return view->buf->data;
+  return view->buf->data + view->skip;
 }
 
 const uint8_t *hb_view_read_bytes(hb_view *view, size_t *nbytes) {
-  if (nbytes != NULL) *nbytes = view->buf->len;
-  return view->buf->data;
+  if (nbytes != NULL) *nbytes = view->buf->len - view->skip;
+  return view->buf->data + view->skip;
 }
 
 uint8_t *hb_view_write_bytes(hb_view *view, size_t *nbytes) {
@@ -42,8 +43,8 @@ uint8_t *hb_view_write_bytes(hb_view *view, size_t *nbytes) {
     if (nbytes != NULL) *nbytes = 0;
     return NULL;
   }
-  if (nbytes != NULL) *nbytes = view->buf->len;
-  return view->buf->data;
+  if (nbytes != NULL) *nbytes = view->buf->len - view->skip;
+  return view->buf->data + view->skip;
 }
 
 const void *hb__view_array_checked(hb_view *view, size_t size, size_t *count,
@@ -53,7 +54,7 @@ const void *hb__view_array_checked(hb_view *view, size_t size, size_t *count,
     return NULL;
   }
   if (count != NULL) *count = hb__view_len(view);
-  return view->buf->data;
+  return view->buf->data + view->skip;
 }
 
 int hb_view_append_bytes(hb_view *view, const void *src, size_t n) {
@@ -65,7 +66,8 @@ int hb_view_append_bytes(hb_view *view, const void *src, size_t n) {
 int hb_view_append_all(hb_view *view, const void *elems, size_t count) {
   if (!view->write) return HB_ESTATE;
   if (elems == NULL && count > 0) return HB_EINVAL;
-  if (hb_view_len(view) * view->size != view->buf->len) return HB_EINVAL;
+  if (hb_view_len(view) * view->size != view->buf->len - view->skip)
+    return HB_EINVAL;
   if (count > (size_t)PTRDIFF_MAX / view->size) return HB_ERANGE;
   return hb__put_bytes(view->buf, elems, count * view->size);
 }

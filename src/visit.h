@@ -21,6 +21,7 @@
 #define HB_VISIT_H
 
 #include "internal.h"
+#include "stream.h"
 
 #include <stdbool.h>
 
@@ -243,18 +244,24 @@ static inline bool hb__type_ok(const hb_buf *b, hb_type t) {
 }
 
 /* Run fn under a granted ticket: the reservation, the view, the callback,
- * the rollback of an aborted write.  The ticket stays held. */
+ * the rollback of an aborted write.  The ticket stays held.  `from` is the
+ * stream offset a hb_cast_from visitor's view starts at (0 otherwise). */
 static inline int hb__run_fn(hb_buf *b, const hb_type *t, bool write,
                              size_t reserve, hb_visit_fn fn, void *ctx,
-                             bool track) {
+                             bool track, uint64_t from) {
   hb__buf *e = hb__ext(b);
   size_t size = t->size;
   hb_view view = {b, t, b->len, size, write,
                   (size & (size - 1)) == 0 ? (unsigned)__builtin_ctzll(size)
-                                           : HB__NO_SHIFT};
+                                           : HB__NO_SHIFT,
+                  0, 0};
   hb__frame frame = {b, hb__frames};
   int r;
 
+  if (HB__UNLIKELY(e->stream != NULL)) { /* stream: drop, window, end */
+    r = hb__stream_enter(e, &view, write, reserve, from);
+    if (r != HB_OK) return r;
+  }
   if (write && hb__reserve(b, reserve) != HB_OK) {
     r = HB_ENOMEM; /* the turn came but the room could not be had */
     HB__BUMP(e->reserve_failed, 1);
@@ -304,6 +311,9 @@ void hb__release_now_slow(hb__buf *e, bool write);
  * the release unblocked. */
 static inline bool hb__release_fast(hb__buf *e, const hb__mode *m) {
   uint64_t *lock = &e->pub.lock;
+  /* A stream's write release publishes the end first (hb__release). */
+  if (HB__UNLIKELY(m->ticket == HB__W_WRITER && e->stream != NULL))
+    return false;
   HB__PREFETCH_RMW(lock);
   uint64_t w = __atomic_load_n(lock, __ATOMIC_RELAXED);
   while (!(w & HB__W_WAITERS)) {

@@ -220,7 +220,7 @@ bool hb__load_parked(const hb_visitor *v) {
 static int hb__run_claimed(hb_visitor *v, uint32_t s, hb__wakelist *wl) {
   bool write = (s & HB__V_WRITE) != 0;
   int r = hb__run_fn(v->buf, &v->type, write, v->reserve, v->fn, v->ctx,
-                     true);
+                     true, hb__vs_get(v).from);
   v->result = r;
   hb__release(hb__ext(v->buf), hb__mode_of(write), true, wl);
   /* The ticket is back; from here on, only v. */
@@ -235,7 +235,7 @@ static int hb__run_here(hb_visitor *v, uint32_t s, int *result) {
   bool write = (s & HB__V_WRITE) != 0;
   hb__buf *e = hb__ext(v->buf);
   int r = hb__run_fn(v->buf, &v->type, write, v->reserve, v->fn, v->ctx,
-                     true);
+                     true, hb__vs_get(v).from);
   v->result = r;
   if (hb__release_fast(e, hb__mode_of(write))) {
     hb__store_state(v, hb__with_phase(s, HB__V_RAN)); /* only v now */
@@ -270,9 +270,6 @@ typedef struct {
   void *arg;
 } hb__done_call;
 
-static void hb__flush_done(hb__wakelist *wl, hb_visitor *dv,
-                           const hb__done_call *dc);
-
 /* Run one detached visitor claimed RUNNING (taken off wl's chain), then
  * call the wakers its release made due, and only then done: a done that
  * drives or cancels the visitors it unblocked finds them settled. */
@@ -288,19 +285,17 @@ static void hb__run_detached(hb_visitor *v, hb__wakelist *wl) {
 }
 
 /* Call the wakers and run the detached visitors collected in wl until
- * nothing is left: running one may unblock more.
+ * nothing is left: running one may unblock more.  With dc, a cancelled
+ * detached visitor dv's done is called right after the first wakers
+ * (those the cancel made due) and before any detached visitor runs: one of
+ * those could otherwise find dv finished and cast it again before its done
+ * was called.
  *
  * A trampoline: if a flush already runs on this thread -- this one is
  * inside one of its wakers, callbacks or dones -- the detached visitors go
  * to that flush, which runs them once the current callout returns.  So a
  * done that re-arms its visitor, round after round, runs in constant
  * stack; the wakers are called here, at once. */
-void hb__flush_slow(hb__wakelist *wl) { hb__flush_done(wl, NULL, NULL); }
-
-/* hb__flush_slow, with a cancelled detached visitor's done called right
- * after the first wakers (those the cancel made due) and before any
- * detached visitor runs: one of those could otherwise find v finished and
- * cast it again before its done was called. */
 static void hb__flush_done(hb__wakelist *wl, hb_visitor *dv,
                            const hb__done_call *dc) {
   hb__wakelist *outer = hb__flushing;
@@ -327,6 +322,8 @@ static void hb__flush_done(hb__wakelist *wl, hb_visitor *dv,
   }
   hb__flushing = outer;
 }
+
+void hb__flush_slow(hb__wakelist *wl) { hb__flush_done(wl, NULL, NULL); }
 
 void hb__run_pending(void) {
   bool again = true;
@@ -508,6 +505,10 @@ static int hb__cast(hb_visitor *v, hb_buf *b, hb_type t, bool write) {
    * CAS below few -- a locked instruction waits for them to drain (the
    * cookie is stored after it, before the state that publishes it).  The
    * cookie and buf are atomic: hb_cancel may read them from any thread. */
+  if (HB__UNLIKELY(hb__ext(b)->stream != NULL)) { /* stream */
+    if (write && hb__stream_closed(hb__ext(b))) return HB_ECLOSED;
+    hb__vs_set(v, (hb__vstream){0, 0}); /* a plain cast: from the start */
+  }
   __atomic_store_n(&v->buf, b, __ATOMIC_RELAXED);
   v->type = t;
   v->armed = 0;
@@ -583,11 +584,9 @@ int hb_visit_detached(hb_visitor *v, size_t reserve, hb_visit_fn fn,
   __atomic_fetch_or(&v->state, HB__V_DETACHED, __ATOMIC_RELAXED);
   /* Run it through a flush of its own: here, or -- inside a flush already
    * running on this thread -- by that flush, after the current callout. */
-  hb__wakelist wl;
-  HB__WAKELIST_INIT(wl);
   v->next = NULL;
-  wl.detached = wl.detached_tail = v;
-  hb__flush(&wl);
+  hb__wakelist wl = {.detached = v, .detached_tail = v};
+  hb__flush_slow(&wl);
   return HB_OK;
 }
 
@@ -699,7 +698,10 @@ int hb_cancel(hb_visitor *v) {
         done_arg = v->done_arg;
       }
       own_waker = s & HB__V_WAKER;
-      hb__queue_unlink(e, v);
+      if (s & HB__V_STREAM)
+        hb__stream_unlink(e, v); /* stream: waiting for data, not queued */
+      else
+        hb__queue_unlink(e, v);
       __atomic_fetch_add(&e->cancelled, 1, __ATOMIC_RELAXED);
       /* Those behind it may be free to go now (a writer left the head). */
       hb__dispatch(e, &wl, 0);

@@ -1,6 +1,7 @@
 /*
  * test_pipeline.c -- small runs of examples/packet_pipeline.c over TCP on
  * 127.0.0.1, every packet checked; and its verifier catching damage.
+ * The pipeline runs on a stream (issue 12): no writer chain, no drains.
  * The example is compiled in here, without its main.
  */
 #include "hb_test.h"
@@ -51,7 +52,6 @@ static void verifier_catches_damage(void **state) {
   enum { N = 40 };
   struct pp_server *s = calloc(1, sizeof *s);
   s->nworkers = 2;
-  s->eof = 1;
   s->buf = hb_new(0);
   for (uint32_t i = 0; i < N; i++) {
     struct packet p;
@@ -62,13 +62,20 @@ static void verifier_catches_damage(void **state) {
     assert_int_equal(hb_put(s->buf, &p, sizeof p), HB_OK);
   }
   assert_int_equal(hb_put(s->buf, "tail", 4), HB_OK); /* a partial one */
+  /* The bytes become a closed stream's offsets 0..: one read visit each. */
+  assert_int_equal(hb_stream_open(s->buf, 0), HB_OK);
+  for (unsigned k = 0; k < 2; k++)
+    assert_int_equal(hb_consumer_add(s->buf, &s->workers[k].c), HB_OK);
+  assert_int_equal(hb_stream_close(s->buf), HB_OK);
   for (unsigned k = 0; k < 2; k++) {
     struct pp_worker *w = &s->workers[k];
     w->s = s;
     w->id = k;
-    pp_worker_main(w); /* one read visit: eof is set */
+    pp_worker_main(w); /* one read visit: the end mark is in its view */
     assert_int_equal(w->next, N);
+    assert_int_equal(hb_consumer_pos(&w->c), N * sizeof(struct packet));
     assert_true(w->finished);
+    assert_int_equal(hb_consumer_remove(&w->c), HB_OK);
   }
   /* 7 and 21 are worker 1's, 12 is worker 0's. */
   assert_int_equal(s->workers[0].bad, 1);

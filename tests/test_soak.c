@@ -50,6 +50,7 @@
 #include <time.h>
 #include <unistd.h>
 
+
 #define NTHREADS 4
 #define NBUF 2
 #define BIASED_BUF 1 /* starts life with thread 0's one-call visits */
@@ -361,6 +362,148 @@ static void step_on(worker *w, int which, int force_cast) {
   drive(w, t, &v, (int)(rnd(w) % 3));
 }
 
+/* ---- the stream (issue 12) ----------------------------------------------
+ *
+ * A third buffer is a stream with a lag limit.  Every thread is one of its
+ * registered consumers, and about one step in eight is a stream step: a
+ * consumer's read visitor cast to wait for the next record (driven by
+ * hb_block_on, hb_poll on the eventfd, or detached; or cancelled while it
+ * waits), and, when no record is there yet, a write of 1..8 records of
+ * its own first (whose commit grants the waiter, and maybe the other
+ * threads' waiters).  Each consumer checks every record it sees once,
+ * per writer in sequence, releases all of it (or half: the rest is seen
+ * again and must not be counted twice).  At the end the stream is closed
+ * and each consumer must have counted every committed record exactly
+ * once. */
+#define STREAM_LIMIT (64 * 1024)
+
+static hb_buf *sbuf;
+static uint64_t s_committed;          /* atomic: records in the stream */
+static uint32_t s_seq[NTHREADS];      /* per writer, under the write ticket */
+
+typedef struct {
+  hb_consumer c;
+  uint64_t counted_upto, count, bad, visits, cancels, full;
+  uint32_t next_seq[NTHREADS];
+  int half;
+} sconsumer;
+
+static sconsumer scons[NTHREADS];
+
+typedef struct {
+  int writer, n;
+} sjob;
+
+static int s_write_cb(hb_view *view, void *ctx) {
+  sjob *j = ctx;
+  for (int i = 0; i < j->n; i++) {
+    record r = {(uint32_t)j->writer, s_seq[j->writer]++, COMMITTED, 0, {0}};
+    memset(r.payload, (int)(r.seq & 0xff), sizeof r.payload);
+    r.crc = rec_crc(&r);
+    if (hb_view_append(view, &r) != HB_OK) return -1;
+  }
+  return 0;
+}
+
+static int s_read_cb(hb_view *view, void *ctx) {
+  sconsumer *c = ctx;
+  size_t n;
+  const record *r = HB_READ_ARRAY(view, record, &n);
+  uint64_t off = hb_view_offset(view);
+  c->visits++;
+  if (off > c->counted_upto) c->bad++; /* bytes lost under us */
+  for (size_t i = 0; i < n; i++) {
+    uint64_t at = off + i * REC;
+    if (at < c->counted_upto) continue; /* seen before a half release */
+    if (r[i].crc != rec_crc(&r[i]) || r[i].writer >= NTHREADS ||
+        r[i].seq != c->next_seq[r[i].writer]++)
+      c->bad++;
+    c->count++;
+    c->counted_upto = at + REC;
+  }
+  uint64_t upto = off + (c->half && n > 1 ? n / 2 : n) * REC;
+  if (hb_consumer_release(&c->c, upto) != HB_OK) c->bad++;
+  return 0;
+}
+
+static void s_job(worker *w, sjob *j) {
+  j->writer = w->id;
+  j->n = 1 + (int)(rnd(w) % 8);
+}
+
+static void s_count(int res, const sjob *j) {
+  if (res == HB_ENOSPC) return;
+  if (res != 0) fail_msg("stream write result %d", res);
+  __atomic_fetch_add(&s_committed, (uint64_t)j->n, __ATOMIC_RELAXED);
+}
+
+/* One stream step.  A thread never blocks on its waiting reader (every
+ * thread might, with nobody left to write), and never makes a blocking
+ * write while its own reader may hold a granted ticket (the write would
+ * wait for that ticket, which only this thread can finish). */
+static void stream_step(worker *w) {
+  sconsumer *c = &scons[w->id];
+  hb_visitor v = HB_VISITOR_INIT, wr = HB_VISITOR_INIT;
+  sjob j;
+  s_job(w, &j);
+  c->half = rnd(w) % 8 == 0;
+  int how = (int)(rnd(w) % 4), res = 0;
+  if (HB_CAST_CONSUMER(&v, &c->c, record, REC) != HB_OK) fail_msg("s cast");
+  if (how == 3) { /* detached: runs on whichever thread's write grants it */
+    if (hb_visit_detached(&v, 0, s_read_cb, c, on_done, w) != HB_OK)
+      fail_msg("s detached");
+    if (HB_WRITE_NOW(sbuf, record, (size_t)j.n * REC, s_write_cb, &j, &res) !=
+        HB_OK)
+      fail_msg("s write");
+    s_count(res, &j);
+    if (res == HB_ENOSPC && hb_cancel(&v) == HB_OK) c->cancels++;
+    efd_wait(w->efd); /* its done: ran, or cancelled */
+    return;
+  }
+  if (hb_visit(&v, 0, s_read_cb, c) != HB_OK) fail_msg("s visit");
+  if (hb__load_granted(&v)) { /* the record is there: any driver */
+    drive(w, &w->t[0], &v, how);
+    return;
+  }
+  if (how == 2) { /* cancel it while it waits (or just after a grant) */
+    if (hb_cancel(&v) != HB_OK) fail_msg("s cancel");
+    c->cancels++;
+    return;
+  }
+  /* A write visitor beside it, both driven without blocking: the reader
+   * is granted right after the write commits (or after another's). */
+  if (HB_CAST_MUT(&wr, sbuf, record) == HB_OK) {
+    if (hb_visit(&wr, (size_t)j.n * REC, s_write_cb, &j) != HB_OK)
+      fail_msg("s write visit");
+  }
+  int rdone = 0, wdone = 0;
+  for (int spins = 0; !rdone || !wdone; spins++) {
+    int rc;
+    if (!wdone) {
+      rc = hb_try_visit(&wr, &res);
+      if (rc == HB_OK) {
+        wdone = 1;
+        s_count(res, &j);
+        if (res == HB_ENOSPC && !rdone && hb_cancel(&v) == HB_OK) {
+          c->cancels++;
+          c->full++;
+          rdone = 1;
+        }
+      } else if (rc != HB_EAGAIN) {
+        fail_msg("s try writer: %s", hb_err_name(rc));
+      }
+    }
+    if (!rdone) {
+      rc = how == 1 ? hb_poll(&v, (hb_waker){NULL, NULL}, NULL)
+                    : hb_try_visit(&v, NULL);
+      if (rc == HB_OK) rdone = 1;
+      else if (rc != HB_EAGAIN && rc != HB_PENDING)
+        fail_msg("s try reader: %s", hb_err_name(rc));
+    }
+    if (spins > 64) sched_yield();
+  }
+}
+
 static double deadline;
 
 static double now(void) {
@@ -404,7 +547,12 @@ static void *worker_main(void *arg) {
     while (!__atomic_load_n(&gate_open, __ATOMIC_ACQUIRE)) sched_yield();
     step_on(w, BIASED_BUF, 1); /* a cast: revokes the bias if still there */
   }
-  while (now() < deadline) step_on(w, (int)(rnd(w) % NBUF), 0);
+  while (now() < deadline) {
+    if (rnd(w) % 8 == 0)
+      stream_step(w);
+    else
+      step_on(w, (int)(rnd(w) % NBUF), 0);
+  }
   pthread_mutex_lock(&all_mu);
   for (int k = 0; k < NBUF; k++) {
     uint64_t *dst = (uint64_t *)&all[k];
@@ -456,6 +604,43 @@ static void reconcile(int k, double secs) {
       (unsigned long long)st.longest_queue);
 }
 
+/* Close the stream, let each consumer see the rest, count. */
+static void reconcile_stream(void) {
+  assert_int_equal(hb_stream_close(sbuf), HB_OK);
+  uint64_t total = __atomic_load_n(&s_committed, __ATOMIC_RELAXED);
+  hb_stream_info in;
+  assert_int_equal(hb_stream_info_get(sbuf, &in), HB_OK);
+  assert_int_equal(in.end, total * REC);
+  assert_int_equal(in.waiting, 0);
+  assert_true(in.peak <= STREAM_LIMIT + 8 * REC);
+  for (int i = 0; i < NTHREADS; i++) {
+    sconsumer *c = &scons[i];
+    c->half = 0;
+    hb_visitor v = HB_VISITOR_INIT;
+    assert_int_equal(HB_CAST_CONSUMER(&v, &c->c, record, REC), HB_OK);
+    assert_int_equal(hb_visit(&v, 0, s_read_cb, c), HB_OK);
+    assert_int_equal(hb_try_visit(&v, NULL), HB_OK); /* closed: at once */
+    assert_int_equal(c->bad, 0);
+    assert_int_equal(c->count, total); /* every record exactly once */
+    for (int k = 0; k < NTHREADS; k++)
+      assert_int_equal(c->next_seq[k], s_seq[k]);
+    assert_int_equal(hb_consumer_remove(&c->c), HB_OK);
+  }
+  unsigned long long visits = 0, cancels = 0, full = 0;
+  for (int i = 0; i < NTHREADS; i++) {
+    visits += scons[i].visits;
+    cancels += scons[i].cancels;
+    full += scons[i].full;
+  }
+  print_message("soak: stream: %llu records committed, seen by each of %d "
+                "consumers exactly once in %llu visits; %llu waiting "
+                "readers cancelled, %llu writes found it full; peak %zu B, "
+                "%llu compactions\n",
+                (unsigned long long)total, NTHREADS, visits, cancels, full,
+                in.peak, (unsigned long long)in.compactions);
+  assert_int_equal(hb_free(sbuf), HB_OK);
+}
+
 static void soak(void **state) {
   (void)state;
   double secs = 2;
@@ -468,6 +653,11 @@ static void soak(void **state) {
     bufs[k].b = hb_new(0);
     assert_non_null(bufs[k].b);
   }
+  sbuf = hb_new(4096);
+  assert_non_null(sbuf);
+  assert_int_equal(hb_stream_open(sbuf, STREAM_LIMIT), HB_OK);
+  for (int i = 0; i < NTHREADS; i++)
+    assert_int_equal(hb_consumer_add(sbuf, &scons[i].c), HB_OK);
   worker ws[NTHREADS];
   pthread_t th[NTHREADS];
   deadline = now() + secs;
@@ -509,6 +699,7 @@ static void soak(void **state) {
 
   for (int k = 0; k < NBUF; k++) reconcile(k, secs);
   for (int k = 0; k < NBUF; k++) assert_int_equal(hb_free(bufs[k].b), HB_OK);
+  reconcile_stream();
 }
 
 int main(int argc, char **argv) {

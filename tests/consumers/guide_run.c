@@ -3,7 +3,8 @@
  * (scripts/consumers.sh extracts it to guide.c): two frames and the start
  * of a third go in through a socketpair, on_readable takes the two whole
  * frames off, on_writable echoes them, and the rest of the third frame
- * then completes it.
+ * then completes it; a last frame and the peer's close arrive together,
+ * and the frame is still handled before HB_EOF.
  */
 #include "guide.c"
 
@@ -37,9 +38,12 @@ int main(void) {
   if (write(sv[1], "hi", 2) != 2) return 7;
   if (on_readable(&c) != HB_OK || on_writable(&c) != HB_OK) return 8;
   if (expect_echo(sv[1], "\0\0\0\4fghi", 8) != 0) return 9;
+  if (write(sv[1], "\0\0\0\1z", 5) != 5) return 10;
+  shutdown(sv[1], SHUT_WR); /* the frame and the end, in one readiness */
+  if (on_readable(&c) != HB_EOF || on_writable(&c) != HB_OK) return 11;
+  if (expect_echo(sv[1], "\0\0\0\1z", 5) != 0) return 12;
   close(sv[1]);
-  if (on_readable(&c) != HB_EOF) return 10;
   printf("guide: frames decoded and echoed; HB_EOF at the end\n");
   close(sv[0]);
-  return hb_free(c.in) == HB_OK && hb_free(c.out) == HB_OK ? 0 : 11;
+  return hb_free(c.in) == HB_OK && hb_free(c.out) == HB_OK ? 0 : 13;
 }

@@ -33,7 +33,8 @@ int main(void) {
   hb_uv_req req;
   uv_loop_t *loop = uv_default_loop();
   uv_timer_t timer;
-  if (HB_CAST_MUT(&w, b, uint8_t) != HB_OK || HB_CAST(&r, b, uint8_t) != HB_OK ||
+  if (HB_CAST_MUT(&w, b, uint8_t) != HB_OK ||
+      HB_CAST(&r, b, uint8_t) != HB_OK ||
       hb_uv_visit(loop, &req, &r, 0, count_bytes, NULL, done) != HB_OK)
     return 2;
   uv_timer_init(loop, &timer);

@@ -21,10 +21,14 @@
  *       operations marked "v2" below.  v1 operations keep their numbers.
  *   v3  an input that begins with FZ_V3_MAGIC ("HB" 0x03): v2, plus the
  *       operations marked "v3" (issue 14: spare room + commit, the writer
- *       session, gather export; issue 10: storage that was never a
- *       visitor, wakers that call back), parsed modulo FZ_OP_COUNT and
- *       FZ_S_COUNT; v2 inputs are parsed modulo FZ_OP_COUNT_V2 and
- *       FZ_S_COUNT_V2.
+ *       session, gather export), parsed modulo FZ_OP_COUNT and FZ_S_COUNT;
+ *       v2 inputs are parsed modulo FZ_OP_COUNT_V2 and FZ_S_COUNT_V2.
+ *   v4  an input that begins with FZ_V4_MAGIC ("HB" 0x04): v3, plus the
+ *       operations marked "v4" (issue 10: storage that was never a
+ *       visitor, wakers that call back), parsed modulo FZ_OP_COUNT; v3
+ *       inputs are parsed modulo FZ_OP_COUNT_V3.
+ * And a language of its own: an input that begins with FZ_STREAM_MAGIC
+ * ("HBs") is all stream operations (issue 12, FZ_SOP_* below).
  */
 #ifndef HB_FUZZ_OPS_H
 #define HB_FUZZ_OPS_H
@@ -35,8 +39,29 @@
 
 #define FZ_V2_MAGIC "HB\x02"
 #define FZ_V2_MAGIC_LEN 3
-#define FZ_V3_MAGIC "HB\x03"
-#define FZ_V3_MAGIC_LEN 3
+#define FZ_V3_MAGIC "HB\x03" /* as long as FZ_V2_MAGIC */
+#define FZ_V4_MAGIC "HB\x04" /* as long as FZ_V2_MAGIC */
+/* Streams (issue 12): an input that begins with FZ_STREAM_MAGIC is all
+ * stream operations, 3 bytes each (opcode % FZ_SOP_COUNT, a, c),
+ * interpreted by tests/fuzz/fz_stream.c against its own model. */
+#define FZ_STREAM_MAGIC "HBs" /* as long as FZ_V2_MAGIC */
+
+enum {
+  FZ_SOP_OPEN,          /* a < 128: no limit, else limit (a & 0x7f) * 16 + 1 */
+  FZ_SOP_WRITE,         /* hb_write_now of a % 200 bytes, reserve c */
+  FZ_SOP_CAST_FROM,     /* vis a, detached (a >> 4) & 1; from begin +
+                           (c >> 4) * 8, min (c & 15) * 9 */
+  FZ_SOP_CAST_CONSUMER, /* vis a, consumer (a >> 3), detached (a >> 5) & 1,
+                           min c % 100 */
+  FZ_SOP_POLL,          /* vis a */
+  FZ_SOP_TRY,           /* vis a */
+  FZ_SOP_CANCEL,        /* vis a */
+  FZ_SOP_CONSUMER,      /* consumer a; (a >> 2) % 4: add, remove, release
+                           to pos + c (odd c: pos - c, a no-op), release */
+  FZ_SOP_CLOSE,
+  FZ_SOP_FREE,
+  FZ_SOP_COUNT
+};
 
 /* A size argument is 3 bytes: a class byte, then a 16-bit little-endian
  * payload p.  Classes (class byte % 16):
@@ -115,6 +140,7 @@ enum {
                       and hb_writer_put_u32_le(c * 0x01010101) */
   FZ_OP_PEEK_IOV,  /* slot, iovcnt byte (% 5; 4 means -1), flags (bit 0
                       iov NULL) */
+  /* v4 only: */
   FZ_OP_SCRIBBLE,  /* vis, byte: fill a visitor that is not live with the
                       byte, as storage never initialised would be; it is
                       idle from then on (any storage may be cast) */
@@ -125,8 +151,9 @@ enum {
                       the call comes from its cancel) */
   FZ_OP_COUNT
 };
-#define FZ_OP_COUNT_V2 (FZ_OP_NOW + 1) /* 22 */
 #define FZ_OP_COUNT_V1 (FZ_OP_CANCEL + 1) /* 21 */
+#define FZ_OP_COUNT_V2 (FZ_OP_NOW + 1)    /* 22 */
+#define FZ_OP_COUNT_V3 (FZ_OP_PEEK_IOV + 1)
 
 /* Script of a callback: byte 0 chooses the return value (< 48: abort with
  * -1 - b % 8; else commit with b % 64), then steps of 3 bytes: an opcode

@@ -47,7 +47,10 @@
  *   - spare room + commit, the writer session and hb_peek_iov (v3 inputs,
  *     fz_spare.c): committed bytes join the model, uncommitted ones never
  *     do, a failed put or spare changes nothing (the writer included), and
- *     an aborted visit rolls a view's commit back.
+ *     an aborted visit rolls a view's commit back;
+ *   - streams (FZ_STREAM_MAGIC inputs, issue 12): tests/fuzz/fz_stream.c,
+ *     a language and a model of their own (offsets, waiting readers,
+ *     consumers).
  *
  * Any disagreement prints the operation number and both sides, then
  * aborts.  At the end every live visitor is cancelled, every buffer freed,
@@ -176,7 +179,7 @@ typedef struct {
   int waker_set;    /* a pending poll stored a waker */
   unsigned wakes;   /* calls of the current waker */
   unsigned done_calls;
-  int wake_action;  /* what its current waker does when called (v3) */
+  int wake_action;  /* what its current waker does when called (v4) */
   size_t start_len; /* while running */
   uint8_t *start_data;
 } fz_mvis;
@@ -185,9 +188,10 @@ typedef struct {
 typedef struct {
   fz_mbuf buf[FZ_NBUF];
   fz_mvis vis[FZ_NALL];   /* [FZ_NOW0 + d]: one-call visit made at depth d */
-  int v2;                 /* the input is in the v2 (or v3) language */
+  int v2;                 /* the input is in the v2 language or later */
   int v3;                 /* the input is in the v3 language */
-  int wake_action;        /* for the next pending hb_poll's waker (v3) */
+  int v4;                 /* the input is in the v4 language */
+  int wake_action;        /* for the next pending hb_poll's waker (v4) */
   int bias_avail;         /* hb__bias_available() */
   int depth;              /* callbacks running on this thread */
   int stack[FZ_MAX_DEPTH + 1]; /* their visitors, innermost last */
@@ -273,6 +277,10 @@ void fz_op_spare(fz_in *in);
 void fz_op_writer(fz_in *in);
 void fz_op_peek_iov(fz_in *in);
 void fz_view_spare(hb_view *view, fz_mvis *m, uint8_t a, uint8_t c);
+
+/* fz_stream.c: run the rest of an FZ_STREAM_MAGIC input (the stream
+ * language). */
+void fz_stream_run(fz_in *in);
 
 /* fz_run.c: run one input against the library and the model; aborts on
  * the first disagreement.  @return 0 */

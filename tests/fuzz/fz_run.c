@@ -73,15 +73,29 @@ int fz_run(const uint8_t *data, size_t size) {
   fz_in in = {data, size, 0};
   fz_init();
   if (size >= FZ_V2_MAGIC_LEN &&
+      memcmp(data, FZ_STREAM_MAGIC, FZ_V2_MAGIC_LEN) == 0) {
+    in.off = FZ_V2_MAGIC_LEN; /* streams: a language of their own */
+    fz_stream_run(&in);
+    fz_finish();
+    return 0;
+  }
+  if (size >= FZ_V2_MAGIC_LEN &&
       memcmp(data, FZ_V2_MAGIC, FZ_V2_MAGIC_LEN) == 0) {
     fz.v2 = 1;
     in.off = FZ_V2_MAGIC_LEN;
-  } else if (size >= FZ_V3_MAGIC_LEN &&
-             memcmp(data, FZ_V3_MAGIC, FZ_V3_MAGIC_LEN) == 0) {
+  } else if (size >= FZ_V2_MAGIC_LEN &&
+             memcmp(data, FZ_V3_MAGIC, FZ_V2_MAGIC_LEN) == 0) {
     fz.v2 = fz.v3 = 1;
-    in.off = FZ_V3_MAGIC_LEN;
+    in.off = FZ_V2_MAGIC_LEN;
+  } else if (size >= FZ_V2_MAGIC_LEN &&
+             memcmp(data, FZ_V4_MAGIC, FZ_V2_MAGIC_LEN) == 0) {
+    fz.v2 = fz.v3 = fz.v4 = 1;
+    in.off = FZ_V2_MAGIC_LEN;
   }
-  int nops = fz.v3 ? FZ_OP_COUNT : fz.v2 ? FZ_OP_COUNT_V2 : FZ_OP_COUNT_V1;
+  int nops = fz.v4   ? FZ_OP_COUNT
+             : fz.v3 ? FZ_OP_COUNT_V3
+             : fz.v2 ? FZ_OP_COUNT_V2
+                     : FZ_OP_COUNT_V1;
   while (in.off < in.n && fz_opno < FZ_MAX_OPS) {
     int op = fz_in_u8(&in) % nops;
     fz_opno++;

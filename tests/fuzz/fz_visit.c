@@ -19,7 +19,7 @@ static void fz_wake(void *arg) {
   FZ_EQ(m->wakes, 1);
   FZ_ASSERT(m->state == VS_CANCELLED ||
             (m->state == VS_ARMED && fz_runnable(j, 1)));
-  /* v3: call back on the visitor from inside its own waker. */
+  /* v4: call back on the visitor from inside its own waker. */
   int res = 0x5eed, rc;
   switch (m->wake_action) {
   case 1: /* drivers: waiting here would be waiting for ourselves */

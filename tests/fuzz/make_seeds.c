@@ -67,8 +67,8 @@ static void v2(void) {
 }
 /* v3: the magic first, then v3 operations may follow. */
 static void v3(void) {
-  memcpy(buf + len, FZ_V3_MAGIC, FZ_V3_MAGIC_LEN);
-  len += FZ_V3_MAGIC_LEN;
+  memcpy(buf + len, FZ_V3_MAGIC, FZ_V2_MAGIC_LEN);
+  len += FZ_V2_MAGIC_LEN;
 }
 /* hb_spare(n), then k % (n + 1) pattern bytes committed; flags as in
  * fuzz_ops.h (1: spare NULL, 2: commit k alone). */
@@ -81,6 +81,11 @@ static void writer(int slot, const uint8_t *steps, int nsteps, int flags) {
   b(FZ_OP_WRITER), b(slot), b(nsteps);
   for (int i = 0; i < 3 * nsteps; i++) b(steps[i]);
   b(flags);
+}
+/* v4: the magic first; then FZ_OP_SCRIBBLE and FZ_OP_POLL_BACK may come. */
+static void v4(void) {
+  memcpy(buf + len, FZ_V4_MAGIC, FZ_V2_MAGIC_LEN);
+  len += FZ_V2_MAGIC_LEN;
 }
 #define NOW_W 1       /* hb_write_now (else hb_read_now) */
 #define NOW_NULLFN 2
@@ -557,11 +562,11 @@ int main(int argc, char **argv) {
     bad |= save(d, "view-spare");
   }
 
-  /* v3: a visitor that ran, then its storage scribbled over as if never
+  /* v4: a visitor that ran, then its storage scribbled over as if never
    * initialised: every call answers as on an idle visitor, and it casts
    * and runs again; the same with a cancelled one. */
   {
-    v3();
+    v4();
     new_buf(0, 64);
     cast(0, 0, 0, 1);
     visit(0, 8, 0, COMMIT, NULL, 0);
@@ -582,12 +587,12 @@ int main(int argc, char **argv) {
     bad |= save(d, "scribble");
   }
 
-  /* v3: wakers that call back.  Readers 1 and 2 wait behind writer 0 with
+  /* v4: wakers that call back.  Readers 1 and 2 wait behind writer 0 with
    * wakers that cancel their own visitor (1) and try to drive it (2,
    * HB_EDEADLK); writer 3 waits behind them with a cancelling waker and is
    * cancelled (its waker's cancel: HB_ESTATE). */
   {
-    v3();
+    v4();
     new_buf(0, 64);
     cast(0, 0, 0, 1);
     cast(1, 0, 0, 0);

@@ -73,36 +73,42 @@ fn w1_bytesmut(it: u64) -> u64 {
     sum
 }
 
-// ---- W1-live: a ring of 4 buffers, indexed writes (see bench_buf.c) ------
+// ---- W1-live: four at a time, made and written, then freed together -----
 
-const W1_LIVE: usize = 4;
+const W1_LIVE: u64 = 4;
 
-fn w1l_vec(ring: &mut [Vec<u8>; W1_LIVE], it: u64) -> u64 {
+fn w1l_vec(it: u64) -> u64 {
     let mut sum = 0u64;
-    for k in 0..W1_BATCH {
-        let mut v: Vec<u8> = Vec::with_capacity(120);
-        v.resize(13, 0);
-        for j in 0..13u64 {
-            v[j as usize] = (it + k + j) as u8;
+    for k in (0..W1_BATCH).step_by(W1_LIVE as usize) {
+        let mut vs: [Vec<u8>; W1_LIVE as usize] = Default::default();
+        for (i, v) in vs.iter_mut().enumerate() {
+            let i = i as u64;
+            *v = Vec::with_capacity(120);
+            v.resize(13, 0);
+            for j in 0..13u64 {
+                v[j as usize] = (it + k + i + j) as u8;
+            }
+            black_box(&mut *v);
+            sum += v[((k + i) % 13) as usize] as u64;
         }
-        black_box(&mut v);
-        sum += v[(k % 13) as usize] as u64;
-        ring[k as usize % W1_LIVE] = v; // drops the one made 4 before
-    }
+    } // the four dropped here, together
     sum
 }
 
-fn w1l_bytesmut(ring: &mut [BytesMut; W1_LIVE], it: u64) -> u64 {
+fn w1l_bytesmut(it: u64) -> u64 {
     let mut sum = 0u64;
-    for k in 0..W1_BATCH {
-        let mut b = BytesMut::with_capacity(120);
-        b.resize(13, 0);
-        for j in 0..13u64 {
-            b[j as usize] = (it + k + j) as u8;
+    for k in (0..W1_BATCH).step_by(W1_LIVE as usize) {
+        let mut bs: [BytesMut; W1_LIVE as usize] = Default::default();
+        for (i, b) in bs.iter_mut().enumerate() {
+            let i = i as u64;
+            *b = BytesMut::with_capacity(120);
+            b.resize(13, 0);
+            for j in 0..13u64 {
+                b[j as usize] = (it + k + i + j) as u8;
+            }
+            black_box(&mut *b);
+            sum += b[((k + i) % 13) as usize] as u64;
         }
-        black_box(&mut b);
-        sum += b[(k % 13) as usize] as u64;
-        ring[k as usize % W1_LIVE] = b;
     }
     sum
 }
@@ -296,12 +302,8 @@ fn main() {
         run("W1", "BytesMut", "ns/iter", W1_BATCH as f64, w1_bytesmut);
     }
     if want(&args, "W1-live") {
-        let mut ring: [Vec<u8>; W1_LIVE] = Default::default();
-        run("W1-live", "Rust Vec", "ns/iter", W1_BATCH as f64, |it| w1l_vec(&mut ring, it));
-        let mut ring: [BytesMut; W1_LIVE] = Default::default();
-        run("W1-live", "BytesMut", "ns/iter", W1_BATCH as f64, |it| {
-            w1l_bytesmut(&mut ring, it)
-        });
+        run("W1-live", "Rust Vec", "ns/iter", W1_BATCH as f64, w1l_vec);
+        run("W1-live", "BytesMut", "ns/iter", W1_BATCH as f64, w1l_bytesmut);
     }
     if want(&args, "W2-src") {
         let src: Vec<u8> = (0..W2_BYTES).map(|i| (i * 13 + 5) as u8).collect();

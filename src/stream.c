@@ -1,0 +1,584 @@
+/*
+ * stream.c -- the stream face: readers that wait for data and consume it.
+ *
+ * A buffer opened as a stream (hb_stream_open) is a byte stream that write
+ * visitors append to and read visitors consume, each byte once per
+ * registered consumer.  Four things are added to visitor mode; the
+ * semantics are ../shared/DESIGN.md's ("Streams"), the names are ours.
+ *
+ * API, STATES, ERRORS
+ *
+ *   hb_stream_open(b, limit)   b becomes a stream: offsets start at 0 for
+ *       its first stored byte.  limit > 0 bounds the unreleased bytes (the
+ *       slowest consumer's lag); 0 is unbounded.  Direct mode, no visitor
+ *       live.  HB_ESTATE if already a stream, HB_ENOMEM (the stream state
+ *       is one allocation, made here and never again).
+ *
+ *   hb_cast_from(v, b, t, offset, min)   a read ticket that waits for
+ *       data: the visit runs once the stream holds at least `min` bytes
+ *       past `offset` (end >= offset + min), or is closed.  Its view starts
+ *       at `offset` (or at the first byte still stored, if that is later)
+ *       and hb_view_offset(view) says where.  min == 0, or data already
+ *       there, or a closed stream: exactly an hb_cast (a FIFO ticket).
+ *       HB_EINVAL as hb_cast, or b is not a stream; HB_ERANGE if offset +
+ *       min overflows; HB_EINVAL if offset is not a multiple of the type's
+ *       alignment (offsets map to addresses aligned alike).
+ *
+ *   hb_stream_close(b)   end of stream, from any thread, inside a write
+ *       callback too.  Every waiting reader is granted at once (as if cast
+ *       just after the ticket held now, if any) and sees hb_view_eof(view)
+ *       == 1; later write casts (hb_cast_mut,
+ *       hb_write_now) fail with HB_ECLOSED; a write ticket cast before the
+ *       close but not yet run completes without its callback, *result ==
+ *       HB_ECLOSED.  The write visit that calls close keeps its appends:
+ *       they are the last bytes.  A second close is HB_ESTATE.
+ *
+ *   Consumers (hb_consumer, caller-owned like hb_visitor):
+ *     hb_consumer_add(b, c)         register; c's position is the first
+ *                                   byte still stored.
+ *     hb_cast_consumer(v, c, t, min) hb_cast_from(v, b, t, position, min).
+ *     hb_consumer_release(c, upto)  c is done with the bytes below upto:
+ *                                   its position moves there.  Inside or
+ *                                   outside a visit; positions only move
+ *                                   forward (a lower upto is ignored);
+ *                                   HB_ERANGE beyond the stream's end.
+ *     hb_consumer_remove(c)         unregister: its unreleased bytes stop
+ *                                   holding the buffer.  hb_free(b) is
+ *                                   HB_EBUSY while any is registered.
+ *   The library drops the bytes below every consumer's position (below all
+ *   positions: the minimum), with no bookkeeping by the caller.  A stream
+ *   without consumers drops nothing.
+ *
+ *   A stopped consumer bounds the buffer: with limit > 0, a write visit
+ *   whose reservation would take the unreleased bytes above limit FAILS
+ *   CLEANLY -- it completes without its callback, driver status HB_OK,
+ *   *result == HB_ENOSPC, nothing appended (as a failed reservation gives
+ *   HB_ENOMEM today).  Why fail, not wait: a writer that waited for room
+ *   at the head of the FIFO would also hold up every plain ticket behind
+ *   it, and the usual producer is an event loop whose bytes can stay in
+ *   the kernel's socket buffer, where TCP's own flow control pushes back.
+ *   hb_stream_room_waker(b, w) gives such a writer its cue: w is called
+ *   once, after an HB_ENOSPC, when releases have brought the lag down to
+ *   limit / 2.  Appends beyond a visit's reservation are not held to the
+ *   limit (the limit is checked once per visit, at its start).
+ *
+ *   Invalidation.  Offsets never change: dropping bytes does not renumber
+ *   the rest.  Pointers from views are valid inside their callback only,
+ *   as always; bytes move (compaction, growth) only at the start of a
+ *   write visit, before its callback, when no view exists.
+ *
+ * REPRESENTATION: ONE CONTIGUOUS ARRAY, A DEAD PREFIX, LAZY COMPACTION
+ *
+ *   The bytes stay where visitor mode keeps them: hb_data(b)[0 .. len).
+ *   `base` is the offset of hb_data(b)[0].  The buffer's cursor marks the
+ *   dead prefix: [0, cursor) are bytes every consumer released, not yet
+ *   reclaimed, so the first stored offset is base + cursor and the end is
+ *   base + len.  At the start of each write visit (exclusive access: no
+ *   view exists) the cursor moves up to the lowest consumer position, and
+ *   then, only if the reservation does not fit in the spare room and the
+ *   dead prefix is at least as long as the live bytes -- or the live bytes
+ *   are a few (HB__STREAM_SMALL: a few moves, and the next write lands in
+ *   memory the cache holds) -- the live bytes move to the front (base +=
+ *   the cursor rounded down to the buffer's alignment, so every view's
+ *   array stays aligned for its type).  Why this and not a ring:
+ *     - views are arrays of the cast type (a struct packet * over the
+ *       bytes): a ring would split a view at the wrap, or need a doubly
+ *       mapped ring, whose growth is a remap and whose size is page-bound;
+ *     - the move copies only live bytes, and only when they are at most as
+ *       many as the dead ones, so each released byte pays for at most one
+ *       byte moved: O(1) amortized per byte, never a copy of what is still
+ *       unreleased on every visit (what hb_view_drain did to the old
+ *       packet pipeline);
+ *     - when consumers keep up (the common case) the live part is a
+ *       partial record or two, the move is a few bytes, and the array
+ *       stays at the size of one burst: no growth in the steady state.
+ *   After the stream is closed and its visitors have finished, direct
+ *   mode sees the model it knows: hb_remaining(b) is what some consumer
+ *   did not release, from the cursor on.  While a stream is open, direct
+ *   mode must not move the cursor or the bytes (hb_get*, hb_advance,
+ *   hb_compact, hb_clear, a shrinking hb_resize): that renumbers offsets.
+ *
+ * WAITING OUTSIDE THE FIFO
+ *
+ *   A read visitor whose data is not there yet holds no ticket.  It waits
+ *   in the stream's own intrusive list (through the visitor's next/prev
+ *   links, free while it is not in the FIFO queue; flag HB__V_STREAM in
+ *   its state says which list), under the buffer's mutex, like a queued
+ *   visitor: hb_poll stores its waker there, hb_block_on marks it PARKED,
+ *   hb_visit_detached marks it DETACHED, hb_cancel unlinks it -- the
+ *   drivers see "cast, not granted" and need nothing new.  So:
+ *
+ *     - It never holds up writers: the lock word does not know it exists.
+ *       Casts behind it take the fast paths as if it were not there.
+ *     - It is granted right after the write visit whose commit satisfies
+ *       it, and never before: every write visit, after its callback and
+ *       before it gives its ticket back (hb__release, the one hook in the
+ *       dispatcher), publishes the new end and moves the satisfied waiters
+ *       to the HEAD of the FIFO queue, setting WAITERS.  Everything in the
+ *       queue was cast after that writer (it holds the ticket), so the
+ *       head is exactly "as if cast just after that writer".  The writer's
+ *       own release then sees WAITERS and dispatches: the waiters are
+ *       granted by the ordinary grant (PARKED: the fetch_or and a futex
+ *       wake if asleep; a waker: called after unlocking; detached: run by
+ *       the releasing thread), together with any readers right behind.
+ *       An aborted write commits nothing (its length is rolled back), so
+ *       it satisfies nobody.
+ *     - The end is published in `end` (atomic) by the commit; hb_cast_from
+ *       first reads it without the mutex (the end only grows: bytes seen
+ *       there stay there, and the cast is an ordinary ticket), and else
+ *       reads it again under the mutex the commit takes when readers wait,
+ *       so either the cast sees the new end or the commit sees the new
+ *       waiter.  A commit with no waiter skips the mutex:
+ *       it stores `end` and then loads `nwait`, the cast adds to `nwait`
+ *       and then loads `end`, all seq_cst, so one of them sees the other
+ *       (Dekker; the two pairs are named where they are).
+ *     - Idle costs nothing: a waiter in hb_block_on spins for at most its
+ *       bounded budget, then sleeps on its state word; one under hb_poll,
+ *       the fd waker or libuv is not even scheduled.
+ *
+ *   Close takes the mutex, marks the stream closed and moves every waiter
+ *   to the queue's head, then dispatches: with no writer granted they are
+ *   granted at once; a writer that holds the ticket (close called inside
+ *   its callback, or racing with it) dispatches them when it releases.
+ *   hb_free is HB_EBUSY while any reader waits or any consumer is
+ *   registered (a consumer points at its stream).
+ *
+ * CONSUMERS AND DROPPING
+ *
+ *   Consumers are an intrusive list under the buffer's mutex; a position
+ *   is an atomic uint64.  Release is one atomic max (a CAS loop, RELEASE:
+ *   the consumer's reads of the bytes happen before the writer that
+ *   reclaims them, whose ACQUIRE load of the position pairs with it).  The
+ *   drop -- moving the cursor, and the compaction -- happens only at a
+ *   write visit's start, under the write ticket, so no view can see bytes
+ *   move; and the minimum is taken under the mutex, so a consumer being
+ *   added (whose first position is the first stored byte, read under the
+ *   same mutex) is never dropped past.
+ *
+ *   Streams are never biased (hb_stream_open ends a bias): a biased
+ *   thread's write would commit without the release hook.
+ */
+#include "stream.h"
+#include "bias.h"
+
+#include <stdbool.h>
+#include <string.h>
+
+/* Compact even with room to spare when the live bytes are this few: the
+ * copy is a few moves, and the next write lands at the front again, in
+ * memory the cache still holds. */
+#define HB__STREAM_SMALL 256
+
+#define HB__C_REGISTERED 1u /* hb_consumer.state */
+
+static hb__stream *hb__st(hb_buf *b) {
+  return b == NULL ? NULL : hb__ext(b)->stream;
+}
+
+/* ---- open, close, info ---------------------------------------------------
+ */
+
+int hb_stream_open(hb_buf *b, size_t limit) {
+  if (b == NULL) return HB_EINVAL;
+  hb__buf *e = hb__ext(b);
+  if (e->stream != NULL) return HB_ESTATE;
+  hb__stream *st = hb__malloc(sizeof *st);
+  if (st == NULL) return HB_ENOMEM;
+  memset(st, 0, sizeof *st);
+  st->limit = limit;
+  /* The bytes held now are offsets 0 .. len, all live: the cursor, which
+   * marks the dropped prefix from here on, starts at 0. */
+  b->cursor = 0;
+  st->end = b->len;
+  hb__mutex_lock(&e->mu);
+  hb__bias_forbid(e); /* a biased write would commit past the hook */
+  e->stream = st;
+  hb__mutex_unlock(&e->mu);
+  return HB_OK;
+}
+
+/* Move the waiting readers whose bytes are there (want <= end), or all of
+ * them, to the head of the FIFO queue, in their cast order: as if cast
+ * just after the ticket now held (a writer's, at commit; at close, any).
+ * Under mu.  Returns how many moved. */
+static unsigned hb__stream_admit(hb__buf *e, hb__stream *st, uint64_t end,
+                                 bool all) {
+  hb_visitor *first = NULL, *last = NULL;
+  unsigned n = 0;
+  for (hb_visitor *v = st->whead, *next; v != NULL; v = next) {
+    next = v->next;
+    if (!all && hb__vs_get(v).want > end) continue;
+    hb__stream_unlink(e, v);
+    /* Into the chain that goes in front of the queue's head. */
+    v->prev = last;
+    v->next = NULL;
+    if (last != NULL)
+      last->next = v;
+    else
+      first = v;
+    last = v;
+    /* Now a queued reader like any other (RMW: see HB__V_STREAM). */
+    __atomic_fetch_and(&v->state, ~HB__V_STREAM, __ATOMIC_RELEASE);
+    n++;
+  }
+  if (n == 0) return 0;
+  last->next = e->head;
+  if (e->head != NULL)
+    e->head->prev = last;
+  else
+    e->tail = last;
+  e->head = first;
+  e->qlen += n;
+  if (e->qlen > e->longest_queue)
+    HB__BUMP(e->longest_queue, e->qlen - e->longest_queue);
+  /* The queue is not empty: whoever releases next dispatches.  Pairs with
+   * the fetch_add of hb__release, which reads WAITERS as it releases. */
+  __atomic_fetch_or(&e->pub.lock, HB__W_WAITERS, __ATOMIC_ACQ_REL);
+  return n;
+}
+
+/* Take the room waker if it is due (under mu). */
+static hb_waker hb__stream_room_due(hb__stream *st, uint64_t low) {
+  hb_waker w = {NULL, NULL};
+  if (!__atomic_load_n(&st->full, __ATOMIC_SEQ_CST)) return w;
+  uint64_t end = __atomic_load_n(&st->end, __ATOMIC_ACQUIRE);
+  if (st->limit != 0 && end - low > st->limit / 2 &&
+      !__atomic_load_n(&st->closed, __ATOMIC_ACQUIRE))
+    return w;
+  __atomic_store_n(&st->full, 0, __ATOMIC_SEQ_CST);
+  return st->room;
+}
+
+static uint64_t hb__stream_low(hb__stream *st, uint64_t end) {
+  uint64_t low = end;
+  for (hb_consumer *c = st->chead; c != NULL; c = c->next) {
+    /* ACQUIRE pairs with the RELEASE CAS of hb_consumer_release: the
+     * consumer's reads of the bytes below come before we reclaim them. */
+    uint64_t p = __atomic_load_n(&c->pos, __ATOMIC_SEQ_CST);
+    if (p < low) low = p;
+  }
+  return low;
+}
+
+int hb_stream_close(hb_buf *b) {
+  hb__stream *st = hb__st(b);
+  if (st == NULL) return HB_EINVAL;
+  hb__buf *e = hb__ext(b);
+  hb__wakelist wl;
+  HB__WAKELIST_INIT(wl);
+  hb__mutex_lock(&e->mu);
+  if (st->closed) {
+    hb__mutex_unlock(&e->mu);
+    return HB_ESTATE;
+  }
+  /* RELEASE pairs with the ACQUIRE loads of hb__stream_closed. */
+  __atomic_store_n(&st->closed, 1, __ATOMIC_RELEASE);
+  /* Every waiter to the queue's head, then grant what the lock allows: with
+   * a writer holding the ticket, its release dispatches them. */
+  if (hb__stream_admit(e, st, 0, true) != 0) hb__dispatch(e, &wl, 0);
+  hb_waker room = hb__stream_room_due(st, 0);
+  hb__mutex_unlock(&e->mu);
+  if (room.wake != NULL) room.wake(room.arg);
+  hb__flush(&wl);
+  return HB_OK;
+}
+
+int hb_stream_info_get(hb_buf *b, hb_stream_info *out) {
+  hb__stream *st = hb__st(b);
+  if (st == NULL || out == NULL) return HB_EINVAL;
+  hb__buf *e = hb__ext(b);
+  hb__mutex_lock(&e->mu);
+  out->end = __atomic_load_n(&st->end, __ATOMIC_ACQUIRE);
+  out->begin = __atomic_load_n(&st->begin, __ATOMIC_ACQUIRE);
+  out->low = st->chead != NULL ? hb__stream_low(st, out->end) : out->end;
+  out->consumers = st->nconsumers;
+  out->waiting = __atomic_load_n(&st->nwait, __ATOMIC_RELAXED);
+  out->closed = (int)__atomic_load_n(&st->closed, __ATOMIC_RELAXED);
+  hb__mutex_unlock(&e->mu);
+  out->peak = __atomic_load_n(&st->peak, __ATOMIC_RELAXED);
+  out->compactions = __atomic_load_n(&st->compactions, __ATOMIC_RELAXED);
+  out->bytes_moved = __atomic_load_n(&st->bytes_moved, __ATOMIC_RELAXED);
+  return HB_OK;
+}
+
+int hb_stream_room_waker(hb_buf *b, hb_waker w) {
+  hb__stream *st = hb__st(b);
+  if (st == NULL) return HB_EINVAL;
+  hb__buf *e = hb__ext(b);
+  hb__mutex_lock(&e->mu);
+  st->room = w;
+  hb__mutex_unlock(&e->mu);
+  return HB_OK;
+}
+
+/* ---- waiting readers -------------------------------------------------------
+ */
+
+void hb__stream_unlink(hb__buf *e, hb_visitor *v) {
+  hb__stream *st = e->stream;
+  if (v->prev != NULL)
+    v->prev->next = v->next;
+  else
+    st->whead = v->next;
+  if (v->next != NULL)
+    v->next->prev = v->prev;
+  else
+    st->wtail = v->prev;
+  v->next = v->prev = NULL;
+  __atomic_fetch_sub(&st->nwait, 1, __ATOMIC_RELAXED);
+}
+
+int hb_cast_from(hb_visitor *v, hb_buf *b, hb_type t, uint64_t offset,
+                 size_t min) {
+  hb__stream *st = hb__st(b);
+  if (st == NULL || v == NULL) return HB_EINVAL;
+  if (offset > UINT64_MAX - min) return HB_ERANGE;
+  if (t.align != 0 && offset % t.align != 0) return HB_EINVAL;
+  uint64_t want = offset + min;
+  hb__buf *e = hb__ext(b);
+  /* hb_cast's checks first: an error takes no ticket and waits for none. */
+  if (!hb__type_ok(b, t)) return HB_EINVAL;
+  uint32_t s0 = hb__vstate(v), phase = hb__phase(s0);
+  if ((phase != HB__V_IDLE && phase != HB__V_RAN &&
+       phase != HB__V_CANCELLED) ||
+      (s0 & HB__V_BUSY))
+    return HB_ESTATE;
+  /* The bytes already there (end only grows): an ordinary ticket, without
+   * the mutex.  ACQUIRE pairs with the commit's store of end. */
+  if (min == 0 || __atomic_load_n(&st->end, __ATOMIC_ACQUIRE) >= want ||
+      __atomic_load_n(&st->closed, __ATOMIC_ACQUIRE)) {
+    int rc = hb_cast(v, b, t);
+    if (rc == HB_OK) hb__vs_set(v, (hb__vstream){offset, want});
+    return rc;
+  }
+  hb__mutex_lock(&e->mu);
+  /* Dekker with hb__stream_commit: nwait up, then end read, both seq_cst;
+   * the commit stores end, then reads nwait.  One of us sees the other. */
+  __atomic_fetch_add(&st->nwait, 1, __ATOMIC_SEQ_CST);
+  uint64_t end = __atomic_load_n(&st->end, __ATOMIC_SEQ_CST);
+  if (end >= want || __atomic_load_n(&st->closed, __ATOMIC_ACQUIRE)) {
+    __atomic_fetch_sub(&st->nwait, 1, __ATOMIC_RELAXED);
+    hb__mutex_unlock(&e->mu);
+    int rc = hb_cast(v, b, t); /* the data is there: an ordinary ticket */
+    if (rc == HB_OK) hb__vs_set(v, (hb__vstream){offset, want});
+    return rc;
+  }
+  /* Wait in the stream's list, holding no ticket.  As the FIFO queue's
+   * waiters, it is CAST and not GRANTED, and changes under mu. */
+  /* As hb__cast: the cookie first (hb__vstate), buf atomic (hb_cancel). */
+  __atomic_store_n(&v->cookie, hb__cookie(v), __ATOMIC_RELAXED);
+  __atomic_store_n(&v->buf, b, __ATOMIC_RELAXED);
+  v->type = t;
+  v->armed = 0;
+  hb__vs_set(v, (hb__vstream){offset, want});
+  v->next = NULL;
+  v->prev = st->wtail;
+  if (st->wtail != NULL)
+    st->wtail->next = v;
+  else
+    st->whead = v;
+  st->wtail = v;
+  hb__store_state(v, HB__V_CAST | HB__V_STREAM);
+  hb__mutex_unlock(&e->mu);
+  return HB_OK;
+}
+
+/* ---- the hooks in a visit ---------------------------------------------------
+ */
+
+/* Move the dead prefix up to the lowest consumer position (write ticket
+ * and mutex held).  Without consumers nothing is ever dropped. */
+static void hb__stream_drop(hb__buf *e, hb__stream *st) {
+  if (st->chead == NULL) return;
+  hb_buf *b = &e->pub;
+  uint64_t low = hb__stream_low(st, st->base + b->len);
+  size_t dead = (size_t)(low - st->base); /* <= len: positions <= end */
+  if (dead > b->cursor) b->cursor = dead;
+}
+
+/* At a write visit's start (write ticket held): drop below the lowest
+ * consumer position, compact if due, apply the limit. */
+static int hb__stream_write_start(hb__buf *e, hb__stream *st,
+                                  size_t reserve) {
+  hb_buf *b = &e->pub;
+  if (__atomic_load_n(&st->closed, __ATOMIC_ACQUIRE)) return HB_ECLOSED;
+  int rc = HB_OK;
+  hb__mutex_lock(&e->mu);
+  hb__stream_drop(e, st);
+  size_t live = b->len - b->cursor;
+  if (st->limit != 0 && (reserve > st->limit || live > st->limit - reserve)) {
+    /* Full.  Announce it, then look again: a release that came after our
+     * look saw `full` and will call the room waker; one that came before
+     * is in this second look (Dekker: full stored, then positions loaded,
+     * seq_cst; the release stores its position, then loads full). */
+    __atomic_store_n(&st->full, 1, __ATOMIC_SEQ_CST);
+    hb__stream_drop(e, st);
+    live = b->len - b->cursor;
+    if (reserve > st->limit || live > st->limit - reserve)
+      rc = HB_ENOSPC;
+    else
+      __atomic_store_n(&st->full, 0, __ATOMIC_SEQ_CST);
+  }
+  __atomic_store_n(&st->begin, st->base + b->cursor, __ATOMIC_RELEASE);
+  hb__mutex_unlock(&e->mu);
+  if (rc != HB_OK) return rc;
+
+  /* Compaction (see REPRESENTATION): move the live bytes to the front when
+   * they are few, or when the reservation needs room and they are no more
+   * than the dead ones.  The move keeps base a multiple of the buffer's
+   * alignment, so every view's array stays aligned for its type.  No view
+   * exists (we hold the write ticket); begin does not change. */
+  size_t cut = b->cursor & ~(e->align - 1);
+  if (cut != 0 && (live <= HB__STREAM_SMALL ||
+                   (b->cap - b->len < reserve && b->cursor >= live))) {
+    size_t keep = b->len - cut;
+    memmove(b->data, b->data + cut, keep);
+    b->len = keep;
+    b->cursor -= cut;
+    st->base += cut;
+    HB__BUMP(st->compactions, 1);
+    HB__BUMP(st->bytes_moved, keep);
+  }
+  return HB_OK;
+}
+
+int hb__stream_enter(hb__buf *e, hb_view *view, bool write, size_t reserve,
+                     uint64_t from) {
+  hb__stream *st = e->stream;
+  hb_buf *b = &e->pub;
+  if (write) {
+    int rc = hb__stream_write_start(e, st, reserve);
+    if (rc != HB_OK) return rc;
+    view->start_len = b->len; /* the rollback point, after compaction */
+  }
+  /* The window: from `from`, but never into the dropped prefix, and at an
+   * offset aligned for the type (the prefix may end anywhere). */
+  size_t a = view->type->align;
+  size_t skip = (b->cursor + a - 1) & ~(a - 1);
+  if (from > st->base && from - st->base > skip)
+    skip = from - st->base > b->len ? b->len : (size_t)(from - st->base);
+  if (skip > b->len) skip = b->len;
+  view->skip = skip;
+  view->eof = (int)__atomic_load_n(&st->closed, __ATOMIC_ACQUIRE);
+  return HB_OK;
+}
+
+void hb__stream_commit(hb__buf *e) {
+  hb__stream *st = e->stream;
+  hb_buf *b = &e->pub;
+  uint64_t end = st->base + b->len;
+  size_t stored = b->len - b->cursor;
+  if (stored > st->peak) HB__BUMP(st->peak, stored - st->peak);
+  /* Dekker with hb_cast_from (see there): end first, then nwait. */
+  __atomic_store_n(&st->end, end, __ATOMIC_SEQ_CST);
+  if (__atomic_load_n(&st->nwait, __ATOMIC_SEQ_CST) == 0) return;
+  hb__mutex_lock(&e->mu);
+  hb__stream_admit(e, st, end,
+                   __atomic_load_n(&st->closed, __ATOMIC_ACQUIRE));
+  hb__mutex_unlock(&e->mu);
+  /* Our release sees WAITERS and dispatches them with the queue. */
+}
+
+/* ---- consumers --------------------------------------------------------------
+ */
+
+int hb_consumer_add(hb_buf *b, hb_consumer *c) {
+  hb__stream *st = hb__st(b);
+  if (st == NULL || c == NULL) return HB_EINVAL;
+  if (__atomic_load_n(&c->state, __ATOMIC_ACQUIRE) == HB__C_REGISTERED)
+    return HB_ESTATE;
+  hb__buf *e = hb__ext(b);
+  hb__mutex_lock(&e->mu);
+  c->buf = b;
+  /* begin is changed under this mutex (hb__stream_write_start), so the
+   * next drop sees c before it could pass this position. */
+  __atomic_store_n(&c->pos, __atomic_load_n(&st->begin, __ATOMIC_ACQUIRE),
+                   __ATOMIC_RELAXED);
+  c->prev = NULL;
+  c->next = st->chead;
+  if (st->chead != NULL) st->chead->prev = c;
+  st->chead = c;
+  st->nconsumers++;
+  __atomic_store_n(&c->state, HB__C_REGISTERED, __ATOMIC_RELEASE);
+  hb__mutex_unlock(&e->mu);
+  return HB_OK;
+}
+
+static bool hb__consumer_ok(const hb_consumer *c) {
+  return c != NULL &&
+         __atomic_load_n(&c->state, __ATOMIC_ACQUIRE) == HB__C_REGISTERED &&
+         c->buf != NULL && hb__ext(c->buf)->stream != NULL;
+}
+
+uint64_t hb_consumer_pos(const hb_consumer *c) {
+  return c == NULL ? 0 : __atomic_load_n(&c->pos, __ATOMIC_ACQUIRE);
+}
+
+int hb_consumer_remove(hb_consumer *c) {
+  if (!hb__consumer_ok(c)) return HB_ESTATE;
+  hb__buf *e = hb__ext(c->buf);
+  hb__stream *st = e->stream;
+  hb__mutex_lock(&e->mu);
+  if (c->prev != NULL)
+    c->prev->next = c->next;
+  else
+    st->chead = c->next;
+  if (c->next != NULL) c->next->prev = c->prev;
+  c->next = c->prev = NULL;
+  st->nconsumers--;
+  __atomic_store_n(&c->state, 0, __ATOMIC_RELEASE);
+  hb_waker room = hb__stream_room_due(
+      st, hb__stream_low(st, __atomic_load_n(&st->end, __ATOMIC_ACQUIRE)));
+  hb__mutex_unlock(&e->mu);
+  if (room.wake != NULL) room.wake(room.arg);
+  return HB_OK;
+}
+
+int hb_consumer_release(hb_consumer *c, uint64_t upto) {
+  if (!hb__consumer_ok(c)) return HB_ESTATE;
+  hb__buf *e = hb__ext(c->buf);
+  hb__stream *st = e->stream;
+  if (upto > __atomic_load_n(&st->end, __ATOMIC_ACQUIRE)) return HB_ERANGE;
+  uint64_t p = __atomic_load_n(&c->pos, __ATOMIC_RELAXED);
+  /* RELEASE (seq_cst): our reads of the bytes below upto come before the
+   * writer's ACQUIRE load of the position in hb__stream_low, which may
+   * then reclaim them.  seq_cst for the Dekker with `full` below. */
+  while (p < upto &&
+         !__atomic_compare_exchange_n(&c->pos, &p, upto, true,
+                                      __ATOMIC_SEQ_CST, __ATOMIC_RELAXED)) {
+  }
+  if (__atomic_load_n(&st->full, __ATOMIC_SEQ_CST)) {
+    hb__mutex_lock(&e->mu);
+    hb_waker room = hb__stream_room_due(
+        st, hb__stream_low(st, __atomic_load_n(&st->end, __ATOMIC_ACQUIRE)));
+    hb__mutex_unlock(&e->mu);
+    if (room.wake != NULL) room.wake(room.arg);
+  }
+  return HB_OK;
+}
+
+int hb_cast_consumer(hb_visitor *v, hb_consumer *c, hb_type t, size_t min) {
+  if (!hb__consumer_ok(c)) return HB_ESTATE;
+  return hb_cast_from(v, c->buf, t, hb_consumer_pos(c), min);
+}
+
+/* ---- views and the end -----------------------------------------------------
+ */
+
+uint64_t hb_view_offset(const hb_view *view) {
+  const hb__stream *st = ((const hb__buf *)view->buf)->stream;
+  return st == NULL ? 0 : st->base + view->skip;
+}
+
+int hb_view_eof(const hb_view *view) { return view->eof; }
+
+int hb__stream_free(hb__buf *e) {
+  hb__stream *st = e->stream;
+  hb__mutex_lock(&e->mu);
+  bool busy = st->nwait != 0 || st->nconsumers != 0;
+  hb__mutex_unlock(&e->mu);
+  if (busy) return HB_EBUSY;
+  e->stream = NULL;
+  hb__free(st);
+  return HB_OK;
+}
