@@ -702,6 +702,11 @@ struct hb_visitor {
   /** @privatesection */
   /* private: the library's; zero is the idle state */
   hb_visitor *next, *prev; /* wait-queue link, under the buffer's mutex */
+  uint32_t state;        /* phase and flags (atomic; see src/visitor.c);
+                            beside the links, which a grant also touches */
+  uint32_t cookie;       /* from v's address while it was ever cast here:
+                            what makes leftover bytes no visitor (atomic);
+                            right after state (src/visitor.c reads both) */
   hb_buf *buf;
   hb_type type;
   hb_visit_fn fn;
@@ -710,9 +715,6 @@ struct hb_visitor {
   hb_waker waker;        /* registered by hb_poll, under the mutex */
   hb_done_fn done;       /* detached visits */
   void *done_arg;
-  uint32_t state;        /* phase and flags (atomic; see src/visitor.c) */
-  uint32_t cookie;       /* from v's address while it was ever cast here:
-                            what makes leftover bytes no visitor (atomic) */
   uint32_t armed;        /* set by hb_visit; the driving thread's alone */
   int result;            /* what the callback returned */
   void *reserved[4];
@@ -878,6 +880,42 @@ HB_EXTERN int hb_write_now(hb_buf *b, hb_type t, size_t reserve,
 /** hb_write_now for the type T. */
 #define HB_WRITE_NOW(b, T, reserve, fn, ctx, resultp)                        \
   hb_write_now((b), HB_TYPE(T), (reserve), (fn), (ctx), (resultp))
+
+/**
+ * hb_read_now if the turn is free: fn runs at once, on this thread, when
+ * a read ticket can be granted right now -- no write ticket is held and
+ * nobody waits (waiters keep their order: a try never overtakes one).
+ * Otherwise nothing happens: no ticket is taken, no place in the queue,
+ * no waiting, and the call returns HB_EAGAIN.  Never waits, so never
+ * deadlocks either, also inside a callback on b.  On a buffer biased to
+ * another thread the call ends the bias first (as any other visitor
+ * would), and may then find the turn free.
+ *
+ *     if (HB_TRY_READ_NOW(buf, struct packet, count_packets, &stats, NULL)
+ *         == HB_EAGAIN) ... do something else, come back later ...
+ *
+ * @return HB_OK (fn ran; *result as in hb_read_now); HB_EAGAIN (the turn
+ *         was not free; fn did not run and nothing changed); HB_EINVAL as
+ *         hb_read_now.
+ */
+HB_EXTERN int hb_try_read_now(hb_buf *b, hb_type t, hb_visit_fn fn,
+                              void *ctx, int *result);
+
+/**
+ * The write form of hb_try_read_now: fn runs at once when no ticket at
+ * all is held and nobody waits, with `reserve` spare bytes as in
+ * hb_write_now; otherwise HB_EAGAIN, and nothing is taken or queued.
+ * @return as hb_try_read_now; HB_ERANGE if reserve > PTRDIFF_MAX.
+ */
+HB_EXTERN int hb_try_write_now(hb_buf *b, hb_type t, size_t reserve,
+                               hb_visit_fn fn, void *ctx, int *result);
+
+/** hb_try_read_now for the type T. */
+#define HB_TRY_READ_NOW(b, T, fn, ctx, resultp)                              \
+  hb_try_read_now((b), HB_TYPE(T), (fn), (ctx), (resultp))
+/** hb_try_write_now for the type T. */
+#define HB_TRY_WRITE_NOW(b, T, reserve, fn, ctx, resultp)                    \
+  hb_try_write_now((b), HB_TYPE(T), (reserve), (fn), (ctx), (resultp))
 
 /* ======================================================================== */
 /*  Views (inside a callback only)                                          */

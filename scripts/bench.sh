@@ -90,7 +90,7 @@ tail -n +2 "$raw" | sort -t, -k2,2 -k3,3 -k5,5g | awk -F, '
 
 # ---- order (workload, HyperBuf first, then fastest first) and ratios -----
 awk -F, -v OFS=, '
-  BEGIN { split("W1 W1-live W2-empty W2-reserved W2-src W3 W3-fresh W4-write W4-read W5 W6-pipeline W7-fanout W7-idle", o, " ")
+  BEGIN { split("W1 W1-live W2-empty W2-reserved W2-src W3 W3-fresh W4-write W4-read W5 W5w W8 W6-pipeline W7-fanout W7-idle", o, " ")
           for (i in o) ord[o[i]] = i }
   { print (($1 in ord) ? ord[$1] : 99), ($2 == "hyperbuf" ? 0 : 1), $0 }' \
   "$dir/bench-summary.tmp" | sort -t, -k1,1n -k2,2n -k6,6g | cut -d, -f3- |
@@ -116,10 +116,10 @@ table() { # $1 = text | md
         printf "| %s | %s | %.2f %s | %.2f | %.2f | %s | %s |\n", $1, $2, $4, $3, $5, $6, ratio, share
       } else {
         if (!hdr++) {
-          printf "%-11s  %-15s  %9s  %9s  %9s  %-9s  %-6s  %s\n", "workload", "implementation", "median", "min", "max", "unit", "HB/impl", "W5 share w/r"
-          printf "%-11s  %-15s  %9s  %9s  %9s  %-9s  %-6s  %s\n", "--------", "--------------", "------", "---", "---", "----", "-------", "------------"
+          printf "%-11s  %-21s  %9s  %9s  %9s  %-9s  %-6s  %s\n", "workload", "implementation", "median", "min", "max", "unit", "HB/impl", "W5 share w/r"
+          printf "%-11s  %-21s  %9s  %9s  %9s  %-9s  %-6s  %s\n", "--------", "--------------", "------", "---", "---", "----", "-------", "------------"
         } else if ($1 != last) print ""
-        printf "%-11s  %-15s  %9.3f  %9.3f  %9.3f  %-9s  %7s  %s\n", $1, $2, $4, $5, $6, $3, ratio, share
+        printf "%-11s  %-21s  %9.3f  %9.3f  %9.3f  %-9s  %7s  %s\n", $1, $2, $4, $5, $6, $3, ratio, share
       }
       last = $1
     }' "$csv"
@@ -131,7 +131,8 @@ table() { # $1 = text | md
 targets() { # $1 = text | md
   awk -F, -v fmt="$1" '
     NR == 1 { next }
-    { m[$1 "|" $2] = $4; if (!($1 in seen)) { seen[$1] = 1; ws[++nw] = $1 }
+    { m[$1 "|" $2] = $4; sh[$1 "|" $2] = $9
+      if (!($1 in seen)) { seen[$1] = 1; ws[++nw] = $1 }
       if ($2 !~ /^hyperbuf/ && $2 != "hand-array" && $2 != "limit" &&
           (!($1 in best) || $4 < best[$1])) { best[$1] = $4; bestn[$1] = $2 } }
     function row(w, peer, limit, what) { hbrow(w, "hyperbuf", peer, limit, what) }
@@ -148,6 +149,21 @@ targets() { # $1 = text | md
     function line(w, who, what, r, limit, ok) {
       if (fmt == "md") printf "| %s | %s / %s | %s | <= %.2f | %s |\n", w, who, what, r, limit, ok
       else printf "  %-11s %-15s / %-46s %6s  (target <= %.2f)  %s\n", w, who, what, r, limit, ok
+    }
+    # Any two rows: HyperBuf form `hb` in workload `w` against `peer` in
+    # workload `pw` (issue 13 compares across forms and workloads).
+    function pair(w, hb, pw, peer, limit, what,   r) {
+      if (!((w "|" hb) in m) || !((pw "|" peer) in m) || m[pw "|" peer] <= 0) {
+        line(w, "HyperBuf", what, "n/a", limit, "not measured"); return }
+      r = m[w "|" hb] / m[pw "|" peer]
+      line(w, "HyperBuf", what, sprintf("%.2f", r), limit, (r <= limit + 1e-9) ? "met" : "MISSED")
+    }
+    # The writer share of a FIFO row (mean over the rounds) within 45-55%.
+    function share(w, impl,   x) {
+      if (!((w "|" impl) in sh) || sh[w "|" impl] == "") return
+      x = sh[w "|" impl]
+      if (fmt == "md") printf "| %s | writer share, %s | %.0f%% | 45%%-55%% | %s |\n", w, impl, 100 * x, (x >= 0.45 && x <= 0.55) ? "met" : "MISSED"
+      else printf "  %-11s writer share, %-33s %5.0f%%  (target 45%%-55%%)  %s\n", w, impl, 100 * x, (x >= 0.45 && x <= 0.55) ? "met" : "MISSED"
     }
     function fastest(w, names,   k, n, a, b) {
       n = split(names, a, "|"); b = ""
@@ -202,6 +218,25 @@ targets() { # $1 = text | md
       row("W4-write", "pthread_rwlock", 1.00, "pthread_rwlock [issue 3]")
       row("W4-read", "pthread_rwlock", 1.00, "pthread_rwlock [issue 3]")
       row("W5", "pthread_rwlock", 1.00, "pthread_rwlock [issue 3]")
+      # issue 13: against the fair locks, which spin
+      locks = "pthread_mutex|pthread_rwlock|ck_tflock|ck ticket spinlock|ck MCS spinlock|tbb queuing_rw_mutex"
+      for (i = 0; i < 2; i++) {
+        w = i ? "W5w" : "W5"
+        pair(w, "hyperbuf", w, "ck_tflock", 1.00, "one-call / ck_tflock [13]")
+        pair(w, "hyperbuf future", w, "ck_tflock", 1.20, "caller-owned / ck_tflock [13]")
+      }
+      for (i = 0; i < 2; i++) {
+        w = i ? "W4-read" : "W4-write"
+        pair(w, "hyperbuf future", "W4-read", "pthread_rwlock", 1.00, "caller-owned / rwlock read pair [13]")
+        pair(w, "hyperbuf future", w, "hyperbuf", 1.50, "caller-owned / one-call, biased [13]")
+        pair(w, "hyperbuf future", w, "hyperbuf shared", 1.50, "caller-owned / one-call, shared [13]")
+        f = fastest(w, locks)
+        pair(w, "hyperbuf", w, f, 1.00, "one-call / fastest lock, " f " [13]")
+      }
+      fifo = "hyperbuf|hyperbuf future|ck_tflock|ck ticket spinlock|ck MCS spinlock|tbb queuing_rw_mutex|FIFO floor (hand-off)"
+      nf = split(fifo, fa, "|")
+      for (i = 0; i < 2; i++)
+        for (k = 1; k <= nf; k++) share(i ? "W5w" : "W5", fa[k])
       # ... and what FIFO order allows at best: the bare hand-off
       f = "W5|FIFO floor (hand-off)"; p = "W5|pthread_rwlock"
       if ((f in m) && (p in m)) {
@@ -237,7 +272,7 @@ if grep -q '^W7-fanout ' "$dir/bench-stderr.log" 2>/dev/null; then
        END {for (i = 0; i < n; i++) print l[i]}' "$dir/bench-stderr.log"
   echo
 fi
-echo "Targets (issues 3, 4, 12 and 14; median ratios, this run):"
+echo "Targets (issues 3, 4, 12, 13 and 14; median ratios, this run):"
 targets text
 echo
 
@@ -246,14 +281,14 @@ png=$dir/bench.png
 if command -v gnuplot >/dev/null 2>&1; then
   plt=$dir/bench.gp
   {
-    echo 'set terminal pngcairo size 1800,1400 font ",10" noenhanced'
+    echo 'set terminal pngcairo size 1800,1800 font ",10" noenhanced'
     echo "set output '$png'"
-    echo 'set multiplot layout 3,4 title "HyperBuf vs peers: median of '"$rounds"' rounds, min-max bars, log scale (lower is better)"'
+    echo 'set multiplot layout 4,4 title "HyperBuf vs peers: median of '"$rounds"' rounds, min-max bars, log scale (lower is better)"'
     echo 'set style fill solid 0.85 border -1; set boxwidth 0.7; set grid ytics'
     echo 'set logscale y; set xtics rotate by 35 right font ",9"; unset key'
   } >"$plt"
   i=0
-  for w in W1 W1-live W2-empty W2-reserved W2-src W3 W3-fresh W4-write W4-read W5 W6-pipeline W7-fanout; do
+  for w in W1 W1-live W2-empty W2-reserved W2-src W3 W3-fresh W4-write W4-read W5 W5w W8 W6-pipeline W7-fanout; do
     dat=$dir/bench-$w.dat
     awk -F, -v w="$w" 'NR > 1 && $1 == w {
         c = ($2 ~ /^hyperbuf/) ? "0xd95f02" : ($2 == "hand-array") ? "0x999999" : "0x1b7fb3"
@@ -296,7 +331,12 @@ cpu=$(awk -F': ' '/^model name/ { print $2; exit }' /proc/cpuinfo 2>/dev/null ||
   echo "thread's share of them (\"FIFO floor (hand-off)\" is no lock at all: the two"
   echo "threads take strict turns through one cache line, the least any FIFO lock pays"
   echo "per operation when both threads always want it; HyperBuf's tickets are FIFO by"
-  echo "contract, pthread_rwlock and parking_lot let one thread run in streaks);"
+  echo "contract, pthread_rwlock and parking_lot let one thread run in streaks;"
+  echo "ck_tflock, the ck ticket and MCS spinlocks and tbb queuing_rw_mutex are fair"
+  echo "and spin);"
+  echo "W5w W5 with ~100 ns of private work (one calibrated loop) after every visit;"
+  echo "W8 reader scaling: $(nproc) reader threads (one per core) and one writer at 1%"
+  echo "of the visits, ns per visit;"
   echo "W6 the packet pipeline of examples/packet_pipeline.c, written with streams"
   echo "(TCP on 127.0.0.1, 1M packets of 64 bytes, 2 verifying workers, each a stream"
   echo "consumer whose reader waits for the next packet) against the"
@@ -315,7 +355,7 @@ cpu=$(awk -F': ' '/^model name/ { print $2; exit }' /proc/cpuinfo 2>/dev/null ||
   echo
   throughput md
   echo
-  echo "Targets (issues 3, 4, 12 and 14):"
+  echo "Targets (issues 3, 4, 12, 13 and 14):"
   echo
   targets md
   echo

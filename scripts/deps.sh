@@ -9,7 +9,7 @@ test=("${build[@]}" libcmocka-dev clang libclang-rt-14-dev)
 bench=("${build[@]}" libhiredis-dev libglib2.0-dev libevent-dev gnuplot-nox
        cargo rustc librust-bytes-dev librust-parking-lot-dev
        librust-tokio-dev librust-async-lock-dev
-       librust-futures-lite-dev)
+       librust-futures-lite-dev libck-dev libtbb-dev)
 lint=("${build[@]}" cppcheck clang-tidy valgrind)
 model=(spin gcc)
 docs=(doxygen)

@@ -13,7 +13,16 @@
 #                            deadlock), and with either of two old bugs put
 #                            back -- done before the wakers, a cancel that
 #                            does not wait for a parked driver -- it must
-#                            fail: proof that the model can see them.
+#                            fail: proof that the model can see them;
+#   tests/model/handoff.pml  the contended hand-off (src/lock.c): a leaving
+#                            writer's release folded into the grant of the
+#                            head, the inline CAS release, the grant of a
+#                            PARKED waiter on its own state word and its
+#                            spin-then-sleep: as built it must pass (writer
+#                            exclusion, FIFO grants, no lost grant or wake),
+#                            and with either of two bugs put back -- a
+#                            writer's release that does not re-read
+#                            WAITERS, a grant that ignores SLEEPER -- fail.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/deps.sh model
@@ -27,7 +36,8 @@ check() { # $1 = model, $2 = label, rest = spin options; prints the verdict
   shift 2
   mkdir -p "$label" && cd "$label"
   spin "$@" -a "../../../tests/model/$model" >/dev/null
-  gcc -O0 -DSAFETY -o pan pan.c # tiny state spaces: compile time dominates
+  # Tiny state spaces: compile time dominates.  A bigger one sets panflags.
+  gcc ${panflags:--O0} -DSAFETY -o pan pan.c
   ./pan -m100000 >pan.log 2>&1 || true
   cd ..
   grep -oE 'errors: [0-9]+' "$label/pan.log"
@@ -60,4 +70,8 @@ must_fail bias.pml bias-nofence -DNO_FENCE
 must_pass visitor.pml visitor
 must_fail visitor.pml done-before-wakers -DDONE_BEFORE_WAKERS
 must_fail visitor.pml no-present-wait -DNO_PRESENT_WAIT
+# ~6.7 million states: optimised, and COLLAPSE (~350 MB, not ~1.8 GB).
+panflags="-O2 -w -DCOLLAPSE" must_pass handoff.pml handoff
+panflags="-O2 -w -DCOLLAPSE" must_fail handoff.pml no-recheck -DBUG_NO_RECHECK
+panflags="-O2 -w -DCOLLAPSE" must_fail handoff.pml grant-store -DBUG_GRANT_STORE
 echo "model: ok"

@@ -82,20 +82,33 @@ static inline void hb__cpu_relax(void) {
 /* ---- the buffer as the library allocates it ---- */
 typedef struct hb__buf {
   hb_buf pub;            /* first: an hb_buf * is an hb__buf * */
-  /* the bias (see "BIAS" in src/bias.c) */
-  const void *bias_owner;  /* NULL: never tried; the biased thread's token;
-                              or HB__BIAS_SHARED (atomic) */
-  const void *bias_thread; /* the thread it was ever biased to (set once) */
-  uint32_t bias_decision;  /* what the revoker found (atomic, futex word) */
-  size_t align;          /* alignment of pub.data */
-  void *raw;             /* the separate data allocation, NULL while the
-                            data still lives in this allocation */
-  /* visitor mode: the wait queue, under mu */
+  /* visitor mode: the wait queue, under mu.  Right behind the lock word
+   * (pub.lock) on purpose: a contended hand-off touches the lock word, the
+   * mutex and the queue's ends, and these 40 bytes lie on at most two
+   * cache lines, whatever the allocator's 16-byte alignment makes of the
+   * header (see "A HAND-OFF, LINE BY LINE" in src/lock.c). */
   hb__mutex mu;
   uint32_t qlen;
   hb_visitor *head, *tail;
+  /* Read by every visit of every thread (the bias owner, the alignment
+   * the type check compares with, the stream pointer): within the first 96
+   * bytes, so never on a line with writes_run, which every write visit
+   * writes (at the end, 88 bytes on: a line holds 64).  Mixed on one line, a write visit on one
+   * core and a read visit on the other would move it at every visit. */
+  const void *bias_owner;  /* the bias (see "BIAS" in src/bias.c).  NULL:
+                              never tried; the biased thread's token; or
+                              HB__BIAS_SHARED (atomic) */
+  size_t align;          /* alignment of pub.data */
+  struct hb__stream *stream; /* stream: hb_stream_open's state, or NULL
+                                (src/stream.c); read by every visit */
+  const void *bias_thread; /* the thread it was ever biased to (set once) */
+  uint32_t bias_decision;  /* what the revoker found (atomic, futex word) */
+  /* hb_block_on's spin budget follows this average wait (atomic, a hint:
+   * racing updates may lose one sample, never correctness) */
+  uint32_t wait_avg_ns;
+  void *raw;             /* the separate data allocation, NULL while the
+                            data still lives in this allocation */
   /* statistics; see hb_stats_get for who writes which */
-  uint64_t writes_run;      /* under the write ticket */
   uint64_t aborted;         /* under the write ticket */
   uint64_t reserve_failed;  /* under the write ticket */
   uint64_t growths;         /* under exclusive access */
@@ -104,12 +117,12 @@ typedef struct hb__buf {
   uint64_t read_wraps;      /* atomic: carries of the lock word's count */
   uint64_t bias_reads;      /* the biased thread's own read visits */
   uint64_t longest_queue;   /* under mu */
-  /* hb_block_on's spin budget follows this average wait (atomic, a hint:
-   * racing updates may lose one sample, never correctness) */
-  uint32_t wait_avg_ns;
-  struct hb__stream *stream; /* stream: hb_stream_open's state, or NULL
-                                (src/stream.c) */
+  uint64_t writes_run;      /* under the write ticket; last (see above) */
 } hb__buf;
+/* The layout above: no line holds both writes_run and a read-hot field. */
+_Static_assert(offsetof(hb__buf, writes_run) >=
+                   offsetof(hb__buf, stream) + sizeof(void *) + 64,
+               "writes_run shares a cache line with what every visit reads");
 
 /* Add to a counter that only its owner (a write-ticket or direct-mode
  * holder) changes while hb_stats_get may read it: no RMW, no data race. */

@@ -39,6 +39,74 @@
  *   caster's fetch_or and the caster sees the freed lock in its return value.
  *   No wake-up is lost in between.
  *
+ * THE HAND-OFF
+ *
+ *   A writer that leaves while somebody waits does not free the lock and
+ *   let the waiter take it: it takes the mutex with its ticket still held,
+ *   and the dispatcher's one CAS on the lock word gives that ticket back
+ *   and grants the head (and drops WAITERS if the head was the last
+ *   waiter).  The grant itself is one fetch_or of GRANTED on the waiter's
+ *   own state word, which its driver -- and only its driver -- watches
+ *   (src/park.c), as an MCS or CLH waiter watches its own queue node and
+ *   TBB's queuing_rw_mutex waiter its own scoped_lock.  A reader cannot
+ *   hand off that way: only its releasing RMW tells it that it is the
+ *   last reader (two leaving together would each see the other), so it
+ *   releases first and dispatches if it was the last.
+ *
+ *   Atomic RMWs of one contended hand-off between two threads (the writer
+ *   leaves, the reader waits, and the writer casts again at once):
+ *   the releaser's mutex lock, the dispatcher's CAS, the grant's fetch_or
+ *   and the mutex unlock (4), then its next cast's mutex lock, fetch_or of
+ *   WAITERS and unlock (3).  (It was 6 + 3: a release add, the grant's
+ *   add, a separate clearing of WAITERS.)
+ *
+ *   A HAND-OFF, LINE BY LINE.  The cache lines one hand-off moves between
+ *   the two cores:
+ *     1. the lock line: pub.lock, and right behind it (struct hb__buf) the
+ *        mutex, the queue length and the queue's head and tail -- 40 bytes
+ *        from the lock word to tail, so one line when the allocator (16-byte
+ *        aligned) puts the header at 32 or 48 mod 64 and two otherwise.
+ *        With pub's data/len/cap in front (every visit reads them), the
+ *        first 72 bytes of the header are always exactly two lines;
+ *     2. the waiter's own state word, written once by the grant and read
+ *        by its spinning driver, and beside it (struct hb_visitor) its
+ *        queue links, which the unlink reads and clears: 20 bytes, one
+ *        line of the waiter's (two when a 16-byte aligned visitor puts
+ *        them across a line boundary, one time in four);
+ *     3. the data itself (the buffer's bytes), which move to the
+ *        grantee's core whatever the lock does.
+ *   So 3 at the least, and 3 to 5 as laid out (4 typically).  Three is
+ *   the least a queued lock with local spinning can move: the grant must
+ *   land where the waiter alone watches (else every waiter's line is
+ *   invalidated by every grant, the flaw of a ticket lock on many cores),
+ *   the queue must be reachable by every caster (the lock line), and the
+ *   data must move.
+ *   A ticket lock such as ck_tflock folds 1 and 2 into one line -- its
+ *   waiters watch the lock word itself -- which is why it beats any
+ *   queued lock with two threads (ck's own MCS lock, 2 lines plus the
+ *   data, measured 62.6 ns/op in W5 where ck_tflock took 30.8: one run
+ *   of `bench_lock W5` on the 2-core EPYC VM at load 0.6) and loses to
+ *   one on many cores.  A two-thread W5 run on a FIFO queued lock is
+ *   bounded below by that MCS figure, not by ck_tflock's.
+ *
+ *   Spin budgets: nothing here spins unbounded.  A PARKED waiter spins
+ *   HB__PARK_QUICK (64) pauses, then at most HB__PARK_SPIN_NS (25 us) by
+ *   the clock, less when the buffer's waits run long (src/park.c), then
+ *   sleeps on its state word (futex): a waiter past its budget uses no
+ *   CPU until the grant (tests/test_handoff.c measures it with
+ *   getrusage).  The mutex spins 100 pauses before it sleeps (src/sync.c),
+ *   and waits for CANCELLING/WAKING to end 256 (hb__settle_until).
+ *
+ *   Readers on many cores all RMW the one lock word, whose line then
+ *   moves between them at every read visit.  BRAVO (Dice & Kogan, USENIX
+ *   ATC '19) would let readers of a read-mostly buffer announce
+ *   themselves in a per-core (hashed) slot of a shared table instead,
+ *   with writers revoking that read bias and waiting the slots out.  Not
+ *   built: HyperBuf's one-thread bias (src/bias.c) already covers the
+ *   commonest case, a buffer one thread visits, and this 2-core machine
+ *   cannot show what a reader table would win; W8 (bench/bench_lock.c)
+ *   measures read scaling so that a larger machine can.
+ *
  * WAKING
  *
  *   The dispatcher grants under the mutex and collects what to do into an
@@ -173,47 +241,95 @@ static void hb__grant(hb_visitor *v, hb__wakelist *wl) {
 }
 
 /* Grant from the head of the queue what the lock word allows (under mu).
- * Nothing is called here: wl takes any number of wakers. */
-void hb__dispatch(hb__buf *e, hb__wakelist *wl) {
+ * `pending` is a release not yet in the lock word (the hand-off of
+ * hb__release: a writer leaving while others wait), folded into the first
+ * RMW below, so that the word goes from "held by the releaser" straight to
+ * "held by the next waiter" -- one RMW, no moment at which the lock looks
+ * free.  Nobody can take it in between anyway (every fast path fails on
+ * WAITERS), but the RMW saved is one of the few a hand-off pays.  Nothing
+ * is called here: wl takes any number of wakers. */
+void hb__dispatch(hb__buf *e, hb__wakelist *wl, uint64_t pending) {
   uint64_t *lock = &e->pub.lock;
+  /* ACQUIRE pairs with the RELEASE of hb__release's add (a reader that
+   * left without dispatching) and of the last grant's CAS. */
+  uint64_t w = __atomic_load_n(lock, __ATOMIC_ACQUIRE);
   for (;;) {
     hb_visitor *v = e->head;
+    /* Its state is loaded (the mode), then RMW'd (the grant), and its
+     * links beside it are written (the unlink): fetch it exclusive. */
+    if (v != NULL) HB__PREFETCH_RMW(&v->state);
+    uint64_t n = w + pending;
+    const hb__mode *m = NULL;
     if (v == NULL) {
-      /* RELEASE pairs with the ACQUIRE of the next fast-path CAS. */
-      __atomic_fetch_and(lock, ~HB__W_WAITERS, __ATOMIC_RELEASE);
-      return;
+      if (pending == 0 && !(w & HB__W_WAITERS)) return;
+      n &= ~HB__W_WAITERS; /* nobody waits any more */
+    } else {
+      m = hb__mode_of_state(hb__load_state(v));
+      if (n & m->conflict) {
+        if (pending == 0) return;
+        v = NULL; /* the head must wait: only our release goes in */
+      } else {
+        n += m->ticket;
+        /* The last waiter: WAITERS falls with its grant, in one RMW. */
+        if (v->next == NULL) n &= ~HB__W_WAITERS;
+      }
     }
-    /* ACQUIRE pairs with the RELEASE of hb__release's add. */
-    uint64_t w = __atomic_load_n(lock, __ATOMIC_ACQUIRE);
-    const hb__mode *m = hb__mode_of_state(hb__load_state(v));
-    if (w & m->conflict) return;
-    __atomic_fetch_add(lock, m->ticket, __ATOMIC_ACQ_REL);
+    /* RELEASE: what the releaser's visit wrote happens before the grant;
+     * ACQUIRE: the grantee's predecessors' releases (readers' adds) are
+     * seen by the grantee through our fetch_or on its state (RELEASE). */
+    if (!__atomic_compare_exchange_n(lock, &w, n, false, __ATOMIC_ACQ_REL,
+                                     __ATOMIC_ACQUIRE))
+      continue; /* a reader left (its add), or a caster set WAITERS */
+    w = n;
+    pending = 0;
+    if (v == NULL) return;
     hb__queue_unlink(e, v);
     hb__grant(v, wl);
+    if (e->head == NULL) return;
   }
-}
-
-static void hb__release_slow(hb__buf *e, hb__wakelist *wl) {
-  hb__mutex_lock(&e->mu);
-  hb__dispatch(e, wl);
-  hb__mutex_unlock(&e->mu);
 }
 
 /* Give a granted ticket of mode m back.  `ran` counts a finished visit.
  * What the dispatcher hands out is left in wl for the caller to run after.
- * Only the last holder to leave (a writer; the last reader) dispatches. */
+ * Only the last holder to leave (a writer; the last reader) dispatches.
+ *
+ * A writer that sees WAITERS hands the lock over: it takes the mutex while
+ * still holding its ticket, and the dispatcher's one CAS gives the ticket
+ * back and grants the head.  A reader cannot know it is the last one but
+ * by its own RMW (two readers leaving together would each see the other),
+ * so a reader releases first and dispatches if it was the last. */
 void hb__release(hb__buf *e, const hb__mode *m, bool ran, hb__wakelist *wl) {
   uint64_t *lock = &e->pub.lock;
   uint64_t delta = (ran ? m->done : 0) - m->ticket;
   if (ran && m->ticket == HB__W_WRITER && e->stream != NULL)
     hb__stream_commit(e); /* stream: publish the end, admit the waiters */
+  HB__PREFETCH_RMW(lock);
+  if (m->done == 0 &&
+      (__atomic_load_n(lock, __ATOMIC_RELAXED) & HB__W_WAITERS)) {
+    /* A writer: nobody else changes the word but casters setting WAITERS
+     * (under the mutex we take) and the dispatcher (likewise). */
+    hb__mutex_lock(&e->mu);
+    hb__dispatch(e, wl, delta);
+    hb__mutex_unlock(&e->mu);
+    return;
+  }
   /* RELEASE: the visit's writes happen before the next grant's ACQUIRE. */
   uint64_t old = __atomic_fetch_add(lock, delta, __ATOMIC_RELEASE);
   if (ran && m->done != 0 &&
       (old >> HB__DONE_SHIFT) == (UINT64_MAX >> HB__DONE_SHIFT))
     __atomic_fetch_add(&e->read_wraps, 1, __ATOMIC_RELEASE);
-  if ((old & HB__W_WAITERS) && (old & m->holders) == m->ticket)
-    hb__release_slow(e, wl);
+  if ((old & HB__W_WAITERS) && (old & m->holders) == m->ticket) {
+    hb__mutex_lock(&e->mu);
+    hb__dispatch(e, wl, 0);
+    hb__mutex_unlock(&e->mu);
+  }
+}
+
+void hb__release_now_slow(hb__buf *e, bool write) {
+  hb__wakelist wl;
+  HB__WAKELIST_INIT(wl);
+  hb__release(e, hb__mode_of(write), true, &wl);
+  hb__flush(&wl);
 }
 
 /* ---- marking a queued visitor --------------------------------------------

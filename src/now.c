@@ -14,6 +14,12 @@
  *   word, and the dispatcher's grant is the whole wake-up -- one RMW on
  *   the waiter's line where hb_block_on needs a waker call, its WAKING
  *   round and a claim.
+ *
+ *   hb_try_read_now / hb_try_write_now are the same up to that point:
+ *   where the one-call form would queue, they return HB_EAGAIN instead.
+ *   The fast path's failed CAS took nothing, so a try leaves the lock
+ *   word and the queue as it found them (and never overtakes a waiter:
+ *   the fast path fails on WAITERS).
  */
 #include "bias.h"
 
@@ -32,8 +38,48 @@ bool hb__inside_visit_of(const hb_buf *b) {
          __atomic_load_n(&e->bias_thread, __ATOMIC_RELAXED) == hb__self();
 }
 
-static int hb__visit_now(hb_buf *b, hb_type t, bool write, size_t reserve,
-                         hb_visit_fn fn, void *ctx, int *result) {
+/* The fast path could not grant the ticket: end a bias if there is one
+ * and try again, then (for hb_*_now, `wait`) queue a visitor of our own
+ * and wait for its grant, or (hb_try_*_now) give up.  Returns HB_OK once
+ * the ticket is granted, else HB_EAGAIN or HB_EDEADLK with nothing taken.
+ * Out of line, so that the fast path's frame holds no visitor. */
+static __attribute__((noinline)) int hb__now_slow(hb_buf *b, bool write,
+                                                  bool wait) {
+  hb__buf *e = hb__ext(b);
+  if (__atomic_load_n(&b->lock, __ATOMIC_RELAXED) & HB__W_BIASED) {
+    /* Biased to another thread, or to this one inside its own visit: end
+     * the bias first, so the deadlock check below sees the real holders. */
+    hb__mutex_lock(&e->mu);
+    if (__atomic_load_n(&b->lock, __ATOMIC_RELAXED) & HB__W_BIASED)
+      hb__unbias(e);
+    hb__mutex_unlock(&e->mu);
+    if (hb__grant_fast(b, write)) return HB_OK;
+  }
+  /* The try form: nothing was taken (the failed CAS left the word as it
+   * was), so nothing is to give back. */
+  if (!wait) return HB_EAGAIN;
+  /* Inside a callback or done on b, a ticket that is not granted at
+   * once never will be: it would wait for the one this thread is
+   * running.  Inside a waker, which must not block, no waiting at all. */
+  if (hb__waiting_deadlocks(b)) return HB_EDEADLK;
+  if (hb__flushing != NULL) hb__run_pending(); /* could be what we wait for */
+  /* Queue a visitor of our own and wait for its grant on its state word:
+   * nobody else can see it, so no claim, waker or WAKING is needed.  The
+   * granter's last touch of it is the grant itself. */
+  hb_visitor v = HB_VISITOR_INIT;
+  v.buf = b;
+  uint32_t s = HB__V_CAST | HB__V_PARKED | hb__mode_of(write)->vflag;
+  if (!hb__cast_slow(e, &v, s)) hb__note_wait(e, hb__wait_turn(&v, e));
+  return HB_OK;
+}
+
+/* `wait`: queue and wait when the turn has not come (hb_*_now), or give
+ * up with HB_EAGAIN and no place in the queue (hb_try_*_now).  Inlined
+ * into each of the four: called instead, it would cost each of them a
+ * copy of the type and a call (~1.5 ns of W4's ~11). */
+static inline __attribute__((always_inline)) int
+hb__visit_now(hb_buf *b, hb_type t, bool write, size_t reserve,
+              hb_visit_fn fn, void *ctx, int *result, bool wait) {
   if (!hb__type_ok(b, t) || fn == NULL) return HB_EINVAL;
   if (reserve > (size_t)PTRDIFF_MAX) return HB_ERANGE;
   hb__buf *e = hb__ext(b);
@@ -46,30 +92,9 @@ static int hb__visit_now(hb_buf *b, hb_type t, bool write, size_t reserve,
   if (owner == hb__self() &&
       hb__visit_biased(b, &t, write, reserve, fn, ctx, result))
     return HB_OK;
-  bool granted = hb__grant_fast(b, write);
-  if (!granted &&
-      (__atomic_load_n(&b->lock, __ATOMIC_RELAXED) & HB__W_BIASED)) {
-    /* Biased to another thread, or to this one inside its own visit: end
-     * the bias first, so the deadlock check below sees the real holders. */
-    hb__mutex_lock(&e->mu);
-    if (__atomic_load_n(&b->lock, __ATOMIC_RELAXED) & HB__W_BIASED)
-      hb__unbias(e);
-    hb__mutex_unlock(&e->mu);
-    granted = hb__grant_fast(b, write);
-  }
-  if (!granted) {
-    /* Inside a callback or done on b, a ticket that is not granted at
-     * once never will be: it would wait for the one this thread is
-     * running.  Inside a waker, which must not block, no waiting at all. */
-    if (hb__waiting_deadlocks(b)) return HB_EDEADLK;
-    if (hb__flushing != NULL) hb__run_pending(); /* could be what we wait for */
-    /* Queue a visitor of our own and wait for its grant on its state word:
-     * nobody else can see it, so no claim, waker or WAKING is needed.  The
-     * granter's last touch of it is the grant itself. */
-    hb_visitor v = HB_VISITOR_INIT;
-    v.buf = b;
-    uint32_t s = HB__V_CAST | HB__V_PARKED | hb__mode_of(write)->vflag;
-    if (!hb__cast_slow(e, &v, s)) hb__note_wait(e, hb__wait_turn(&v, e));
+  if (!hb__grant_fast(b, write)) {
+    int rc = hb__now_slow(b, write, wait);
+    if (rc != HB_OK) return rc;
   }
   int r = hb__run_fn(b, &t, write, reserve, fn, ctx, true, 0);
   hb__release_now(e, write);
@@ -79,10 +104,20 @@ static int hb__visit_now(hb_buf *b, hb_type t, bool write, size_t reserve,
 
 int hb_read_now(hb_buf *b, hb_type t, hb_visit_fn fn, void *ctx,
                 int *result) {
-  return hb__visit_now(b, t, false, 0, fn, ctx, result);
+  return hb__visit_now(b, t, false, 0, fn, ctx, result, true);
 }
 
 int hb_write_now(hb_buf *b, hb_type t, size_t reserve, hb_visit_fn fn,
                  void *ctx, int *result) {
-  return hb__visit_now(b, t, true, reserve, fn, ctx, result);
+  return hb__visit_now(b, t, true, reserve, fn, ctx, result, true);
+}
+
+int hb_try_read_now(hb_buf *b, hb_type t, hb_visit_fn fn, void *ctx,
+                    int *result) {
+  return hb__visit_now(b, t, false, 0, fn, ctx, result, false);
+}
+
+int hb_try_write_now(hb_buf *b, hb_type t, size_t reserve, hb_visit_fn fn,
+                     void *ctx, int *result) {
+  return hb__visit_now(b, t, true, reserve, fn, ctx, result, false);
 }

@@ -11,9 +11,12 @@
  *   wake only if the waiter had gone to sleep (SLEEPER); hb_cancel's wake
  *   after CANCELLED covers a cancel.  A cancelled PARKED visitor's
  *   canceller waits, before it returns, until the driver has cleared
- *   PARKED, its last touch: cancel, free the buffer, join is safe.  The waiter spins first, up to
- *   HB__PARK_SPIN_NS: when two threads hand the buffer back and forth,
- *   sleeping would make every hand-off wait for a wake-up (a convoy).  The
+ *   PARKED, its last touch: cancel, free the buffer, join is safe.  The
+ *   waiter spins first -- HB__PARK_QUICK pauses without reading the
+ *   clock, then up to HB__PARK_SPIN_NS by the clock -- because when two
+ *   threads hand the buffer back and forth, sleeping would make every
+ *   hand-off wait for a wake-up (a convoy).  Past that budget it sleeps
+ *   and uses no CPU.  The
  *   grant's fetch_or is the granter's last touch of the visitor; the futex
  *   wake after it touches only the kernel's hash table.
  */
@@ -23,6 +26,7 @@
 
 #define HB__PARK_SPIN_NS 25000 /* the most a waiter spins before it sleeps */
 #define HB__PARK_SPIN_MIN_NS 1000 /* and the least */
+#define HB__PARK_QUICK 64 /* pauses spun before the clock is first read */
 
 static uint64_t hb__now_ns(void) {
   struct timespec ts;
@@ -53,6 +57,11 @@ static uint64_t hb__spin_budget(const hb__buf *e) {
 void hb__note_wait(hb__buf *e, uint64_t waited_ns) {
   if (waited_ns > UINT32_MAX / 2) waited_ns = UINT32_MAX / 2;
   int64_t avg = __atomic_load_n(&e->wait_avg_ns, __ATOMIC_RELAXED);
+  /* A short wait into a short (or not yet measured) average changes no
+   * budget that matters: leave the line alone.  Two threads handing the
+   * buffer back and forth would otherwise store to it at every hand-off,
+   * and move it between their cores each time. */
+  if (waited_ns < HB__PARK_SPIN_MIN_NS && avg <= HB__PARK_SPIN_MIN_NS) return;
   avg += ((int64_t)waited_ns - avg) / 8;
   __atomic_store_n(&e->wait_avg_ns, (uint32_t)(avg > 0 ? avg : 1),
                    __ATOMIC_RELAXED);
@@ -76,8 +85,17 @@ static bool hb__turn_came(uint32_t s) {
  * every 32 pauses: a pause costs 10 to 140 cycles, by CPU.  The loads are
  * ACQUIRE (hb__load_state): they pair with the grant's RELEASE fetch_or. */
 uint64_t hb__wait_turn(hb_visitor *v, hb__buf *e) {
+  /* The first HB__PARK_QUICK pauses read no clock and no buffer field: a
+   * hand-off between two threads that both want the buffer ends within
+   * them.  Such a wait reports 1 ns (hb__note_wait then leaves a short
+   * average alone). */
+  unsigned i = 0;
+  for (; i < HB__PARK_QUICK; i++) {
+    if (hb__turn_came(hb__load_state(v))) return 1;
+    hb__cpu_relax();
+  }
   uint64_t start = hb__now_ns(), budget = hb__spin_budget(e);
-  for (unsigned i = 1; !hb__turn_came(hb__load_state(v)); i++) {
+  for (; !hb__turn_came(hb__load_state(v)); i++) {
     hb__cpu_relax();
     if ((i & 31) == 0 && hb__now_ns() - start >= budget) {
       hb__sleep_until(&v->state, HB__V_SLEEPER, hb__turn_came);

@@ -275,7 +275,7 @@ int hb_stream_close(hb_buf *b) {
   __atomic_store_n(&st->closed, 1, __ATOMIC_RELEASE);
   /* Every waiter to the queue's head, then grant what the lock allows: with
    * a writer holding the ticket, its release dispatches them. */
-  if (hb__stream_admit(e, st, 0, true) != 0) hb__dispatch(e, &wl);
+  if (hb__stream_admit(e, st, 0, true) != 0) hb__dispatch(e, &wl, 0);
   hb_waker room = hb__stream_room_due(st, 0);
   hb__mutex_unlock(&e->mu);
   if (room.wake != NULL) room.wake(room.arg);

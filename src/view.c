@@ -5,17 +5,22 @@
  */
 #include "internal.h"
 
-/* stream: a view starts `skip` bytes into the data (0 but on a stream). */
-size_t hb_view_len(const hb_view *view) {
+/* stream: a view starts `skip` bytes into the data (0 but on a stream).
+ * Inlined into the accessors below: HB_READ_ARRAY / HB_WRITE_ARRAY are in
+ * every callback, and calling out from one accessor to the next cost a
+ * W4 visit ~1.5 of its ~11 ns. */
+static inline size_t hb__view_len(const hb_view *view) {
   size_t n = view->buf->len - view->skip;
   if (HB__LIKELY(view->shift != HB__NO_SHIFT)) return n >> view->shift;
   return n / view->size;
 }
 
+size_t hb_view_len(const hb_view *view) { return hb__view_len(view); }
+
 hb_type hb_view_type(const hb_view *view) { return *view->type; }
 
 const void *hb_view_read_array(hb_view *view, size_t *count) {
-  if (count != NULL) *count = hb_view_len(view);
+  if (count != NULL) *count = hb__view_len(view);
   return view->buf->data + view->skip;
 }
 
@@ -24,7 +29,7 @@ void *hb_view_write_array(hb_view *view, size_t *count) {
     if (count != NULL) *count = 0;
     return NULL;
   }
-  if (count != NULL) *count = hb_view_len(view);
+  if (count != NULL) *count = hb__view_len(view);
   return view->buf->data + view->skip;
 }
 
@@ -44,12 +49,12 @@ uint8_t *hb_view_write_bytes(hb_view *view, size_t *nbytes) {
 
 const void *hb__view_array_checked(hb_view *view, size_t size, size_t *count,
                                    int write) {
-  if (size != view->size) {
+  if (size != view->size || (write && !view->write)) {
     if (count != NULL) *count = 0;
     return NULL;
   }
-  return write ? hb_view_write_array(view, count)
-               : hb_view_read_array(view, count);
+  if (count != NULL) *count = hb__view_len(view);
+  return view->buf->data + view->skip;
 }
 
 int hb_view_append_bytes(hb_view *view, const void *src, size_t n) {

@@ -188,7 +188,7 @@ static inline const hb__mode *hb__mode_of_state(uint32_t s) {
 /* ---- the lock (src/lock.c) ------------------------------------------------
  */
 void hb__queue_unlink(hb__buf *e, hb_visitor *v);
-void hb__dispatch(hb__buf *e, hb__wakelist *wl);
+void hb__dispatch(hb__buf *e, hb__wakelist *wl, uint64_t pending);
 void hb__release(hb__buf *e, const hb__mode *m, bool ran, hb__wakelist *wl);
 bool hb__cast_slow(hb__buf *e, hb_visitor *v, uint32_t s);
 
@@ -211,8 +211,16 @@ void hb__push_wake(hb__wakelist *wl, hb_visitor *v, bool front);
 /* The uncontended grant: one CAS, while nothing conflicting is granted and
  * nobody waits.  ACQUIRE pairs with the RELEASE of the last ticket's
  * hb__release, so the visit sees what earlier writers wrote. */
+/* Fetch a line we are about to load and then RMW in the exclusive state:
+ * a plain load first would fetch it shared, and the RMW would then pay a
+ * second coherence round to upgrade it -- twice the cross-core latency
+ * when the line was last written on the other core, as in every
+ * hand-off.  (PREFETCHW; a no-op where there is none.) */
+#define HB__PREFETCH_RMW(p) __builtin_prefetch((p), 1, 3)
+
 static inline bool hb__grant_fast(hb_buf *b, bool write) {
   const hb__mode *m = hb__mode_of(write);
+  HB__PREFETCH_RMW(&b->lock);
   uint64_t w = __atomic_load_n(&b->lock, __ATOMIC_RELAXED);
   /* A writer's busy mask is the whole live half and BIASED. */
   uint64_t busy = m->conflict | HB__W_WAITERS | HB__W_BIASED;
@@ -232,7 +240,7 @@ static inline bool hb__type_ok(const hb_buf *b, hb_type t) {
   return b != NULL && t.size != 0 && t.align != 0 &&
          (t.align & (t.align - 1)) == 0 &&
          t.align <= ((const hb__buf *)b)->align &&
-         t.size % t.align == 0;
+         (t.size & (t.align - 1)) == 0; /* align is a power of two */
 }
 
 /* Run fn under a granted ticket: the reservation, the view, the callback,
@@ -281,16 +289,47 @@ int hb__try_run(hb_visitor *v, int *result);
 void hb__flush_slow(hb__wakelist *wl);
 
 static inline void hb__flush(hb__wakelist *wl) {
+  /* Every caller set both fields (HB__WAKELIST_INIT, then maybe the
+   * dispatcher); cppcheck 2.10's cross-file check misses the macro's
+   * stores once hb__run_here initialises its wakelist on one branch only. */
+  // cppcheck-suppress ctuuninitvar
   if (wl->wake != NULL || wl->detached != NULL) hb__flush_slow(wl);
 }
 
-/* Give back a finished visit's ticket held by no visitor (hb_*_now's), and
- * do what the release unblocked. */
+/* The same when somebody waits (src/lock.c): with a wakelist of its own,
+ * out of line, so that the uncontended release below needs no frame for
+ * one. */
+void hb__release_now_slow(hb__buf *e, bool write);
+
+/* Give back a finished visit's ticket of mode m if nobody waits: one CAS
+ * (true), else nothing done (false) and the caller takes the slow way.  The
+ * visit's writes RELEASE to the next grant's ACQUIRE (hb__grant_fast,
+ * hb__cast_slow's fetch_or, hb__dispatch's load); a CAS and not an add so
+ * that WAITERS, if it went up meanwhile, sends us the slow way with the
+ * ticket still held (a writer then hands it off, src/lock.c).
+ * hb__release_now: give back the ticket of an hb_*_now visit, and do what
+ * the release unblocked. */
+static inline bool hb__release_fast(hb__buf *e, const hb__mode *m) {
+  uint64_t *lock = &e->pub.lock;
+  /* A stream's write release publishes the end first (hb__release). */
+  if (HB__UNLIKELY(m->ticket == HB__W_WRITER && e->stream != NULL))
+    return false;
+  HB__PREFETCH_RMW(lock);
+  uint64_t w = __atomic_load_n(lock, __ATOMIC_RELAXED);
+  while (!(w & HB__W_WAITERS)) {
+    if (__atomic_compare_exchange_n(lock, &w, w + m->done - m->ticket, true,
+                                    __ATOMIC_RELEASE, __ATOMIC_RELAXED)) {
+      if (m->done != 0 &&
+          (w >> HB__DONE_SHIFT) == (UINT64_MAX >> HB__DONE_SHIFT))
+        __atomic_fetch_add(&e->read_wraps, 1, __ATOMIC_RELEASE);
+      return true;
+    }
+  }
+  return false;
+}
+
 static inline void hb__release_now(hb__buf *e, bool write) {
-  hb__wakelist wl;
-  HB__WAKELIST_INIT(wl);
-  hb__release(e, hb__mode_of(write), true, &wl);
-  hb__flush(&wl);
+  if (!hb__release_fast(e, hb__mode_of(write))) hb__release_now_slow(e, write);
 }
 
 /* ---- waiting (src/park.c) -------------------------------------------------
