@@ -10,8 +10,10 @@
  *   src/bias.c     claiming and revoking the bias (BIAS); the biased
  *                  thread's side is hb__visit_biased in src/bias.h
  *   src/visitor.c  the visitor's life cycle: cast, arm, the drivers
- *                  hb_try_visit / hb_poll, hb_cancel, detached mode, and
- *                  the state transition table
+ *                  hb_try_visit / hb_poll, and the state transition table
+ *   src/detached.c detached mode and the flush (hb__flush_slow, done,
+ *                  hb_visit_detached; RE-ENTRANCY)
+ *   src/cancel.c   hb_cancel and settling (hb__settle; SHUTDOWN)
  *   src/park.c     hb_block_on and the PARKED wait for a turn
  *   src/now.c      hb_read_now / hb_write_now, the one-call form
  *   src/view.c     what a callback does with its hb_view
@@ -86,9 +88,10 @@ static inline void hb__defined(const hb_visitor *v) {
 }
 
 /* v's state as a public call sees it: 0 (idle) unless v carries its
- * cookie (on storage never written, call hb__defined first).  The state is loaded first (ACQUIRE), so the cookie read after
- * it is at least as new as the cast that published that state (the cast
- * stores the cookie before its RELEASE store of the state). */
+ * cookie (on storage never written, call hb__defined first).  The state
+ * is loaded first (ACQUIRE), so the cookie read after it is at least as
+ * new as the cast that published that state (the cast stores the cookie
+ * before its RELEASE store of the state). */
 static inline uint32_t hb__vstate(const hb_visitor *v) {
   uint32_t s = __atomic_load_n(&v->state, __ATOMIC_ACQUIRE);
   if (HB__UNLIKELY(__atomic_load_n(&v->cookie, __ATOMIC_RELAXED) !=
@@ -141,7 +144,7 @@ typedef struct hb__frame {
 #endif
 extern _Thread_local hb__frame *hb__frames HB__TLS_MODEL;
 
-/* The flushes and waker calls in progress on this thread (src/visitor.c). */
+/* The flushes (src/detached.c) and waker calls in progress on this thread. */
 extern _Thread_local hb__wakelist *hb__flushing HB__TLS_MODEL;
 extern _Thread_local hb__calling *hb__calls HB__TLS_MODEL;
 
@@ -285,8 +288,17 @@ static inline int hb__run_fn(hb_buf *b, const hb_type *t, bool write,
 int hb__try_run(hb_visitor *v, int *result);
 
 /* Run the detached visitors collected in wl, and call the wakers, until
- * nothing is left (src/visitor.c). */
+ * nothing is left (src/detached.c). */
 void hb__flush_slow(hb__wakelist *wl);
+
+/* hb__flush_slow, calling a cancelled detached visitor dv's done (dc)
+ * right after the wakers the cancel made due (src/detached.c). */
+typedef struct {
+  hb_buf *buf;
+  hb_done_fn done;
+  void *arg;
+} hb__done_call;
+void hb__flush_done(hb__wakelist *wl, hb_visitor *dv, const hb__done_call *dc);
 
 static inline void hb__flush(hb__wakelist *wl) {
   /* Every caller set both fields (HB__WAKELIST_INIT, then maybe the
@@ -342,7 +354,35 @@ static inline void hb__release_now(hb__buf *e, bool write) {
 uint64_t hb__wait_turn(hb_visitor *v, hb__buf *e);
 void hb__note_wait(hb__buf *e, uint64_t waited_ns);
 
-/* ---- re-entrant calls (src/visitor.c) -------------------------------------
+/* ---- arming, settling (src/visitor.c, src/cancel.c) ----------------------
+ */
+
+static inline int hb__arm(hb_visitor *v, size_t reserve, hb_visit_fn fn,
+                          void *ctx) {
+  if (v == NULL) return HB_EINVAL;
+  uint32_t s = hb__vstate(v);
+  if (hb__phase(s) != HB__V_CAST || v->armed) return HB_ESTATE;
+  if (fn == NULL) return HB_EINVAL;
+  if (reserve > (size_t)PTRDIFF_MAX) return HB_ERANGE;
+  v->fn = fn;
+  v->ctx = ctx;
+  v->reserve = reserve;
+  v->armed = 1;
+  return HB_OK;
+}
+
+static inline bool hb__unsettled(uint32_t s) {
+  return hb__phase(s) == HB__V_CANCELLING || (s & HB__V_WAKING);
+}
+static inline bool hb__not_cancelling(uint32_t s) {
+  return hb__phase(s) != HB__V_CANCELLING;
+}
+static inline bool hb__absent(uint32_t s) { return !(s & HB__V_PRESENT); }
+uint32_t hb__wait_settled(hb_visitor *v); /* sleep until settled */
+/* Settle v, unsettled in s, unless *mine: this thread calls v's waker. */
+uint32_t hb__settle(hb_visitor *v, uint32_t s, hb__calling **mine);
+
+/* ---- re-entrant calls (src/detached.c, src/visitor.c) ---------------------
  */
 
 /* Would waiting here wait for this very thread?  Inside a waker (which
@@ -352,7 +392,7 @@ static inline bool hb__waiting_deadlocks(const hb_buf *b) {
 }
 
 /* Before this thread waits: run the detached visitors its flushes hold
- * claimed (the wait may be for them). */
+ * claimed (the wait may be for them).  src/detached.c */
 void hb__run_pending(void);
 
 /* Drive v, which carries this driver's `flag` (PARKED or DRIVER) and is

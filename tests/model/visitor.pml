@@ -1,6 +1,7 @@
 /*
  * visitor.pml -- a Promela model of the visitor protocol (src/visitor.c,
- * lock.c, park.c): three visitors of one buffer, cast in this order,
+ * detached.c, cancel.c, lock.c, park.c): three visitors of one buffer,
+ * cast in this order,
  *
  *   W  a write visitor, granted at once; its owner may drive it
  *      (hb_try_visit) or leave it to the shutdown's cancel;
