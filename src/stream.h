@@ -1,8 +1,9 @@
 /*
- * stream.h -- the stream face's internals (src/stream.c), and the hooks
- * the visitor sources call.  Each hook is one line at its call site,
- * marked "stream:", and costs a load and a branch on a buffer that is not
- * a stream (e->stream == NULL).
+ * stream.h -- the stream face's internals (src/stream.c: open, close,
+ * waiting readers and their grant; src/consumer.c: consumers, the drop
+ * and compaction), and the hooks the visitor sources call.  Each hook is
+ * one line at its call site, marked "stream:", and costs a load and a
+ * branch on a buffer that is not a stream (e->stream == NULL).
  */
 #ifndef HB_STREAM_H
 #define HB_STREAM_H
@@ -53,17 +54,39 @@ static inline void hb__vs_set(hb_visitor *v, hb__vstream s) {
   memcpy(v->reserved, &s, sizeof s);
 }
 
+/* b's stream state, or NULL: not a stream (or b == NULL). */
+static inline hb__stream *hb__st(hb_buf *b) {
+  return b == NULL ? NULL : hb__ext(b)->stream;
+}
+
 static inline bool hb__stream_closed(const hb__buf *e) {
   return e->stream != NULL &&
          __atomic_load_n(&e->stream->closed, __ATOMIC_ACQUIRE) != 0;
 }
 
+/* ---- between stream.c and consumer.c ---- */
+
+/* The lowest consumer position, or end without consumers (under mu):
+ * the drop, and hb_stream_info_get's `low`. */
+uint64_t hb__stream_low(hb__stream *st, uint64_t end);
+
+/* The room waker if it is due, else {NULL, NULL}; clears `full` when it
+ * takes it (under mu; the caller calls it after unlocking).  From a
+ * consumer's release and remove, and from close, whose waker is due
+ * whatever the lag. */
+hb_waker hb__stream_room_due(hb__stream *st, uint64_t low);
+
+/* hb__stream_enter of a write visit (write ticket held): HB_ECLOSED,
+ * HB_ENOSPC (the limit), or drop what every consumer released, publish
+ * `begin`, compact if due, HB_OK. */
+int hb__stream_write_start(hb__buf *e, hb__stream *st, size_t reserve);
+
 /* ---- the hooks ---- */
 
 /* hb__run_fn, under the visit's ticket, before the callback: for a write,
- * drop what every consumer released and compact (see REPRESENTATION);
- * then the view's window.  Returns HB_OK, or the *result of a write that
- * must not run (HB_ECLOSED, HB_ENOSPC). */
+ * drop what every consumer released and compact (see REPRESENTATION in
+ * src/consumer.c); then the view's window.  Returns HB_OK, or the
+ * *result of a write that must not run (HB_ECLOSED, HB_ENOSPC). */
 int hb__stream_enter(hb__buf *e, hb_view *view, bool write, size_t reserve,
                      uint64_t from);
 

@@ -1,5 +1,5 @@
 /*
- * test_bias.c -- biased buffers (see BIAS in src/visitor.c): one thread's
+ * test_bias.c -- biased buffers (see BIAS in src/bias.c): one thread's
  * one-call visits without atomic instructions, and the revocation when any
  * other visitor comes.  Skipped where the bias is off (ThreadSanitizer, or
  * a kernel without membarrier); the rest of the suite covers the shared
@@ -207,7 +207,7 @@ static void nested_calls_inside_a_biased_visit(void **state) {
   assert_int_equal(hb_free(b), HB_OK);
 }
 
-#ifndef NDEBUG
+#if HB_CHECKED
 /* A debug build still catches a direct-mode call inside a biased visit. */
 static int cb_direct_call(hb_view *view, void *arg) {
   (void)view;
@@ -428,7 +428,7 @@ int main(int argc, char **argv) {
       cmocka_unit_test(biased_abort_rolls_back),
       cmocka_unit_test(caller_owned_cast_ends_the_bias),
       cmocka_unit_test(nested_calls_inside_a_biased_visit),
-#ifndef NDEBUG
+#if HB_CHECKED
       cmocka_unit_test(direct_call_inside_biased_visit_aborts),
 #endif
       cmocka_unit_test(revoked_while_a_read_runs),

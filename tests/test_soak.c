@@ -5,7 +5,7 @@
  * HB_SOAK_SECONDS sets the duration (default 2, at most 60): `make test`
  * runs it briefly in each build, CI's soak step runs it longer.
  *
- * Buffer 1 starts life biased (see BIAS in src/visitor.c): thread 0 alone
+ * Buffer 1 starts life biased (see BIAS in src/bias.c): thread 0 alone
  * makes one-call visits on it (hb_read_now / hb_write_now) while the other
  * threads wait at a gate; then it opens the gate and keeps up its one-call
  * visits on buffer 1 while each other thread's first visit is a cast on

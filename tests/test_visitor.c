@@ -586,7 +586,7 @@ static void block_inside_callback_is_edeadlk(void **state) {
   assert_int_equal(hb_free(b), HB_OK);
 }
 
-#ifndef NDEBUG
+#if HB_CHECKED
 /* Debug builds abort a direct-mode call made while a visitor is live, with
  * a message naming the call.  Run it in a child and read its stderr. */
 typedef struct {
@@ -894,7 +894,7 @@ int main(int argc, char **argv) {
       cmocka_unit_test(views_partial_elements_and_read_only),
       cmocka_unit_test(reservation_failure_completes_with_enomem),
       cmocka_unit_test(block_inside_callback_is_edeadlk),
-#ifndef NDEBUG
+#if HB_CHECKED
       cmocka_unit_test(direct_calls_while_live_abort_in_debug),
 #endif
       cmocka_unit_test(detached_runs_on_the_granting_call),

@@ -33,7 +33,7 @@
  *     be granted at once would wait forever: it is issued only from inside
  *     a callback on the same buffer, where it must return HB_EDEADLK, and
  *     skipped otherwise.  Results are asserted alike whether or not the
- *     buffer is biased (see BIAS in src/visitor.c); the bias itself is
+ *     buffer is biased (see BIAS in src/bias.c); the bias itself is
  *     modelled too (set by the first one-call visit on a buffer nothing
  *     has visited, revoked by any later cast or a nested one-call visit
  *     inside a biased one, "moved" when revoked with a biased visit in
@@ -142,7 +142,7 @@ extern fz_alloc_state fz_alloc;
 
 enum { VS_IDLE, VS_CAST, VS_ARMED, VS_RUNNING, VS_RAN, VS_CANCELLED };
 
-/* The bias of a buffer (see BIAS in src/visitor.c). */
+/* The bias of a buffer (see BIAS in src/bias.c). */
 enum {
   FZ_BIAS_NONE,    /* no one-call visit has tried yet */
   FZ_BIAS_ON,      /* biased to this (the only) thread */

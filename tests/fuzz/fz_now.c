@@ -69,7 +69,7 @@ void fz_do_now(int slot, hb_type t, int write, size_t reserve,
     return;
   }
 
-  /* The bias (see BIAS in src/visitor.c), decided before the ticket. */
+  /* The bias (see BIAS in src/bias.c), decided before the ticket. */
   if (mb->bias == FZ_BIAS_NONE) {
     if (!fz.bias_avail || live_before)
       mb->bias = FZ_BIAS_SHARED;
