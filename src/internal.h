@@ -23,6 +23,11 @@
 void *hb__malloc(size_t n);
 void *hb__realloc(void *p, size_t n);
 void hb__free(void *p);
+/* All three are the C library's (hb_set_allocator sets it): only then may
+ * the slot of src/slot.c keep buffers.  Hidden, so that hb_new and hb_free
+ * read it with one RIP-relative load, as when it was static, not through
+ * the GOT. */
+extern bool hb__alloc_standard __attribute__((visibility("hidden")));
 
 /* ---- a futex mutex: zero is unlocked, so a zeroed buffer needs no init ----
  * Used only around the visitor wait queue: short critical sections, no
@@ -138,6 +143,9 @@ static inline int hb__reserve(hb_buf *b, size_t n) {
   return hb__grow(b, n);
 }
 int hb__put_bytes(hb_buf *b, const void *src, size_t n);
+/* hb_free's last step (src/buf.c): give e's memory back to the allocator.
+ * @return HB_OK. */
+int hb__free_memory(hb__buf *e);
 
 /* Invariant checker (src/check.c), for tests: aborts with a message naming
  * the broken invariant and both sides of it.  Cheap enough to call after

@@ -1,5 +1,5 @@
 /*
- * test_slot.c -- the per-thread slot of src/buf.c: small buffers freed and
+ * test_slot.c -- the per-thread slot of src/slot.c: small buffers freed and
  * made again on the same thread are recycled (a few at a time: the slot
  * is a stack), only if visitor mode never touched them, and every buffer
  * made starts
