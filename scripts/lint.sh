@@ -30,11 +30,17 @@ cppcheck --quiet --error-exitcode=1 --inline-suppr \
 #   connect to their uses (hb__slot.e, .cap, .state) in the same file.
 
 echo "lint: clang-tidy $(clang-tidy --version | sed -n 's/.*version //p')"
-clang-tidy --quiet -p "$out" $srcs >"$out/clang-tidy.log" 2>&1 || true
+# A crash or a file it could not parse is a failure too, not "clean".
+tidy_rc=0
+clang-tidy --quiet -p "$out" $srcs >"$out/clang-tidy.log" 2>&1 || tidy_rc=$?
 grep -v '^[0-9]* warnings\? \(and [0-9]* errors\? \)\?generated' \
   "$out/clang-tidy.log" || true
 if grep -q ': \(warning\|error\):' "$out/clang-tidy.log"; then
   echo "lint: clang-tidy found problems" >&2
+  exit 1
+fi
+if [ "$tidy_rc" -ne 0 ]; then
+  echo "lint: clang-tidy exited with status $tidy_rc" >&2
   exit 1
 fi
 echo "lint: clean"
