@@ -170,6 +170,17 @@ static void done_drives(hb_visitor *v, int status, int result, void *arg) {
   d->rc = hb_try_visit(d->granted, &d->result);
 }
 
+/* What all three paths must show: done ran once with `status`, after the
+ * granted visitor's waker, and could run that visitor (it ran once). */
+static void check_done_after_waker(const done_probe *dp, int status,
+                                   int runs) {
+  CHILD_CHECK_INT(dp->calls, 1);
+  CHILD_CHECK_INT(dp->status, status);
+  CHILD_CHECK_INT(dp->woken_at_done, 1); /* the waker came first */
+  CHILD_CHECK_INT(dp->rc, HB_OK);        /* and done could run it */
+  CHILD_CHECK_INT(runs, 1);
+}
+
 /* The run-now path of hb_visit_detached: d is granted at once, r waits
  * behind it with a waker. */
 static void done_after_wakers_run_now(void *arg) {
@@ -184,11 +195,7 @@ static void done_after_wakers_run_now(void *arg) {
   CHILD_CHECK_INT(hb_poll(&r, counter_waker(&woken), &result), HB_PENDING);
   CHILD_CHECK_INT(hb_visit_detached(&d, 0, cb_five, NULL, done_drives, &dp),
                   HB_OK);
-  CHILD_CHECK_INT(dp.calls, 1);
-  CHILD_CHECK_INT(dp.status, HB_OK);
-  CHILD_CHECK_INT(dp.woken_at_done, 1); /* the waker came first */
-  CHILD_CHECK_INT(dp.rc, HB_OK);        /* and done could run r */
-  CHILD_CHECK_INT(runs, 1);
+  check_done_after_waker(&dp, HB_OK, runs);
   CHILD_CHECK_INT(woken, 1);
   CHILD_CHECK_INT(hb_free(b), HB_OK);
 }
@@ -210,11 +217,7 @@ static void done_after_wakers_flush(void *arg) {
   CHILD_CHECK_INT(hb_poll(&r, counter_waker(&woken), &result), HB_PENDING);
   CHILD_CHECK_INT(hb_visit(&w0, 0, cb_five, NULL), HB_OK);
   CHILD_CHECK_INT(hb_try_visit(&w0, &result), HB_OK);
-  CHILD_CHECK_INT(dp.calls, 1);
-  CHILD_CHECK_INT(dp.status, HB_OK);
-  CHILD_CHECK_INT(dp.woken_at_done, 1);
-  CHILD_CHECK_INT(dp.rc, HB_OK);
-  CHILD_CHECK_INT(runs, 1);
+  check_done_after_waker(&dp, HB_OK, runs);
   CHILD_CHECK_INT(hb_free(b), HB_OK);
 }
 
@@ -234,11 +237,7 @@ static void done_after_wakers_cancel(void *arg) {
   CHILD_CHECK_INT(hb_visit(&r, 0, cb_count, &runs), HB_OK);
   CHILD_CHECK_INT(hb_poll(&r, counter_waker(&woken), &result), HB_PENDING);
   CHILD_CHECK_INT(hb_cancel(&d), HB_OK);
-  CHILD_CHECK_INT(dp.calls, 1);
-  CHILD_CHECK_INT(dp.status, HB_ECANCELED);
-  CHILD_CHECK_INT(dp.woken_at_done, 1);
-  CHILD_CHECK_INT(dp.rc, HB_OK);
-  CHILD_CHECK_INT(runs, 1);
+  check_done_after_waker(&dp, HB_ECANCELED, runs);
   CHILD_CHECK_INT(hb_cancel(&r0), HB_OK);
   CHILD_CHECK_INT(hb_free(b), HB_OK);
 }
