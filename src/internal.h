@@ -129,6 +129,34 @@ _Static_assert(offsetof(hb__buf, writes_run) >=
                    offsetof(hb__buf, stream) + sizeof(void *) + 64,
                "writes_run shares a cache line with what every visit reads");
 
+/* The two intrusive FIFO lists of visitors -- a buffer's wait queue
+ * (head/tail, src/lock.c) and a stream's waiting readers (whead/wtail,
+ * src/stream.c) -- link through v->next/v->prev, under the buffer's mutex.
+ * Each caller keeps its own count. */
+static inline void hb__list_push(hb_visitor **head, hb_visitor **tail,
+                                 hb_visitor *v) {
+  v->next = NULL;
+  v->prev = *tail;
+  if (*tail != NULL)
+    (*tail)->next = v;
+  else
+    *head = v;
+  *tail = v;
+}
+
+static inline void hb__list_unlink(hb_visitor **head, hb_visitor **tail,
+                                   hb_visitor *v) {
+  if (v->prev != NULL)
+    v->prev->next = v->next;
+  else
+    *head = v->next;
+  if (v->next != NULL)
+    v->next->prev = v->prev;
+  else
+    *tail = v->prev;
+  v->next = v->prev = NULL;
+}
+
 /* Add to a counter that only its owner (a write-ticket or direct-mode
  * holder) changes while hb_stats_get may read it: no RMW, no data race. */
 #define HB__BUMP(field, n)                                                   \

@@ -175,27 +175,13 @@ void hb__call_wakers(hb__wakelist *wl) {
 /* ---- the wait queue (under e->mu) -----------------------------------------
  */
 static void hb__queue_push(hb__buf *e, hb_visitor *v) {
-  v->next = NULL;
-  v->prev = e->tail;
-  if (e->tail != NULL)
-    e->tail->next = v;
-  else
-    e->head = v;
-  e->tail = v;
+  hb__list_push(&e->head, &e->tail, v);
   e->qlen++;
   if (e->qlen > e->longest_queue) HB__BUMP(e->longest_queue, 1);
 }
 
 void hb__queue_unlink(hb__buf *e, hb_visitor *v) {
-  if (v->prev != NULL)
-    v->prev->next = v->next;
-  else
-    e->head = v->next;
-  if (v->next != NULL)
-    v->next->prev = v->prev;
-  else
-    e->tail = v->prev;
-  v->next = v->prev = NULL;
+  hb__list_unlink(&e->head, &e->tail, v);
   e->qlen--;
 }
 

@@ -159,13 +159,7 @@ static unsigned hb__stream_admit(hb__buf *e, hb__stream *st, uint64_t end,
     if (!all && hb__vs_get(v).want > end) continue;
     hb__stream_unlink(e, v);
     /* Into the chain that goes in front of the queue's head. */
-    v->prev = last;
-    v->next = NULL;
-    if (last != NULL)
-      last->next = v;
-    else
-      first = v;
-    last = v;
+    hb__list_push(&first, &last, v);
     /* Now a queued reader like any other (RMW: see HB__V_STREAM). */
     __atomic_fetch_and(&v->state, ~HB__V_STREAM, __ATOMIC_RELEASE);
     n++;
@@ -242,15 +236,7 @@ int hb_stream_room_waker(hb_buf *b, hb_waker w) {
 
 void hb__stream_unlink(hb__buf *e, hb_visitor *v) {
   hb__stream *st = e->stream;
-  if (v->prev != NULL)
-    v->prev->next = v->next;
-  else
-    st->whead = v->next;
-  if (v->next != NULL)
-    v->next->prev = v->prev;
-  else
-    st->wtail = v->prev;
-  v->next = v->prev = NULL;
+  hb__list_unlink(&st->whead, &st->wtail, v);
   __atomic_fetch_sub(&st->nwait, 1, __ATOMIC_RELAXED);
 }
 
@@ -297,13 +283,7 @@ int hb_cast_from(hb_visitor *v, hb_buf *b, hb_type t, uint64_t offset,
   v->type = t;
   v->armed = 0;
   hb__vs_set(v, (hb__vstream){offset, want});
-  v->next = NULL;
-  v->prev = st->wtail;
-  if (st->wtail != NULL)
-    st->wtail->next = v;
-  else
-    st->whead = v;
-  st->wtail = v;
+  hb__list_push(&st->whead, &st->wtail, v);
   hb__store_state(v, HB__V_CAST | HB__V_STREAM);
   hb__mutex_unlock(&e->mu);
   return HB_OK;
