@@ -57,7 +57,11 @@ hb__visit_biased(hb_buf *b, const hb_type *t, bool write, size_t reserve,
     /* Revoked as we came: either our hold was seen and moved into the
      * lock word (so the ticket is ours), or we go the shared way. */
     return hb__biased_revoked(b, t, write, reserve, fn, ctx, result, wait);
-  int r = hb__run_fn(b, t, write, reserve, fn, ctx, false, 0);
+  /* No stream: hb_stream_open, which may only be called while nothing
+   * else is done on b, ends the bias for good (hb__bias_forbid) before it
+   * sets e->stream, and bias_owner is no longer this thread's from then
+   * on.  So neither hb_write_now's HB_ECLOSED check nor the window. */
+  int r = hb__run_plain(b, t, write, reserve, fn, ctx, false);
   if (result != NULL) *result = r;
   /* RELEASE: a revoker that reads 0 here sees everything the visit did. */
   __atomic_store_n(&b->held, 0, __ATOMIC_RELEASE);

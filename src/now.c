@@ -77,18 +77,20 @@ static __attribute__((noinline)) int hb__now_slow(hb_buf *b, bool write,
  *
  * hb__visit_now is the fast path, inlined into each of the four calls;
  * everything rare is a call of its own that the fast path makes last,
- * returning what it returns (hb__now_first, hb__now_wait, hb__now_shared,
- * hb__biased_revoked, hb__biased_after), so that no argument of the visit
- * -- fn, ctx, t, reserve -- is live across a call but that of fn itself.  Kept live
- * across one, each costs every visit a callee-saved register, pushed and
- * popped (W4 paid six pairs of them).  *result is stored as soon as fn
- * returns, for the same reason. */
+ * returning what it returns (hb__now_first, hb__now_wait, hb__now_stream,
+ * hb__now_shared, hb__biased_revoked, hb__biased_after), so that no
+ * argument of the visit -- fn, ctx, t, reserve -- is live across a call
+ * but that of fn itself.  Kept live across one, each costs every visit a
+ * callee-saved register, pushed and popped (W4 paid six pairs of them).
+ * *result is stored as soon as fn returns, for the same reason. */
 
-/* The shared path from the grant on: the ticket is held. */
+/* The shared path from the grant on: the ticket is held.  `plain`: b has
+ * no stream (the caller looked). */
 static inline __attribute__((always_inline)) int
 hb__now_granted(hb_buf *b, const hb_type *t, bool write, size_t reserve,
-                hb_visit_fn fn, void *ctx, int *result) {
-  int r = hb__run_fn(b, t, write, reserve, fn, ctx, true, 0);
+                hb_visit_fn fn, void *ctx, int *result, bool plain) {
+  int r = plain ? hb__run_plain(b, t, write, reserve, fn, ctx, true)
+                : hb__run_fn(b, t, write, reserve, fn, ctx, true, 0);
   if (result != NULL) *result = r;
   hb__release_now(hb__ext(b), write);
   return HB_OK;
@@ -100,16 +102,30 @@ hb__now_wait(hb_buf *b, const hb_type *t, bool write, size_t reserve,
              hb_visit_fn fn, void *ctx, int *result, bool wait) {
   int rc = hb__now_slow(b, write, wait);
   if (rc != HB_OK) return rc;
-  return hb__now_granted(b, t, write, reserve, fn, ctx, result);
+  return hb__now_granted(b, t, write, reserve, fn, ctx, result, false);
 }
 
-/* The shared path: the fast grant, else hb__now_wait, then the visit. */
+/* The shared path on a stream: no write once it is closed. */
+static __attribute__((noinline)) int
+hb__now_stream(hb_buf *b, const hb_type *t, bool write, size_t reserve,
+               hb_visit_fn fn, void *ctx, int *result, bool wait) {
+  if (write && hb__stream_closed(hb__ext(b))) return HB_ECLOSED;
+  if (!hb__grant_fast(b, write))
+    return hb__now_wait(b, t, write, reserve, fn, ctx, result, wait);
+  return hb__now_granted(b, t, write, reserve, fn, ctx, result, false);
+}
+
+/* The shared path: the fast grant, else hb__now_wait, then the visit.  A
+ * stream is opened only while nothing else is done on b (hb_stream_open),
+ * so one look at e->stream serves the whole visit. */
 static inline __attribute__((always_inline)) int
 hb__now_take(hb_buf *b, const hb_type *t, bool write, size_t reserve,
              hb_visit_fn fn, void *ctx, int *result, bool wait) {
+  if (HB__UNLIKELY(hb__ext(b)->stream != NULL))
+    return hb__now_stream(b, t, write, reserve, fn, ctx, result, wait);
   if (HB__UNLIKELY(!hb__grant_fast(b, write)))
     return hb__now_wait(b, t, write, reserve, fn, ctx, result, wait);
-  return hb__now_granted(b, t, write, reserve, fn, ctx, result);
+  return hb__now_granted(b, t, write, reserve, fn, ctx, result, true);
 }
 
 int hb__now_shared(hb_buf *b, const hb_type *t, bool write, size_t reserve,
@@ -164,9 +180,10 @@ hb__visit_now(hb_buf *b, const hb_type *t, bool write, size_t reserve,
               hb_visit_fn fn, void *ctx, int *result, bool wait) {
   if (HB__UNLIKELY(!hb__type_ok(b, *t) || fn == NULL)) return HB_EINVAL;
   if (HB__UNLIKELY(reserve > (size_t)PTRDIFF_MAX)) return HB_ERANGE;
-  hb__buf *e = hb__ext(b);
-  if (write && HB__UNLIKELY(hb__stream_closed(e))) return HB_ECLOSED;
-  const void *owner = __atomic_load_n(&e->bias_owner, __ATOMIC_RELAXED);
+  /* Biased to this thread: no stream (see hb__visit_biased), else the
+   * shared path checks for a closed one. */
+  const void *owner =
+      __atomic_load_n(&hb__ext(b)->bias_owner, __ATOMIC_RELAXED);
   if (owner == hb__self())
     return hb__visit_biased(b, t, write, reserve, fn, ctx, result, wait);
   if (HB__UNLIKELY(owner == NULL))

@@ -285,6 +285,17 @@ static inline int hb__call_fn(hb_view *view, bool write, hb_visit_fn fn,
 int hb__run_fn_slow(hb_buf *b, const hb_type *t, bool write, size_t reserve,
                     hb_visit_fn fn, void *ctx, bool track, uint64_t from);
 
+/* hb__run_fn on a buffer without a stream. */
+static inline int hb__run_plain(hb_buf *b, const hb_type *t, bool write,
+                                size_t reserve, hb_visit_fn fn, void *ctx,
+                                bool track) {
+  if (write && HB__UNLIKELY(b->cap - b->len < reserve))
+    return hb__run_fn_slow(b, t, write, reserve, fn, ctx, track, 0);
+  hb_view view;
+  hb__view_init(&view, b, t, write);
+  return hb__call_fn(&view, write, fn, ctx, track);
+}
+
 /* Run fn under a granted ticket: the reservation, the view, the callback,
  * the rollback of an aborted write.  The ticket stays held.  `from` is the
  * stream offset a hb_cast_from visitor's view starts at (0 otherwise).
@@ -295,12 +306,9 @@ int hb__run_fn_slow(hb_buf *b, const hb_type *t, bool write, size_t reserve,
 static inline int hb__run_fn(hb_buf *b, const hb_type *t, bool write,
                              size_t reserve, hb_visit_fn fn, void *ctx,
                              bool track, uint64_t from) {
-  if (HB__UNLIKELY(hb__ext(b)->stream != NULL ||
-                   (write && b->cap - b->len < reserve)))
+  if (HB__UNLIKELY(hb__ext(b)->stream != NULL))
     return hb__run_fn_slow(b, t, write, reserve, fn, ctx, track, from);
-  hb_view view;
-  hb__view_init(&view, b, t, write);
-  return hb__call_fn(&view, write, fn, ctx, track);
+  return hb__run_plain(b, t, write, reserve, fn, ctx, track);
 }
 
 /* Try to run an armed visitor whose turn has come (src/visitor.c).
