@@ -257,7 +257,7 @@ static inline bool hb__grant_fast(hb_buf *b, bool write) {
 static inline bool hb__type_ok(const hb_buf *b, hb_type t) {
   return b != NULL && t.size != 0 && t.align != 0 &&
          (t.align & (t.align - 1)) == 0 &&
-         t.align <= ((const hb__buf *)b)->align &&
+         t.align <= hb__cext(b)->align &&
          (t.size & (t.align - 1)) == 0; /* align is a power of two */
 }
 
