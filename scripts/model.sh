@@ -26,12 +26,13 @@
 #                            only beside a holder) with two writers and a
 #                            reader (two visits each, and three), one
 #                            writer and two readers, and two of each; and
-#                            with any of five bugs put back -- a
-#                            writer's release that does not re-read WAITERS,
-#                            a grant that ignores SLEEPER, "NEXT clear"
-#                            taken for the grant, a reader's release that
-#                            does not hand off, an expired waiter queued at
-#                            the tail -- fail, each for its own reason.
+#                            with any of six bugs put back -- a writer's
+#                            release that does not re-read WAITERS, a grant
+#                            that ignores SLEEPER, "NEXT clear" taken for
+#                            the grant, a reader's release that does not
+#                            hand off, an expired waiter queued at the
+#                            tail, NEXT left out of the conflict masks --
+#                            fail, each for its own reason.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/deps.sh model
@@ -105,4 +106,6 @@ expect="violated (( !(next)||writer)||(readers>0))" \
   must_fail handoff.pml reader-no-handoff -DBUG_READER_NO_HANDOFF
 expect="(wait_seq[qi]<wait_seq[h])" \
   must_fail handoff.pml expiry-tail -DBUG_EXPIRY_TAIL
+expect="violated (wait_seq[qi]==0)" must_fail handoff.pml no-next-conflict \
+  -DBUG_NO_NEXT_CONFLICT -DNW=1 -DNR=2
 echo "model: ok"

@@ -72,6 +72,11 @@
  *   -DBUG_EXPIRY_TAIL  the expiring NEXT waiter goes to the queue's tail,
  *     not its head: whoever queued behind it while it spun is granted
  *     first -- the FIFO assertion.
+ *   -DBUG_NO_NEXT_CONFLICT  NEXT is in no conflict mask: with a reader
+ *     holding and a writer in NEXT, another reader's fast path is granted
+ *     past the writer -- the assertion that nobody waits at such a grant.
+ *     Only two readers show it (-DNW=1 -DNR=2): with one reader, whoever
+ *     NEXT waits for conflicts with every caster too.
  */
 
 #ifndef NW
@@ -113,8 +118,13 @@ byte next_pid = 0;
 #define is_writer(p) ((p) <= NW)
 
 /* What p's grant waits on (hb__mode.conflict): NEXT is in both. */
+#ifdef BUG_NO_NEXT_CONFLICT
+#define conflicts(p) \
+  (writer || (is_writer(p) && readers > 0))
+#else
 #define conflicts(p) \
   (writer || next || (is_writer(p) && readers > 0))
+#endif
 
 /* p started to wait before me. */
 #define before(p, me) (wait_seq[p] != 0 && wait_seq[p] < wait_seq[me])
