@@ -154,8 +154,11 @@
  *   Between two threads taking turns, a visit is then two RMWs on one line,
  *   as with ck_tflock: the release that hands off, and the next cast's CAS
  *   into the slot.  Lines moved per hand-off: the lock line and the data --
- *   two, the least any lock can move, since the grant must reach the waiter
- *   and the data must move.  With more than one waiter the queue takes
+ *   one line when the data are a small buffer's first 16 bytes, which share
+ *   the lock word's line (src/internal.h), as the lock and counter of the
+ *   ck and pthread peers in bench/bench_lock.c do; two otherwise.  That is
+ *   the least any lock can move: the grant must reach the waiter and the
+ *   data must move.  With more than one waiter the queue takes
  *   over, whose waiters each watch a line of their own.
  *   tests/model/handoff.pml checks the slot together with the queue.
  *
