@@ -79,8 +79,9 @@ lint:
 valgrind:
 	scripts/valgrind.sh
 
-# The bias revocation and the visitor protocol, model-checked with spin
-# (tests/model), each also with a bug put back, which it must find.
+# The bias revocation, the visitor protocol and the contended hand-off (the
+# queue and the NEXT slot), model-checked with spin (tests/model), each
+# also with bugs put back, which it must find.
 model:
 	scripts/model.sh
 

@@ -18,11 +18,21 @@
 #                            writer's release folded into the grant of the
 #                            head, the inline CAS release, the grant of a
 #                            PARKED waiter on its own state word and its
-#                            spin-then-sleep: as built it must pass (writer
-#                            exclusion, FIFO grants, no lost grant or wake),
-#                            and with either of two bugs put back -- a
-#                            writer's release that does not re-read
-#                            WAITERS, a grant that ignores SLEEPER -- fail.
+#                            spin-then-sleep, and the NEXT slot (a one-call
+#                            waiter spinning on the lock word until EPOCH
+#                            flips, or expiring to the queue's head): as
+#                            built it must pass (writer exclusion, tickets
+#                            held, FIFO grants, no lost grant or wake, NEXT
+#                            only beside a holder) with two writers and a
+#                            reader (two visits each, and three), one
+#                            writer and two readers, and two of each; and
+#                            with any of six bugs put back -- a writer's
+#                            release that does not re-read WAITERS, a grant
+#                            that ignores SLEEPER, "NEXT clear" taken for
+#                            the grant, a reader's release that does not
+#                            hand off, an expired waiter queued at the
+#                            tail, NEXT left out of the conflict masks --
+#                            fail, each for its own reason.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/deps.sh model
@@ -43,12 +53,15 @@ check() { # $1 = model, $2 = label, rest = spin options; prints the verdict
   grep -oE 'errors: [0-9]+' "$label/pan.log"
 }
 
-states() { grep -oE '[0-9]+ states, stored' "$1/pan.log"; }
+states() { # the search's size and pan's own time (not the compile's)
+  echo "$(grep -oE '[0-9]+ states, stored' "$1/pan.log")," \
+    "$(grep -oE 'elapsed time [0-9.e+-]+ seconds' "$1/pan.log")"
+}
 
 must_pass() { # $1 = model, $2 = label, rest = spin options
   local verdict
   verdict=$(check "$@")
-  echo "model: $1 as built: $verdict ($(states "$2"))"
+  echo "model: $1 as built ($2): $verdict ($(states "$2"))"
   case "$verdict" in
     *"errors: 0") ;;
     *) echo "model: the protocol fails its model; see $work/$2/pan.log" >&2
@@ -57,12 +70,19 @@ must_pass() { # $1 = model, $2 = label, rest = spin options
 }
 
 must_fail() { # $1 = model, $2 = label (the bug), rest = spin options
+  # $expect, if set: what pan must report (the failure the bug causes, not
+  # just any failure, which a broken model would also give).
   local verdict
   verdict=$(check "$@")
-  echo "model: $1 with $2: $verdict (expected: an error)"
+  echo "model: $1 with $2: $verdict (expected: ${expect:-an error})"
   case "$verdict" in
     *"errors: 0") echo "model: $1 no longer sees $2" >&2; exit 1 ;;
   esac
+  if [ -n "${expect:-}" ] && ! grep -qF "$expect" "$2/pan.log"; then
+    echo "model: $1 with $2 fails, but not with: $expect" \
+      "(see $work/$2/pan.log)" >&2
+    exit 1
+  fi
 }
 
 must_pass bias.pml bias
@@ -70,8 +90,22 @@ must_fail bias.pml bias-nofence -DNO_FENCE
 must_pass visitor.pml visitor
 must_fail visitor.pml done-before-wakers -DDONE_BEFORE_WAKERS
 must_fail visitor.pml no-present-wait -DNO_PRESENT_WAIT
-# ~6.7 million states: optimised, and COLLAPSE (~350 MB, not ~1.8 GB).
-panflags="-O2 -w -DCOLLAPSE" must_pass handoff.pml handoff
-panflags="-O2 -w -DCOLLAPSE" must_fail handoff.pml no-recheck -DBUG_NO_RECHECK
-panflags="-O2 -w -DCOLLAPSE" must_fail handoff.pml grant-store -DBUG_GRANT_STORE
+# ~1 million states each (~7 million with three visits): optimised, and
+# COLLAPSE to keep the bigger one near 450 MB.
+export panflags="-O2 -w -DCOLLAPSE"
+must_pass handoff.pml handoff
+must_pass handoff.pml handoff-readers -DNW=1 -DNR=2
+must_pass handoff.pml handoff-four -DNW=2 -DNR=2 -DVISITS=1
+must_pass handoff.pml handoff-three-visits -DVISITS=3
+end="invalid end state"
+expect=$end must_fail handoff.pml no-recheck -DBUG_NO_RECHECK
+expect=$end must_fail handoff.pml grant-store -DBUG_GRANT_STORE
+expect="violated (next&&(next_pid==_pid))" \
+  must_fail handoff.pml next-clear-is-grant -DBUG_NEXT_CLEAR_IS_GRANT
+expect="violated (( !(next)||writer)||(readers>0))" \
+  must_fail handoff.pml reader-no-handoff -DBUG_READER_NO_HANDOFF
+expect="(wait_seq[qi]<wait_seq[h])" \
+  must_fail handoff.pml expiry-tail -DBUG_EXPIRY_TAIL
+expect="violated (wait_seq[qi]==0)" must_fail handoff.pml no-next-conflict \
+  -DBUG_NO_NEXT_CONFLICT -DNW=1 -DNR=2
 echo "model: ok"

@@ -67,7 +67,7 @@ bool hb__is_biased(const hb_buf *b) {
 }
 
 bool hb__bias_moved(const hb_buf *b) {
-  const hb__buf *e = (const hb__buf *)b;
+  const hb__buf *e = hb__cext(b);
   return (__atomic_load_n(&e->bias_decision, __ATOMIC_ACQUIRE) &
           HB__DECIDE_MASK) == HB__DECIDE_MOVED;
 }

@@ -7,8 +7,11 @@
  * instead of the allocator, are in src/slot.c and call in here for a fresh
  * allocation (hb_new_aligned) or to release one (hb__free_memory).
  *
- * Layout.  hb_new makes one allocation: the hb__buf header, then the first
- * `capacity` bytes at the buffer's alignment.  The header never moves (the
+ * Layout.  hb_new makes one allocation: the hb__buf header, placed so that
+ * its public part (last in it) starts a cache line, then the first
+ * `capacity` bytes at the buffer's alignment, right behind the public part:
+ * the lock word and the first 16 bytes share a line (src/internal.h says
+ * why).  The header never moves (the
  * caller holds its address), so the first growth moves the data out into an
  * allocation of its own (`raw`), and later growths realloc that one.  The
  * inline bytes are then unused; a buffer that never grows, the common case
@@ -81,8 +84,12 @@ static inline void hb__zero(void *dst, size_t n) {
   memset(p, 0, n);
 }
 
+/* What hb_new_aligned allocates before the inline bytes: room to place
+ * the header 64-aligned (the allocator's alignment is max_align_t), the
+ * header up to the end of its public part, then the bytes (internal.h). */
+#define HB__PLACE_SLACK (64 - HB__MAX_ALIGN)
 #define HB__HDR_SIZE                                                         \
-  ((sizeof(hb__buf) + HB__MAX_ALIGN - 1) & ~(HB__MAX_ALIGN - 1))
+  (HB__PLACE_SLACK + offsetof(hb__buf, pub) + sizeof(hb_buf))
 
 void hb__misuse(const hb_buf *b, const char *call) {
   fprintf(stderr,
@@ -95,12 +102,16 @@ void hb__misuse(const hb_buf *b, const char *call) {
 
 /* ---- creation ----------------------------------------------------------- */
 
-/* Set up the header of a fresh (or recycled) allocation. */
-static inline hb_buf *hb__init(hb__buf *e, size_t capacity, size_t align) {
-  /* Zero the header only; the bytes stay uninitialised, like malloc's. */
-  hb__zero(e, sizeof *e);
+/* Set up the header in a fresh allocation: 64-aligned in it. */
+static inline hb_buf *hb__init(void *mem, size_t capacity, size_t align) {
+  size_t shift = (size_t)(-(uintptr_t)mem & 63);
+  hb__buf *e = (hb__buf *)((uint8_t *)mem + shift);
+  /* Zero the header only; the bytes stay uninitialised, like malloc's.
+   * The inline bytes start in the struct's tail padding: zero up to them. */
+  hb__zero(e, (size_t)(HB__INLINE_AT(e) - (uint8_t *)e));
+  e->shift = (uint8_t)shift;
   e->align = align;
-  e->pub.data = hb__align_up((uint8_t *)e + HB__HDR_SIZE, align);
+  e->pub.data = hb__align_up(HB__INLINE_AT(e), align);
   e->pub.cap = capacity;
   return &e->pub;
 }
@@ -110,9 +121,9 @@ hb_buf *hb_new_aligned(size_t capacity, size_t align) {
   if (align < HB__MAX_ALIGN) align = HB__MAX_ALIGN;
   size_t total = hb__add(hb__add(HB__HDR_SIZE, hb__pad(align)), capacity);
   if (total == SIZE_MAX) return NULL;
-  hb__buf *e = hb__malloc(total);
-  if (e == NULL) return NULL;
-  return hb__init(e, capacity, align);
+  void *mem = hb__malloc(total);
+  if (mem == NULL) return NULL;
+  return hb__init(mem, capacity, align);
 }
 
 hb_buf *hb_wrap(const void *src, size_t n) {
@@ -129,11 +140,11 @@ hb_buf *hb_wrap(const void *src, size_t n) {
  * nothing live, the slot takes the buffer -- needs no stack frame. */
 int hb__free_memory(hb__buf *e) {
   hb__free(e->raw);
-  hb__free(e);
+  hb__free((uint8_t *)e - e->shift);
   return HB_OK;
 }
 
-size_t hb_align(const hb_buf *b) { return ((const hb__buf *)b)->align; }
+size_t hb_align(const hb_buf *b) { return hb__cext(b)->align; }
 
 /* ---- growth ------------------------------------------------------------- */
 

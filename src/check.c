@@ -6,9 +6,9 @@
  * caught at the step that broke it, not later when something crashes.
  * Each failure names the invariant and prints both sides, then aborts.
  *
- * The layout it checks is the one src/buf.c builds: the hb__buf header
- * rounded up to max_align_t, then the inline bytes at the buffer's
- * alignment; after the first growth the bytes live in `raw`, rounded up to
+ * The layout it checks is the one src/buf.c builds: the hb__buf header,
+ * its public part starting a cache line, then the inline bytes at the
+ * buffer's alignment right behind that part (src/internal.h); after the first growth the bytes live in `raw`, rounded up to
  * the alignment inside an allocation over-sized by (align - max_align).
  */
 #include "internal.h"
@@ -16,9 +16,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 
-/* Must match src/buf.c: the header's size, rounded up to max_align_t. */
-#define HB__CHECK_HDR_SIZE                                                   \
-  ((sizeof(hb__buf) + HB__MAX_ALIGN - 1) & ~(HB__MAX_ALIGN - 1))
 
 static void hb__check_fail(const hb_buf *b, const char *what,
                            const char *lhs, uintmax_t l, const char *rhs,
@@ -64,8 +61,10 @@ void hb__check(hb_buf *b) {
   HB__REQUIRE((data & (align - 1)) == 0, "data is aligned to hb_align(b)",
               data, align);
   size_t pad = align - HB__MAX_ALIGN;
+  HB__REQUIRE(((uintptr_t)b & 63) == 0, "the public part starts a line",
+              (uintptr_t)b & 63, 0);
   uintptr_t base = e->raw == NULL
-                       ? (uintptr_t)e + HB__CHECK_HDR_SIZE /* inline bytes */
+                       ? (uintptr_t)HB__INLINE_AT(e) /* inline bytes */
                        : (uintptr_t)e->raw;                 /* grown */
   HB__REQUIRE(data >= base,
               e->raw == NULL ? "inline data starts after the header"

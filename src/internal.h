@@ -84,35 +84,19 @@ static inline void hb__cpu_relax(void) {
 #endif
 }
 
-/* ---- the buffer as the library allocates it ---- */
+/* ---- the buffer as the library allocates it ----
+ *
+ * The public part comes last, at the start of a cache line of its own, and
+ * the first inline bytes follow it on that same line: the lock word
+ * (pub.lock, at 32) and the first 16 bytes of a buffer that never grew (at
+ * 48) share one line, as a lock and the small struct it guards do.  Two
+ * threads taking turns on a small buffer then move one line per visit, not
+ * two (see "A HAND-OFF, LINE BY LINE" in src/lock.c).  hb_new places the
+ * header 64-aligned in its allocation (the allocator's is 16) and keeps
+ * the shift to free it by.  Before it, a line of what every visit reads
+ * and nobody writes per visit, and before that the statistics and the
+ * queue, which visits and the queue's mutex do write. */
 typedef struct hb__buf {
-  hb_buf pub;            /* first: an hb_buf * is an hb__buf * */
-  /* visitor mode: the wait queue, under mu.  Right behind the lock word
-   * (pub.lock) on purpose: a contended hand-off touches the lock word, the
-   * mutex and the queue's ends, and these 40 bytes lie on at most two
-   * cache lines, whatever the allocator's 16-byte alignment makes of the
-   * header (see "A HAND-OFF, LINE BY LINE" in src/lock.c). */
-  hb__mutex mu;
-  uint32_t qlen;
-  hb_visitor *head, *tail;
-  /* Read by every visit of every thread (the bias owner, the alignment
-   * the type check compares with, the stream pointer): within the first 96
-   * bytes, so never on a line with writes_run, which every write visit
-   * writes (at the end, 88 bytes on: a line holds 64).  Mixed on one line, a write visit on one
-   * core and a read visit on the other would move it at every visit. */
-  const void *bias_owner;  /* the bias (see "BIAS" in src/bias.c).  NULL:
-                              never tried; the biased thread's token; or
-                              HB__BIAS_SHARED (atomic) */
-  size_t align;          /* alignment of pub.data */
-  struct hb__stream *stream; /* stream: hb_stream_open's state, or NULL
-                                (src/stream.c); read by every visit */
-  const void *bias_thread; /* the thread it was ever biased to (set once) */
-  uint32_t bias_decision;  /* what the revoker found (atomic, futex word) */
-  /* hb_block_on's spin budget follows this average wait (atomic, a hint:
-   * racing updates may lose one sample, never correctness) */
-  uint32_t wait_avg_ns;
-  void *raw;             /* the separate data allocation, NULL while the
-                            data still lives in this allocation */
   /* statistics; see hb_stats_get for who writes which */
   uint64_t aborted;         /* under the write ticket */
   uint64_t reserve_failed;  /* under the write ticket */
@@ -122,12 +106,48 @@ typedef struct hb__buf {
   uint64_t read_wraps;      /* atomic: carries of the lock word's count */
   uint64_t bias_reads;      /* the biased thread's own read visits */
   uint64_t longest_queue;   /* under mu */
-  uint64_t writes_run;      /* under the write ticket; last (see above) */
+  uint64_t writes_run;      /* under the write ticket */
+  void *raw;             /* the separate data allocation, NULL while the
+                            data still lives in this allocation */
+  /* visitor mode: the wait queue, under mu */
+  hb__mutex mu;
+  uint32_t qlen;
+  hb_visitor *head, *tail;
+  /* Read by every visit of every thread (the bias owner, the alignment
+   * the type check compares with, the stream pointer), written at most
+   * once per buffer or per long wait: a line of their own, so that no
+   * visit's or mutex's write moves it between cores. */
+  _Alignas(64) const void *bias_owner; /* the bias (see "BIAS" in
+                              src/bias.c).  NULL: never tried; the biased
+                              thread's token; or HB__BIAS_SHARED (atomic) */
+  size_t align;          /* alignment of pub.data */
+  struct hb__stream *stream; /* stream: hb_stream_open's state, or NULL
+                                (src/stream.c); read by every visit */
+  const void *bias_thread; /* the thread it was ever biased to (set once) */
+  uint32_t bias_decision;  /* what the revoker found (atomic, futex word) */
+  /* hb_block_on's spin budget follows this average wait (atomic, a hint:
+   * racing updates may lose one sample, never correctness); written only
+   * by waits longer than a microsecond */
+  uint32_t wait_avg_ns;
+  uint8_t shift;         /* the header's offset in its allocation */
+  /* last, line-aligned: data/len/cap/cursor, the lock word, held, and
+   * right behind them (in this struct's tail padding) the inline bytes */
+  _Alignas(64) hb_buf pub;
 } hb__buf;
-/* The layout above: no line holds both writes_run and a read-hot field. */
-_Static_assert(offsetof(hb__buf, writes_run) >=
-                   offsetof(hb__buf, stream) + sizeof(void *) + 64,
-               "writes_run shares a cache line with what every visit reads");
+_Static_assert(offsetof(hb__buf, pub) % 64 == 0 &&
+                   offsetof(hb_buf, lock) + sizeof(uint64_t) <= 48 &&
+                   sizeof(hb_buf) <= 48,
+               "the lock word and the first inline bytes share a line");
+_Static_assert(offsetof(hb__buf, bias_owner) / 64 !=
+                       offsetof(hb__buf, mu) / 64 &&
+                   offsetof(hb__buf, bias_owner) / 64 !=
+                       offsetof(hb__buf, writes_run) / 64 &&
+                   offsetof(hb__buf, shift) / 64 ==
+                       offsetof(hb__buf, bias_owner) / 64,
+               "what every visit reads has a line of its own");
+
+/* Where a buffer's inline bytes start, for its alignment. */
+#define HB__INLINE_AT(e) ((uint8_t *)&(e)->pub + sizeof(hb_buf))
 
 /* The two intrusive FIFO lists of visitors -- a buffer's wait queue
  * (head/tail, src/lock.c) and a stream's waiting readers (whead/wtail,
@@ -176,7 +196,12 @@ static inline void hb__list_unlink(hb_visitor **head, hb_visitor **tail,
   __atomic_store_n(&(field), __atomic_load_n(&(field), __ATOMIC_RELAXED) + (n), \
                    __ATOMIC_RELAXED)
 
-static inline hb__buf *hb__ext(hb_buf *b) { return (hb__buf *)b; }
+static inline hb__buf *hb__ext(hb_buf *b) {
+  return (hb__buf *)((char *)b - offsetof(hb__buf, pub));
+}
+static inline const hb__buf *hb__cext(const hb_buf *b) {
+  return (const hb__buf *)((const char *)b - offsetof(hb__buf, pub));
+}
 
 /* Reserve without the direct-mode check (views use it). */
 static inline int hb__reserve(hb_buf *b, size_t n) {

@@ -63,14 +63,13 @@
  *   WAITERS and unlock (3).  (It was 6 + 3: a release add, the grant's
  *   add, a separate clearing of WAITERS.)
  *
- *   A HAND-OFF, LINE BY LINE.  The cache lines one hand-off moves between
- *   the two cores:
- *     1. the lock line: pub.lock, and right behind it (struct hb__buf) the
- *        mutex, the queue length and the queue's head and tail -- 40 bytes
- *        from the lock word to tail, so one line when the allocator (16-byte
- *        aligned) puts the header at 32 or 48 mod 64 and two otherwise.
- *        With pub's data/len/cap in front (every visit reads them), the
- *        first 72 bytes of the header are always exactly two lines;
+ *   A HAND-OFF, LINE BY LINE.  The cache lines one hand-off through the
+ *   queue moves between the two cores:
+ *     1. the lock line: pub (data/len/cap, which every visit reads, and the
+ *        lock word), which starts a line, with the first 16 inline bytes
+ *        of the buffer behind it (src/internal.h), and the queue's line
+ *        before it: the mutex, the queue length, its head and tail -- two
+ *        lines in all;
  *     2. the waiter's own state word, written once by the grant and read
  *        by its spinning driver, and beside it (struct hb_visitor) its
  *        queue links, which the unlink reads and clears: 20 bytes, one
@@ -78,7 +77,8 @@
  *        them across a line boundary, one time in four);
  *     3. the data itself (the buffer's bytes), which move to the
  *        grantee's core whatever the lock does.
- *   So 3 at the least, and 3 to 5 as laid out (4 typically).  Three is
+ *   So 3 at the least, and 3 to 5 as laid out (4 typically; 3 for a small
+ *   buffer whose data is on the lock line).  Three is
  *   the least a queued lock with local spinning can move: the grant must
  *   land where the waiter alone watches (else every waiter's line is
  *   invalidated by every grant, the flaw of a ticket lock on many cores),
@@ -154,8 +154,11 @@
  *   Between two threads taking turns, a visit is then two RMWs on one line,
  *   as with ck_tflock: the release that hands off, and the next cast's CAS
  *   into the slot.  Lines moved per hand-off: the lock line and the data --
- *   two, the least any lock can move, since the grant must reach the waiter
- *   and the data must move.  With more than one waiter the queue takes
+ *   one line when the data are a small buffer's first 16 bytes, which share
+ *   the lock word's line (src/internal.h), as the lock and counter of the
+ *   ck and pthread peers in bench/bench_lock.c do; two otherwise.  That is
+ *   the least any lock can move: the grant must reach the waiter and the
+ *   data must move.  With more than one waiter the queue takes
  *   over, whose waiters each watch a line of their own.
  *   tests/model/handoff.pml checks the slot together with the queue.
  *

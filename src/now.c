@@ -33,7 +33,7 @@ _Thread_local char hb__me HB__TLS_MODEL;
 bool hb__inside_visit_of(const hb_buf *b) {
   for (const hb__frame *f = hb__frames; f != NULL; f = f->prev)
     if (f->buf == b) return true;
-  const hb__buf *e = (const hb__buf *)b;
+  const hb__buf *e = hb__cext(b);
   return __atomic_load_n(&b->held, __ATOMIC_RELAXED) != 0 &&
          __atomic_load_n(&e->bias_thread, __ATOMIC_RELAXED) == hb__self();
 }

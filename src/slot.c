@@ -77,7 +77,10 @@ static bool hb__slot_key_ok;
 
 static void hb__slot_drop(void *unused) {
   (void)unused;
-  while (hb__slot.n > 0) free(hb__slot.e[--hb__slot.n]);
+  while (hb__slot.n > 0) {
+    hb__buf *e = hb__slot.e[--hb__slot.n];
+    free((uint8_t *)e - e->shift); /* the default allocator's (slot rule) */
+  }
   hb__slot.state = HB__SLOT_OFF;
 }
 
@@ -121,15 +124,17 @@ static inline bool hb__unvisited(const hb__buf *e, uint64_t lock) {
 }
 
 #ifndef NDEBUG
-/* What hb__unvisited stands for: every header word after the public part
- * (but align; raw is NULL in the slot) still zero, and held too. */
+/* What hb__unvisited stands for: every header word before the public part
+ * (but align and the one holding shift; raw is NULL in the slot) still
+ * zero, and held too. */
 static void hb__slot_verify(const hb__buf *e) {
   const unsigned char *p = (const unsigned char *)e;
   uint64_t w;
-  for (size_t off = sizeof e->pub; off + sizeof w <= sizeof *e;
+  const size_t shift_word = offsetof(hb__buf, shift) / sizeof w * sizeof w;
+  for (size_t off = 0; off + sizeof w <= offsetof(hb__buf, pub);
        off += sizeof w) {
     memcpy(&w, p + off, sizeof w);
-    if (off != offsetof(hb__buf, align) && w != 0) {
+    if (off != offsetof(hb__buf, align) && off != shift_word && w != 0) {
       fprintf(stderr,
               "hyperbuf: buffer %p in the slot looks unvisited but its "
               "header word at offset %zu is 0x%llx (src/slot.c, "

@@ -328,7 +328,7 @@ void hb__stream_commit(hb__buf *e) {
  */
 
 uint64_t hb_view_offset(const hb_view *view) {
-  const hb__stream *st = ((const hb__buf *)view->buf)->stream;
+  const hb__stream *st = hb__cext(view->buf)->stream;
   return st == NULL ? 0 : st->base + view->skip;
 }
 

@@ -261,7 +261,7 @@ static inline bool hb__grant_fast(hb_buf *b, bool write) {
  * size (five tests, as GCC compiled them, cost ~10 instructions more). */
 static inline bool hb__type_ok(const hb_buf *b, hb_type t) {
   size_t a1 = t.align - 1;
-  return b != NULL && t.size != 0 && a1 < ((const hb__buf *)b)->align &&
+  return b != NULL && t.size != 0 && a1 < hb__cext(b)->align &&
          ((t.size | t.align) & a1) == 0;
 }
 
