@@ -22,46 +22,55 @@ void hb__bias_forbid(hb__buf *e);
  * HB__DECIDE_KEPT or HB__DECIDE_MOVED. */
 uint32_t hb__bias_decision(hb__buf *e);
 
-/* A one-call visit by the thread b is biased to.  Returns false, having
- * done nothing, when the visit must take the shared path instead. */
+/* The one-call visit's rare paths (src/now.c), each called last, so that
+ * the fast path keeps nothing live across the call.  hb__now_shared: the
+ * shared path (the fast grant, else wait or, without `wait`, HB_EAGAIN),
+ * and the visit.  The biased thread found BIASED gone:
+ * hb__biased_revoked, before its visit: wait for the revoker's decision;
+ * on "moved" run the visit on the ticket moved to it and give that back,
+ * else take the shared path; hb__biased_after, after it (*result stored):
+ * give the moved ticket back, or count the read as a biased one. */
+int hb__now_shared(hb_buf *b, const hb_type *t, bool write, size_t reserve,
+                   hb_visit_fn fn, void *ctx, int *result, bool wait);
+int hb__biased_revoked(hb_buf *b, const hb_type *t, bool write,
+                       size_t reserve, hb_visit_fn fn, void *ctx,
+                       int *result, bool wait);
+int hb__biased_after(hb_buf *b, bool write);
+
+/* A one-call visit by the thread b is biased to (`wait` as in
+ * hb__now_shared, should the visit have to take the shared path). */
 /* Always inlined: out of line (as GCC chose once hb__visit_now's four
  * copies grew) it costs the biased W4 visit ~2 ns of its ~11. */
-static inline __attribute__((always_inline)) bool
+static inline __attribute__((always_inline)) int
 hb__visit_biased(hb_buf *b, const hb_type *t, bool write, size_t reserve,
-                 hb_visit_fn fn, void *ctx, int *result) {
+                 hb_visit_fn fn, void *ctx, int *result, bool wait) {
   hb__buf *e = hb__ext(b);
   if (__atomic_load_n(&b->held, __ATOMIC_RELAXED) != 0)
-    return false; /* nested in our own visit: the shared path sorts it out */
+    /* nested in our own visit: the shared path sorts it out */
+    return hb__now_shared(b, t, write, reserve, fn, ctx, result, wait);
   __atomic_store_n(&b->held, hb__mode_of(write)->held, __ATOMIC_RELAXED);
   /* A compiler barrier only: the revoker's fence does the rest. */
   __atomic_signal_fence(__ATOMIC_SEQ_CST);
-  bool moved = false;
   /* ACQUIRE: on weakly ordered CPUs the callback's loads stay after it. */
   if (HB__UNLIKELY(!(__atomic_load_n(&b->lock, __ATOMIC_ACQUIRE) &
-                     HB__W_BIASED))) {
+                     HB__W_BIASED)))
     /* Revoked as we came: either our hold was seen and moved into the
      * lock word (so the ticket is ours), or we go the shared way. */
-    if (hb__bias_decision(e) != HB__DECIDE_MOVED) {
-      __atomic_store_n(&b->held, 0, __ATOMIC_RELAXED);
-      return false;
-    }
-    moved = true;
-  }
-  int r = hb__run_fn(b, t, write, reserve, fn, ctx, false, 0);
+    return hb__biased_revoked(b, t, write, reserve, fn, ctx, result, wait);
+  /* No stream: hb_stream_open, which may only be called while nothing
+   * else is done on b, ends the bias for good (hb__bias_forbid) before it
+   * sets e->stream, and bias_owner is no longer this thread's from then
+   * on.  So neither hb_write_now's HB_ECLOSED check nor the window. */
+  int r = hb__run_plain(b, t, write, reserve, fn, ctx, false);
+  if (result != NULL) *result = r;
   /* RELEASE: a revoker that reads 0 here sees everything the visit did. */
   __atomic_store_n(&b->held, 0, __ATOMIC_RELEASE);
   __atomic_signal_fence(__ATOMIC_SEQ_CST);
-  if (!moved &&
-      HB__UNLIKELY(!(__atomic_load_n(&b->lock, __ATOMIC_RELAXED) &
+  if (HB__UNLIKELY(!(__atomic_load_n(&b->lock, __ATOMIC_RELAXED) &
                      HB__W_BIASED)))
-    moved = hb__bias_decision(e) == HB__DECIDE_MOVED;
-  if (moved) {
-    hb__release_now(e, write); /* our hold is a ticket in the lock word */
-  } else if (!write) {
-    HB__BUMP(e->bias_reads, 1);
-  }
-  if (result != NULL) *result = r;
-  return true;
+    return hb__biased_after(b, write); /* revoked during the visit */
+  if (!write) HB__BUMP(e->bias_reads, 1);
+  return HB_OK;
 }
 
 #endif /* HB_BIAS_H */

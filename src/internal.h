@@ -230,20 +230,9 @@ bool hb__is_biased(const hb_buf *b);
 bool hb__bias_moved(const hb_buf *b); /* revoked with a visit in flight */
 
 /* ---- what a callback sees ----
- * hb__run_fn (src/visit.h) builds it on the driver's stack; src/view.c
- * reads it.  I/O inside a write visitor (src/io.c) appends through it too. */
-struct hb_view {
-  hb_buf *buf;
-  const hb_type *type; /* the cast type (the visitor's, or hb_*_now's) */
-  size_t start_len; /* length when the visit began: the rollback point */
-  size_t size;      /* cast element size */
-  int write;        /* a write visit */
-  unsigned shift;   /* log2(size) when size is a power of two, else
-                       HB__NO_SHIFT: a shift instead of a division */
-  /* stream: the window of a visit on a stream (src/stream.c), 0 else */
-  size_t skip;      /* bytes of hb_data() before the view's first byte */
-  int eof;          /* the stream was closed when the visit began */
-};
-#define HB__NO_SHIFT 255u
+ * struct hb_view is in <hyperbuf/inline.h> (HB_READ_ARRAY inlines its
+ * reads); hb__run_fn (src/visit.h) builds it on the driver's stack;
+ * src/view.c reads it.  I/O inside a write visitor (src/io.c) appends
+ * through it too. */
 
 #endif /* HB_INTERNAL_H */
