@@ -181,27 +181,51 @@ bool hb__load_parked(const hb_visitor *v) {
 /* ---- running a visit ------------------------------------------------------
  */
 
+/* The release of hb__run_here when somebody waits: with a wakelist, out
+ * of line, so that the uncontended run needs no frame for one. */
+static __attribute__((noinline)) void
+hb__run_here_wake(hb_visitor *v, hb__buf *e, uint32_t s, bool write) {
+  hb__wakelist wl;
+  HB__WAKELIST_INIT(wl);
+  hb__release(e, hb__mode_of(write), true, &wl);
+  /* The ticket is back; from here on, only v. */
+  hb__store_state(v, hb__with_phase(s, HB__V_RAN));
+  hb__flush(&wl);
+}
+
 /* Run a claimed visitor here and do what its release unblocked: as
  * hb__run_claimed (src/detached.c) + hb__flush, with the uncontended
- * release an inline CAS (hb__release_fast) rather than a call. */
-static int hb__run_here(hb_visitor *v, uint32_t s, int *result) {
-  bool write = (s & HB__V_WRITE) != 0;
+ * release an inline CAS (hb__release_fast) rather than a call.  One copy
+ * per mode (hb__run_here), so that the mode is a constant in each. */
+static inline __attribute__((always_inline)) int
+hb__run_here_as(hb_visitor *v, uint32_t s, int *result, bool write) {
   hb__buf *e = hb__ext(v->buf);
   int r = hb__run_fn(v->buf, &v->type, write, v->reserve, v->fn, v->ctx,
                      true, hb__vs_get(v).from);
   v->result = r;
-  if (hb__release_fast(e, hb__mode_of(write))) {
+  if (HB__LIKELY(hb__release_fast(e, hb__mode_of(write))))
     hb__store_state(v, hb__with_phase(s, HB__V_RAN)); /* only v now */
-  } else {
-    hb__wakelist wl;
-    HB__WAKELIST_INIT(wl);
-    hb__release(e, hb__mode_of(write), true, &wl);
-    /* The ticket is back; from here on, only v. */
-    hb__store_state(v, hb__with_phase(s, HB__V_RAN));
-    hb__flush(&wl);
-  }
+  else
+    hb__run_here_wake(v, e, s, write);
   if (result != NULL) *result = r;
   return HB_OK;
+}
+
+static __attribute__((noinline)) int hb__run_here_read(hb_visitor *v,
+                                                       uint32_t s,
+                                                       int *result) {
+  return hb__run_here_as(v, s, result, false);
+}
+
+static __attribute__((noinline)) int hb__run_here_write(hb_visitor *v,
+                                                        uint32_t s,
+                                                        int *result) {
+  return hb__run_here_as(v, s, result, true);
+}
+
+static inline int hb__run_here(hb_visitor *v, uint32_t s, int *result) {
+  return (s & HB__V_WRITE) ? hb__run_here_write(v, s, result)
+                           : hb__run_here_read(v, s, result);
 }
 
 
@@ -292,7 +316,20 @@ int hb__drive_present(hb_visitor *v, uint32_t flag, uint64_t waited_ns,
 /* ---- casting --------------------------------------------------------------
  */
 
-static int hb__cast(hb_visitor *v, hb_buf *b, hb_type t, bool write) {
+/* What a cast writes in v before the state that publishes it: only what
+ * is read before hb_visit.  The rest is written where it is first needed
+ * (links on enqueue, waker on registration, done on detaching, result on
+ * running).  The cookie is v's proof of a cast; it and buf are atomic:
+ * hb_cancel may read them from any thread. */
+static inline void hb__cast_fill(hb_visitor *v, hb_buf *b, hb_type t) {
+  __atomic_store_n(&v->buf, b, __ATOMIC_RELAXED);
+  v->type = t;
+  v->armed = 0;
+  __atomic_store_n(&v->cookie, hb__cookie(v), __ATOMIC_RELAXED);
+}
+
+static inline __attribute__((always_inline)) int
+hb__cast(hb_visitor *v, hb_buf *b, hb_type t, bool write) {
   if (v == NULL || !hb__type_ok(b, t)) return HB_EINVAL;
   /* Castable: idle, or finished with nobody still on it.  A state that
    * says so needs no cookie check (without the cookie it is idle, which is
@@ -306,27 +343,22 @@ static int hb__cast(hb_visitor *v, hb_buf *b, hb_type t, bool write) {
       hb__vstate(v) != HB__V_IDLE)
     return HB_ESTATE;
 
-  /* Only what is read before hb_visit: the rest is written where it is
-   * first needed (links on enqueue, waker on registration, done on
-   * detaching, result on running), which keeps the stores in front of the
-   * CAS below few -- a locked instruction waits for them to drain (the
-   * cookie is stored after it, before the state that publishes it).  The
-   * cookie and buf are atomic: hb_cancel may read them from any thread. */
   if (HB__UNLIKELY(hb__ext(b)->stream != NULL)) { /* stream */
     if (write && hb__stream_closed(hb__ext(b))) return HB_ECLOSED;
     hb__vs_set(v, (hb__vstream){0, 0}); /* a plain cast: from the start */
   }
-  __atomic_store_n(&v->buf, b, __ATOMIC_RELAXED);
-  v->type = t;
-  v->armed = 0;
   uint32_t s = HB__V_CAST | hb__mode_of(write)->vflag;
 
-  if (hb__grant_fast(b, write)) {
-    __atomic_store_n(&v->cookie, hb__cookie(v), __ATOMIC_RELAXED);
+  /* Granted at once, v's fields are written after the CAS: nobody looks
+   * at them before the state store publishes them, and a locked
+   * instruction waits for every store in front of it to drain.  Queued,
+   * before: the queue's side reads them under the mutex. */
+  if (HB__LIKELY(hb__grant_fast(b, write))) {
+    hb__cast_fill(v, b, t);
     hb__store_state(v, s | HB__V_GRANTED);
     return HB_OK;
   }
-  __atomic_store_n(&v->cookie, hb__cookie(v), __ATOMIC_RELAXED);
+  hb__cast_fill(v, b, t);
   hb__cast_slow(hb__ext(b), v, s);
   return HB_OK;
 }
@@ -351,6 +383,20 @@ int hb_visit(hb_visitor *v, size_t reserve, hb_visit_fn fn, void *ctx) {
 
 int hb_try_visit(hb_visitor *v, int *result) {
   if (v == NULL) return HB_EINVAL;
+  /* The uncontended case first: armed, granted, nothing else on it (no
+   * waker call, cancel or driver).  The claim is made before this frame
+   * saves a register, so that the locked instruction waits for as few
+   * stores as can be; hb__run_here is a tail call.  The claim is the
+   * one of THE RACES above: it pairs with hb_cancel's (src/cancel.c),
+   * and exactly one of the two wins.  Anything else takes the general
+   * way. */
+  uint32_t s = hb__load_state(v);
+  if (HB__LIKELY((s & ~HB__V_WRITE) == (HB__V_CAST | HB__V_GRANTED) &&
+                 v->armed != 0 &&
+                 __atomic_load_n(&v->cookie, __ATOMIC_RELAXED) ==
+                     hb__cookie(v)) &&
+      HB__LIKELY(hb__claim(v, &s, HB__V_RUNNING)))
+    return hb__run_here(v, s, result);
   return hb__try_run(v, result);
 }
 
