@@ -240,10 +240,11 @@ static inline bool hb__grant_fast(hb_buf *b, bool write) {
  */
 
 static inline bool hb__type_ok(const hb_buf *b, hb_type t) {
-  return b != NULL && t.size != 0 && t.align != 0 &&
-         (t.align & (t.align - 1)) == 0 &&
-         t.align <= ((const hb__buf *)b)->align &&
-         (t.size & (t.align - 1)) == 0; /* align is a power of two */
+  /* align a power of two that divides size, in one test: with align 0,
+   * align - 1 is all ones and catches any size but 0, refused first. */
+  return b != NULL && t.size != 0 &&
+         ((t.align | t.size) & (t.align - 1)) == 0 &&
+         t.align <= ((const hb__buf *)b)->align;
 }
 
 /* Run fn under a granted ticket: the reservation, the view, the callback,
