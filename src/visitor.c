@@ -202,11 +202,15 @@ hb__run_here_as(hb_visitor *v, uint32_t s, int *result, bool write) {
   hb__buf *e = hb__ext(v->buf);
   int r = hb__run_fn(v->buf, &v->type, write, v->reserve, v->fn, v->ctx,
                      true, hb__vs_get(v).from);
-  v->result = r;
-  if (HB__LIKELY(hb__release_fast(e, hb__mode_of(write))))
+  /* v->result after the release: one store fewer for its CAS to wait
+   * for.  The RAN store publishes it (RELEASE) to later drivers. */
+  if (HB__LIKELY(hb__release_fast(e, hb__mode_of(write)))) {
+    v->result = r;
     hb__store_state(v, hb__with_phase(s, HB__V_RAN)); /* only v now */
-  else
+  } else {
+    v->result = r;
     hb__run_here_wake(v, e, s, write);
+  }
   if (result != NULL) *result = r;
   return HB_OK;
 }
