@@ -266,9 +266,9 @@ static int hb__driver_check(hb_visitor *v, uint32_t *sp, int *result) {
   }
 }
 
-/* Try to run an armed visitor whose turn has come.  Returns HB_EAGAIN when
- * it has not come, or a final status. */
-int hb__try_run(hb_visitor *v, int *result) {
+/* hb__try_run's general way: any state, the claim retried after a loss. */
+static __attribute__((noinline)) int hb__try_run_slow(hb_visitor *v,
+                                                      int *result) {
   for (;;) {
     uint32_t s;
     int rc = hb__driver_check(v, &s, result);
@@ -277,6 +277,31 @@ int hb__try_run(hb_visitor *v, int *result) {
     if (hb__claim(v, &s, HB__V_RUNNING)) return hb__run_here(v, s, result);
     /* lost the claim to hb_cancel: look again */
   }
+}
+
+/* Try to run an armed visitor whose turn has come.  Returns HB_EAGAIN when
+ * it has not come, or a final status.
+ *
+ * The uncontended case first: armed, granted, nothing else on it (no
+ * waker call, cancel or driver).  Its claim is made before this frame
+ * saves a register, so that the locked instruction waits for as few
+ * stores as can be, and the run is a tail call.  The claim is the one of
+ * THE RACES above: it pairs with hb_cancel's (src/cancel.c), and exactly
+ * one of the two wins.  Anything else takes the general way. */
+static inline __attribute__((always_inline)) int
+hb__try_run_here(hb_visitor *v, int *result) {
+  uint32_t s = hb__load_state(v);
+  if (HB__LIKELY((s & ~HB__V_WRITE) == (HB__V_CAST | HB__V_GRANTED) &&
+                 v->armed != 0 &&
+                 __atomic_load_n(&v->cookie, __ATOMIC_RELAXED) ==
+                     hb__cookie(v)) &&
+      HB__LIKELY(hb__claim(v, &s, HB__V_RUNNING)))
+    return hb__run_here(v, s, result);
+  return hb__try_run_slow(v, result);
+}
+
+int hb__try_run(hb_visitor *v, int *result) {
+  return hb__try_run_here(v, result);
 }
 
 int hb__drive_present(hb_visitor *v, uint32_t flag, uint64_t waited_ns,
@@ -418,21 +443,7 @@ int hb_visit(hb_visitor *v, size_t reserve, hb_visit_fn fn, void *ctx) {
 
 int hb_try_visit(hb_visitor *v, int *result) {
   if (v == NULL) return HB_EINVAL;
-  /* The uncontended case first: armed, granted, nothing else on it (no
-   * waker call, cancel or driver).  The claim is made before this frame
-   * saves a register, so that the locked instruction waits for as few
-   * stores as can be; hb__run_here is a tail call.  The claim is the
-   * one of THE RACES above: it pairs with hb_cancel's (src/cancel.c),
-   * and exactly one of the two wins.  Anything else takes the general
-   * way. */
-  uint32_t s = hb__load_state(v);
-  if (HB__LIKELY((s & ~HB__V_WRITE) == (HB__V_CAST | HB__V_GRANTED) &&
-                 v->armed != 0 &&
-                 __atomic_load_n(&v->cookie, __ATOMIC_RELAXED) ==
-                     hb__cookie(v)) &&
-      HB__LIKELY(hb__claim(v, &s, HB__V_RUNNING)))
-    return hb__run_here(v, s, result);
-  return hb__try_run(v, result);
+  return hb__try_run_here(v, result);
 }
 
 int hb_poll(hb_visitor *v, hb_waker w, int *result) {
