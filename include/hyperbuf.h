@@ -837,10 +837,15 @@ HB_EXTERN int hb_cancel(hb_visitor *v);
 /**
  * Cast, visit and run in one call, on this thread: visitor mode as a lock.
  * The read ticket is taken in order, like hb_cast's; if its turn has come,
- * fn runs at once, otherwise this thread waits for it as in hb_block_on.
- * The visitor is internal, so nobody can cancel it, and when nobody holds
- * a conflicting ticket or waits the call costs one atomic operation to
- * take the ticket and one to give it back.
+ * fn runs at once, otherwise this thread waits for it, spinning and then
+ * sleeping as in hb_block_on.  The visitor is internal, so nobody can
+ * cancel it, and when nobody holds a conflicting ticket or waits the call
+ * costs one atomic operation to take the ticket and one to give it back.
+ * The first such waiter while nobody is queued waits in the lock word
+ * itself (as a ticket lock's waiters do), so two threads taking turns on
+ * a buffer pay two atomic operations per visit and move only the lock's
+ * cache line and the data between them; others queue behind it in cast
+ * order, and past its spin budget it sleeps at the queue's head.
  *
  * Biased buffers: the first thread to make a one-call visit on a buffer
  * gets the buffer biased to it, if no visitor of the buffer is live then

@@ -144,6 +144,19 @@ static inline void hb__list_push(hb_visitor **head, hb_visitor **tail,
   *tail = v;
 }
 
+/* Put the chain first..last (linked by hb__list_push) in front of the
+ * list's head. */
+static inline void hb__list_splice_front(hb_visitor **head, hb_visitor **tail,
+                                         hb_visitor *first, hb_visitor *last) {
+  first->prev = NULL;
+  last->next = *head;
+  if (*head != NULL)
+    (*head)->prev = last;
+  else
+    *tail = last;
+  *head = first;
+}
+
 static inline void hb__list_unlink(hb_visitor **head, hb_visitor **tail,
                                    hb_visitor *v) {
   if (v->prev != NULL)

@@ -63,7 +63,10 @@ static __attribute__((noinline)) int hb__now_slow(hb_buf *b, bool write,
    * running.  Inside a waker, which must not block, no waiting at all. */
   if (hb__waiting_deadlocks(b)) return HB_EDEADLK;
   if (hb__flushing != NULL) hb__run_pending(); /* could be what we wait for */
-  /* Queue a visitor of our own and wait for its grant on its state word:
+  /* With nobody queued, wait in the NEXT slot: spinning on the lock word,
+   * whose line a hand-off moves anyway (src/lock.c, THE NEXT SLOT). */
+  if (hb__next_wait(e, write)) return HB_OK;
+  /* Else queue a visitor of our own and wait for its grant on its state word:
    * nobody else can see it, so no claim, waker or WAKING is needed.  The
    * granter's last touch of it is the grant itself. */
   hb_visitor v = HB_VISITOR_INIT;

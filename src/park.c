@@ -133,3 +133,39 @@ int hb_block_on(hb_visitor *v, int *result) {
     return hb__drive_present(v, HB__V_PARKED, waited, result);
   }
 }
+
+/* ---- the NEXT slot's wait (src/lock.c, THE NEXT SLOT) ---------------------
+ *
+ * The NEXT waiter spins on the lock word itself, with hb__wait_turn's
+ * budget: HB__PARK_QUICK pauses without the clock, then the buffer's spin
+ * budget by the clock.  Past it the waiter moves into the queue (src/lock.c)
+ * and sleeps there without spinning again (hb__sleep_turn), so one wait
+ * never spins more than one budget.  The loads are ACQUIRE: they pair with
+ * the RELEASE of the RMW that hands the lock over (hb__handoff_next's
+ * callers). */
+bool hb__spin_word(const uint64_t *word, uint64_t mask, uint64_t was,
+                   const hb__buf *e, uint64_t *waited_ns) {
+  unsigned i = 0;
+  for (; i < HB__PARK_QUICK; i++) {
+    if ((__atomic_load_n(word, __ATOMIC_ACQUIRE) & mask) != was) {
+      *waited_ns = 1; /* as hb__wait_turn: a short wait */
+      return true;
+    }
+    hb__cpu_relax();
+  }
+  uint64_t start = hb__now_ns(), budget = hb__spin_budget(e);
+  for (;; i++) {
+    if ((__atomic_load_n(word, __ATOMIC_ACQUIRE) & mask) != was) break;
+    hb__cpu_relax();
+    if ((i & 31) == 0 && hb__now_ns() - start >= budget) {
+      *waited_ns = hb__now_ns() - start;
+      return false;
+    }
+  }
+  *waited_ns = hb__now_ns() - start;
+  return true;
+}
+
+void hb__sleep_turn(hb_visitor *v) {
+  hb__sleep_until(&v->state, HB__V_SLEEPER, hb__turn_came);
+}

@@ -165,12 +165,7 @@ static unsigned hb__stream_admit(hb__buf *e, hb__stream *st, uint64_t end,
     n++;
   }
   if (n == 0) return 0;
-  last->next = e->head;
-  if (e->head != NULL)
-    e->head->prev = last;
-  else
-    e->tail = last;
-  e->head = first;
+  hb__list_splice_front(&e->head, &e->tail, first, last);
   e->qlen += n;
   if (e->qlen > e->longest_queue)
     HB__BUMP(e->longest_queue, e->qlen - e->longest_queue);

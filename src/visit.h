@@ -165,7 +165,8 @@ bool hb__inside_visit_of(const hb_buf *b);
 typedef struct {
   uint64_t ticket;   /* what a granted ticket adds to the lock word */
   uint64_t conflict; /* a grant waits while any of these is set (the fast
-                        path also on WAITERS and BIASED) */
+                        path also on WAITERS and BIASED); NEXT in both:
+                        nobody overtakes the NEXT waiter */
   uint64_t holders;  /* this mode's holders: at a release, old & holders ==
                         ticket means the last one is leaving */
   uint64_t done;     /* what a finished visit adds for hb_stats (reads; a
@@ -176,10 +177,10 @@ typedef struct {
 
 static inline const hb__mode *hb__mode_of(bool write) {
   static const hb__mode modes[2] = {
-      {HB__W_READER, HB__W_WRITER, HB__W_READERS, HB__W_DONE, 0u,
-       HB__HELD_READ},
-      {HB__W_WRITER, HB__W_WRITER | HB__W_READERS, HB__W_WRITER, 0u,
-       HB__V_WRITE, HB__HELD_WRITE},
+      {HB__W_READER, HB__W_WRITER | HB__W_NEXT, HB__W_READERS, HB__W_DONE,
+       0u, HB__HELD_READ},
+      {HB__W_WRITER, HB__W_WRITER | HB__W_READERS | HB__W_NEXT, HB__W_WRITER,
+       0u, HB__V_WRITE, HB__HELD_WRITE},
   };
   return &modes[write];
 }
@@ -190,6 +191,20 @@ static inline const hb__mode *hb__mode_of_state(uint32_t s) {
 
 /* ---- the lock (src/lock.c) ------------------------------------------------
  */
+
+/* The NEXT slot's hand-off (src/lock.c, THE NEXT SLOT): n is the lock word
+ * with a release folded in.  If a NEXT waiter is pending and nothing it
+ * conflicts with is left, its ticket goes in, NEXT falls and EPOCH flips --
+ * in the same RMW as the release, so the lock never looks free while NEXT
+ * waits.  A pure function of n, recomputed at every retry of a CAS. */
+static inline uint64_t hb__handoff_next(uint64_t n) {
+  if (!(n & HB__W_NEXT)) return n;
+  bool write = (n & HB__W_NEXT_W) != 0;
+  const hb__mode *m = hb__mode_of(write);
+  if (n & m->conflict & ~HB__W_NEXT) return n; /* its turn has not come */
+  return ((n & ~HB__W_NEXT_BITS) ^ HB__W_EPOCH) + m->ticket;
+}
+
 void hb__queue_unlink(hb__buf *e, hb_visitor *v);
 void hb__dispatch(hb__buf *e, hb__wakelist *wl, uint64_t pending);
 void hb__release(hb__buf *e, const hb__mode *m, bool ran, hb__wakelist *wl);
@@ -330,8 +345,12 @@ static inline bool hb__release_fast(hb__buf *e, const hb__mode *m) {
   HB__PREFETCH_RMW(lock);
   uint64_t w = __atomic_load_n(lock, __ATOMIC_RELAXED);
   while (!(w & HB__W_WAITERS)) {
-    if (__atomic_compare_exchange_n(lock, &w, w + m->done - m->ticket, true,
-                                    __ATOMIC_RELEASE, __ATOMIC_RELAXED)) {
+    /* RELEASE also pairs with the ACQUIRE loads of a NEXT waiter's spin
+     * (hb__next_wait), which this CAS may hand the lock to. */
+    if (__atomic_compare_exchange_n(lock, &w,
+                                    hb__handoff_next(w + m->done - m->ticket),
+                                    true, __ATOMIC_RELEASE,
+                                    __ATOMIC_RELAXED)) {
       if (m->done != 0 &&
           (w >> HB__DONE_SHIFT) == (UINT64_MAX >> HB__DONE_SHIFT))
         __atomic_fetch_add(&e->read_wraps, 1, __ATOMIC_RELEASE);
@@ -354,6 +373,17 @@ static inline void hb__release_now(hb__buf *e, bool write) {
  * may be freed. */
 uint64_t hb__wait_turn(hb_visitor *v, hb__buf *e);
 void hb__note_wait(hb__buf *e, uint64_t waited_ns);
+
+/* The NEXT slot (src/park.c, src/lock.c): spin within the park budget
+ * until (*word & mask) != was (true), or give up past it (false); then
+ * sleep until a PARKED visitor's turn came, without spinning again.
+ * hb__next_wait: a one-call visit whose fast path failed waits in the
+ * NEXT slot; false, having taken nothing, if it may not (queue instead),
+ * true once its ticket is granted. */
+bool hb__spin_word(const uint64_t *word, uint64_t mask, uint64_t was,
+                   const hb__buf *e, uint64_t *waited_ns);
+void hb__sleep_turn(hb_visitor *v);
+bool hb__next_wait(hb__buf *e, bool write);
 
 /* ---- arming, settling (src/visitor.c, src/cancel.c) ----------------------
  */
