@@ -150,6 +150,33 @@ static void copied_visitor_is_not_live(void **state) {
   assert_int_equal(hb_free(b), HB_OK);
 }
 
+/* The same for a write visitor, on hb_try_visit's uncontended path (a
+ * granted, armed visitor is claimed there before anything else is
+ * looked at): the copy's call neither runs the callback nor gives the
+ * original's ticket back -- a reader cast after it still waits. */
+static void copied_writer_does_not_run(void **state) {
+  (void)state;
+  hb_buf *b = hb_new(64);
+  hb_visitor v = HB_VISITOR_INIT, r = HB_VISITOR_INIT;
+  hb_visitor *copy = malloc(sizeof *copy);
+  int runs = 0, result = -1;
+  assert_non_null(copy);
+  assert_int_equal(HB_CAST_MUT(&v, b, uint8_t), HB_OK);
+  assert_int_equal(hb_visit(&v, 0, cb_count, &runs), HB_OK);
+  memcpy(copy, &v, sizeof v);
+  assert_int_equal(hb_try_visit(copy, &result), HB_ESTATE);
+  assert_int_equal(runs, 0);
+  assert_int_equal(HB_CAST(&r, b, uint8_t), HB_OK);
+  assert_int_equal(hb_visit(&r, 0, cb_count, &runs), HB_OK);
+  assert_int_equal(hb_try_visit(&r, &result), HB_EAGAIN); /* v holds it */
+  assert_int_equal(hb_try_visit(&v, &result), HB_OK);
+  assert_int_equal(runs, 1);
+  assert_int_equal(hb_try_visit(&r, &result), HB_OK);
+  assert_int_equal(runs, 2);
+  free(copy);
+  assert_int_equal(hb_free(b), HB_OK);
+}
+
 /* ---- 2. done runs after the wakers its release made due ----------------- */
 
 typedef struct {
@@ -631,6 +658,7 @@ int main(int argc, char **argv) {
       cmocka_unit_test(any_storage_casts),
       cmocka_unit_test(uninitialised_storage),
       cmocka_unit_test(copied_visitor_is_not_live),
+      cmocka_unit_test(copied_writer_does_not_run),
       cmocka_unit_test(done_after_wakers),
       cmocka_unit_test(waker_cancels_or_polls),
       cmocka_unit_test(cancel_free_join_block_on),
