@@ -152,7 +152,12 @@ extern _Thread_local hb__calling *hb__calls HB__TLS_MODEL;
 extern _Thread_local char hb__me HB__TLS_MODEL;
 static inline const void *hb__self(void) { return &hb__me; }
 
-/* Is this thread inside a callback on b? (src/now.c) */
+/* Is this thread inside a callback on b? (src/now.c)  hb__inside_frame_of
+ * looks only at this thread's frames (biased visits push none), and reads
+ * nothing of b; hb__inside_visit_of also finds a biased visit, reading b
+ * if this thread ever held a bias (hb__ever_biased). */
+extern _Thread_local bool hb__ever_biased HB__TLS_MODEL;
+bool hb__inside_frame_of(const hb_buf *b);
 bool hb__inside_visit_of(const hb_buf *b);
 
 /* ---- the two ticket modes ------------------------------------------------
