@@ -83,6 +83,7 @@ void hb__bias_try(hb__buf *e) {
                                    __ATOMIC_RELAXED, __ATOMIC_RELAXED))
     return;
   __atomic_store_n(&e->bias_thread, hb__self(), __ATOMIC_RELAXED);
+  hb__ever_biased = true; /* hb__inside_visit_of must look at held now */
   uint64_t w = __atomic_load_n(lock, __ATOMIC_RELAXED);
   /* ACQUIRE: pairs with the RELEASE of the last ticket's hb__release, so
    * the biased visits see what earlier visits wrote.  RELEASE: pairs with

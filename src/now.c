@@ -27,12 +27,22 @@
  * pushes and pops them), and this thread's bias token. */
 _Thread_local hb__frame *hb__frames HB__TLS_MODEL;
 _Thread_local char hb__me HB__TLS_MODEL;
+_Thread_local bool hb__ever_biased HB__TLS_MODEL;
 
-/* Biased visits push no frame; they show in b->held, which only the
- * biased thread sets. */
-bool hb__inside_visit_of(const hb_buf *b) {
+bool hb__inside_frame_of(const hb_buf *b) {
   for (const hb__frame *f = hb__frames; f != NULL; f = f->prev)
     if (f->buf == b) return true;
+  return false;
+}
+
+/* Biased visits push no frame; they show in b->held, which only the
+ * biased thread sets -- and only a thread that ever claimed a bias can be
+ * that thread, so the others never read the buffer here (a driver that
+ * has not announced itself must not: the buffer may be freed under it,
+ * see hb_block_on). */
+bool hb__inside_visit_of(const hb_buf *b) {
+  if (hb__inside_frame_of(b)) return true;
+  if (!hb__ever_biased) return false;
   const hb__buf *e = hb__cext(b);
   return __atomic_load_n(&b->held, __ATOMIC_RELAXED) != 0 &&
          __atomic_load_n(&e->bias_thread, __ATOMIC_RELAXED) == hb__self();

@@ -107,6 +107,22 @@ uint64_t hb__wait_turn(hb_visitor *v, hb__buf *e) {
   return hb__now_ns() - start;
 }
 
+/* hb_block_on's deadlock check for a thread that ever held a bias: is it
+ * inside a biased visit of v's buffer?  Announced as hb_poll announces
+ * itself (DRIVER), so that the buffer stays while we read it; then leave
+ * as hb_poll does.  HB_EDEADLK, HB_EAGAIN (no deadlock: go on waiting),
+ * or, if v was granted or cancelled meanwhile, what driving it gives. */
+static int hb__biased_deadlock(hb_visitor *v, int *result) {
+  if (!hb__announce(v, 0, HB__V_DRIVER)) return HB_EAGAIN; /* not queued */
+  hb__buf *e = hb__ext(v->buf);
+  bool deadlock = hb__inside_visit_of(&e->pub);
+  uint32_t s;
+  /* Clear DRIVER under the mutex a cancel of a queued visitor takes. */
+  if (hb__mark_queued(e, v, &s, HB__V_DRIVER, 0, false))
+    return deadlock ? HB_EDEADLK : HB_EAGAIN;
+  return hb__drive_present(v, HB__V_DRIVER, 0, result);
+}
+
 int hb_block_on(hb_visitor *v, int *result) {
   if (v == NULL) return HB_EINVAL;
   /* A visitor whose turn has not come, inside a callback or done of the
@@ -114,9 +130,18 @@ int hb_block_on(hb_visitor *v, int *result) {
    * waker, which must not block, for whatever this thread would do next.
    * Either way: HB_EDEADLK, at once. */
   uint32_t s = hb__vstate(v);
-  if (hb__queued(s) && v->armed && !(s & HB__V_DETACHED) &&
-      hb__waiting_deadlocks(v->buf))
-    return HB_EDEADLK;
+  if (hb__queued(s) && v->armed && !(s & HB__V_DETACHED)) {
+    /* Nothing announces this driver yet, so another thread may cancel v
+     * and free its buffer right now: decide from this thread's own state
+     * (hb__calls, the frames) without reading the buffer.  Only a thread
+     * that ever held a bias may be in a biased visit, which shows in the
+     * buffer alone: it looks there announced (hb__biased_deadlock). */
+    if (hb__calls != NULL || hb__inside_frame_of(v->buf)) return HB_EDEADLK;
+    if (HB__UNLIKELY(hb__ever_biased)) {
+      int rc = hb__biased_deadlock(v, result);
+      if (rc != HB_EAGAIN) return rc;
+    }
+  }
   for (;;) {
     int rc = hb__try_run(v, result);
     if (rc != HB_EAGAIN) return rc;

@@ -152,7 +152,12 @@ extern _Thread_local hb__calling *hb__calls HB__TLS_MODEL;
 extern _Thread_local char hb__me HB__TLS_MODEL;
 static inline const void *hb__self(void) { return &hb__me; }
 
-/* Is this thread inside a callback on b? (src/now.c) */
+/* Is this thread inside a callback on b? (src/now.c)  hb__inside_frame_of
+ * looks only at this thread's frames (biased visits push none), and reads
+ * nothing of b; hb__inside_visit_of also finds a biased visit, reading b
+ * if this thread ever held a bias (hb__ever_biased). */
+extern _Thread_local bool hb__ever_biased HB__TLS_MODEL;
+bool hb__inside_frame_of(const hb_buf *b);
 bool hb__inside_visit_of(const hb_buf *b);
 
 /* ---- the two ticket modes ------------------------------------------------
@@ -234,7 +239,16 @@ void hb__push_wake(hb__wakelist *wl, hb_visitor *v, bool front);
  * second coherence round to upgrade it -- twice the cross-core latency
  * when the line was last written on the other core, as in every
  * hand-off.  (PREFETCHW; a no-op where there is none.) */
+#if defined(__x86_64__) && !defined(__PRFCHW__)
+/* GCC emits PREFETCHW for __builtin_prefetch(p, 1) only with -mprfchw,
+ * and a plain PREFETCHT0 otherwise -- a shared fetch, the very thing to
+ * avoid.  So the instruction itself: every AMD64 CPU has it (3DNow!'s
+ * prefetch group, 0F 0D), Intel's since Broadwell, and Intel's older
+ * 64-bit ones execute that opcode as a NOP hint. */
+#define HB__PREFETCH_RMW(p) __asm__ __volatile__("prefetchw %0" : : "m"(*(p)))
+#else
 #define HB__PREFETCH_RMW(p) __builtin_prefetch((p), 1, 3)
+#endif
 
 static inline bool hb__grant_fast(hb_buf *b, bool write) {
   const hb__mode *m = hb__mode_of(write);

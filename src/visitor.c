@@ -213,12 +213,22 @@ hb__run_here_wake(hb_visitor *v, hb__buf *e, uint32_t s, bool write) {
 /* Run a claimed visitor here and do what its release unblocked: as
  * hb__run_claimed (src/detached.c) + hb__flush, with the uncontended
  * release an inline CAS (hb__release_fast) rather than a call.  One copy
- * per mode (hb__run_here), so that the mode is a constant in each. */
+ * per mode (hb__run_here), so that the mode is a constant in each.
+ *
+ * Nothing but v and result is kept across the callback (each value kept
+ * costs the frame a callee-saved register, pushed and popped at every
+ * visit): *result is stored as soon as fn returns, and the buffer and
+ * the state are loaded again after it.  The state is as the claim left
+ * it: while v is RUNNING, no other thread changes it (a cancel answers
+ * HB_EBUSY and a driver HB_EBUSY, a cast HB_ESTATE, all without an RMW;
+ * nobody sleeps on a RUNNING state word). */
 static inline __attribute__((always_inline)) int
-hb__run_here_as(hb_visitor *v, uint32_t s, int *result, bool write) {
-  hb__buf *e = hb__ext(v->buf);
+hb__run_here_as(hb_visitor *v, int *result, bool write) {
   int r = hb__run_fn(v->buf, &v->type, write, v->reserve, v->fn, v->ctx,
                      true, hb__vs_get(v).from);
+  if (result != NULL) *result = r;
+  hb__buf *e = hb__ext(v->buf);
+  uint32_t s = hb__load_state(v);
   /* v->result after the release: one store fewer for its CAS to wait
    * for.  The RAN store publishes it (RELEASE) to later drivers. */
   if (HB__LIKELY(hb__release_fast(e, hb__mode_of(write)))) {
@@ -228,25 +238,22 @@ hb__run_here_as(hb_visitor *v, uint32_t s, int *result, bool write) {
     v->result = r;
     hb__run_here_wake(v, e, s, write);
   }
-  if (result != NULL) *result = r;
   return HB_OK;
 }
 
 static __attribute__((noinline)) int hb__run_here_read(hb_visitor *v,
-                                                       uint32_t s,
                                                        int *result) {
-  return hb__run_here_as(v, s, result, false);
+  return hb__run_here_as(v, result, false);
 }
 
 static __attribute__((noinline)) int hb__run_here_write(hb_visitor *v,
-                                                        uint32_t s,
                                                         int *result) {
-  return hb__run_here_as(v, s, result, true);
+  return hb__run_here_as(v, result, true);
 }
 
 static inline int hb__run_here(hb_visitor *v, uint32_t s, int *result) {
-  return (s & HB__V_WRITE) ? hb__run_here_write(v, s, result)
-                           : hb__run_here_read(v, s, result);
+  return (s & HB__V_WRITE) ? hb__run_here_write(v, result)
+                           : hb__run_here_read(v, result);
 }
 
 
