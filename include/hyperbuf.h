@@ -282,7 +282,11 @@ typedef void (*hb_done_fn)(hb_visitor *v, int status, int result, void *arg);
 
 /**
  * Create an empty buffer with room for at least `capacity` bytes.  The
- * buffer's header and its first `capacity` bytes share one allocation.
+ * buffer's header and its first `capacity` bytes share one allocation,
+ * laid out so that the lock word and the first 16 bytes share a cache
+ * line.  The hb_buf pointer points inside that allocation (as an sds
+ * string does), so a leak checker reports a buffer still live at exit as
+ * "possibly lost" rather than "still reachable": free buffers before exit.
  * Alignment of hb_data() is _Alignof(max_align_t).
  * @return the buffer, or NULL if memory ran out or capacity > PTRDIFF_MAX.
  */
