@@ -21,7 +21,7 @@
                                             of the count in bits 2..29 */
 #define HB__W_NEXT (UINT64_C(1) << 30)   /* a one-call waiter holds the next
                                             turn, ahead of the queue (the
-                                            NEXT slot, src/lock.c) */
+                                            NEXT slot, src/next.c) */
 #define HB__W_NEXT_W (UINT64_C(1) << 31) /* ... and it wants to write (set
                                             only beside NEXT) */
 #define HB__W_BIASED (UINT64_C(1) << 32) /* biased to one thread (bias.c) */

@@ -8,8 +8,9 @@
  *
  * The layout it checks is the one src/buf.c builds: the hb__buf header,
  * its public part starting a cache line, then the inline bytes at the
- * buffer's alignment right behind that part (src/internal.h); after the first growth the bytes live in `raw`, rounded up to
- * the alignment inside an allocation over-sized by (align - max_align).
+ * buffer's alignment right behind that part (src/internal.h); after the
+ * first growth the bytes live in `raw`, rounded up to the alignment inside
+ * an allocation over-sized by (align - max_align).
  */
 #include "internal.h"
 

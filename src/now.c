@@ -74,7 +74,7 @@ static __attribute__((noinline)) int hb__now_slow(hb_buf *b, bool write,
   if (hb__waiting_deadlocks(b)) return HB_EDEADLK;
   if (hb__flushing != NULL) hb__run_pending(); /* could be what we wait for */
   /* With nobody queued, wait in the NEXT slot: spinning on the lock word,
-   * whose line a hand-off moves anyway (src/lock.c, THE NEXT SLOT). */
+   * whose line a hand-off moves anyway (src/next.c). */
   if (hb__next_wait(e, write)) return HB_OK;
   /* Else queue a visitor of our own and wait for its grant on its state word:
    * nobody else can see it, so no claim, waker or WAKING is needed.  The

@@ -159,7 +159,7 @@ int hb_block_on(hb_visitor *v, int *result) {
   }
 }
 
-/* ---- the NEXT slot's wait (src/lock.c, THE NEXT SLOT) ---------------------
+/* ---- the NEXT slot's wait (src/next.c) -----------------------------------
  *
  * The NEXT waiter spins on the lock word itself, with hb__wait_turn's
  * budget: HB__PARK_QUICK pauses without the clock, then the buffer's spin

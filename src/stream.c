@@ -149,7 +149,7 @@ int hb_stream_open(hb_buf *b, size_t limit) {
 /* Move the waiting readers whose bytes are there (want <= end), or all of
  * them, to the head of the FIFO queue, in their cast order: as if cast
  * just after the ticket now held (a writer's, at commit; at close, any).
- * A one-call visitor waiting in the lock word's NEXT slot (src/lock.c) is
+ * A one-call visitor waiting in the lock word's NEXT slot (src/next.c) is
  * granted before them all the same: it came while that ticket was held,
  * and the slot is ahead of the whole queue.  Readers that wait for data
  * hold no place in the order until their data comes, so this keeps every

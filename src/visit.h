@@ -197,7 +197,7 @@ static inline const hb__mode *hb__mode_of_state(uint32_t s) {
 /* ---- the lock (src/lock.c) ------------------------------------------------
  */
 
-/* The NEXT slot's hand-off (src/lock.c, THE NEXT SLOT): n is the lock word
+/* The NEXT slot's hand-off (src/next.c): n is the lock word
  * with a release folded in.  If a NEXT waiter is pending and nothing it
  * conflicts with is left, its ticket goes in, NEXT falls and EPOCH flips --
  * in the same RMW as the release, so the lock never looks free while NEXT
@@ -210,6 +210,7 @@ static inline uint64_t hb__handoff_next(uint64_t n) {
   return ((n & ~HB__W_NEXT_BITS) ^ HB__W_EPOCH) + m->ticket;
 }
 
+void hb__queue_push(hb__buf *e, hb_visitor *v, bool front);
 void hb__queue_unlink(hb__buf *e, hb_visitor *v);
 void hb__dispatch(hb__buf *e, hb__wakelist *wl, uint64_t pending);
 void hb__release(hb__buf *e, const hb__mode *m, bool ran, hb__wakelist *wl);

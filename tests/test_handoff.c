@@ -258,7 +258,7 @@ static void parked_waiter_uses_no_cpu(void **state) {
   assert_int_equal(hb_free(c.b), HB_OK);
 }
 
-/* ---- the NEXT slot (src/lock.c, THE NEXT SLOT) ---------------------------
+/* ---- the NEXT slot (src/next.c) ------------------------------------------
  *
  * A one-call waiter with nobody queued waits in the lock word's NEXT slot.
  * The holder here is a caller-owned visitor on the test's thread, so the
