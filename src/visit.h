@@ -7,9 +7,13 @@
  * Which protocol lives where:
  *   src/lock.c     the lock word, the wait queue, grant/dispatch/release,
  *                  the wakelist (THE LOCK, WAKING)
+ *   src/next.c     the NEXT slot: a one-call waiter in the lock word
+ *   src/run.h      running a visit under its ticket (inline, included
+ *                  at the end of this header)
  *   src/bias.c     claiming and revoking the bias (BIAS); the biased
  *                  thread's side is hb__visit_biased in src/bias.h
- *   src/visitor.c  the visitor's life cycle: cast, arm, the drivers
+ *   src/cast.c     hb_cast / hb_cast_mut, recognising any storage
+ *   src/visitor.c  the visitor's life cycle: arm, the drivers
  *                  hb_try_visit / hb_poll, and the state transition table
  *   src/detached.c detached mode and the flush (hb__flush_slow, done,
  *                  hb_visit_detached; RE-ENTRANCY)
@@ -266,80 +270,8 @@ static inline bool hb__grant_fast(hb_buf *b, bool write) {
   return false;
 }
 
-/* ---- running a visit ------------------------------------------------------
+/* ---- running a visit: src/run.h, included at the end ----------------------
  */
-
-/* t is a type b may be cast to: a size that is a multiple of its
- * alignment, a power of two no larger than b's.  Written as two compares:
- * align - 1 < b's alignment says 1 <= align <= b's (0 wraps around), and
- * (size | align) & (align - 1) == 0 says align is a power of two dividing
- * size (five tests, as GCC compiled them, cost ~10 instructions more). */
-static inline bool hb__type_ok(const hb_buf *b, hb_type t) {
-  size_t a1 = t.align - 1;
-  return b != NULL && t.size != 0 && a1 < hb__cext(b)->align &&
-         ((t.size | t.align) & a1) == 0;
-}
-
-/* The view of a visit of b as type t (the stream's window, if any, is
- * hb__stream_enter's to set). */
-static inline void hb__view_init(hb_view *view, hb_buf *b, const hb_type *t,
-                                 bool write) {
-  *view = (hb_view){b, t, b->len, t->size, 0, write, 0};
-}
-
-/* Call fn on the view (the ticket held, the room made), with a deadlock
- * frame if `track`; a write's abort rolls its appends back. */
-static inline int hb__call_fn(hb_view *view, bool write, hb_visit_fn fn,
-                              void *ctx, bool track) {
-  hb_buf *b = view->buf;
-  hb__buf *e = hb__ext(b);
-  hb__frame frame;
-  if (track) {
-    frame = (hb__frame){b, hb__frames};
-    hb__frames = &frame;
-  }
-  int r = fn(view, ctx);
-  if (track) hb__frames = frame.prev;
-  if (write) {
-    if (HB__UNLIKELY(r < 0)) {
-      b->len = view->start_len; /* roll the appends back */
-      HB__BUMP(e->aborted, 1);
-    }
-    HB__BUMP(e->writes_run, 1);
-  }
-  return r;
-}
-
-/* hb__run_fn on a stream, or when the write's room must grow first
- * (src/view.c). */
-int hb__run_fn_slow(hb_buf *b, const hb_type *t, bool write, size_t reserve,
-                    hb_visit_fn fn, void *ctx, bool track, uint64_t from);
-
-/* hb__run_fn on a buffer without a stream. */
-static inline int hb__run_plain(hb_buf *b, const hb_type *t, bool write,
-                                size_t reserve, hb_visit_fn fn, void *ctx,
-                                bool track) {
-  if (write && HB__UNLIKELY(b->cap - b->len < reserve))
-    return hb__run_fn_slow(b, t, write, reserve, fn, ctx, track, 0);
-  hb_view view;
-  hb__view_init(&view, b, t, write);
-  return hb__call_fn(&view, write, fn, ctx, track);
-}
-
-/* Run fn under a granted ticket: the reservation, the view, the callback,
- * the rollback of an aborted write.  The ticket stays held.  `from` is the
- * stream offset a hb_cast_from visitor's view starts at (0 otherwise).
- * What is rare is out of line, with the callback's call of its own, so
- * that fn and ctx are dead once fn is called: kept live across a call of
- * hb__stream_enter or hb__grow, they cost every visit two callee-saved
- * registers, pushed and popped. */
-static inline int hb__run_fn(hb_buf *b, const hb_type *t, bool write,
-                             size_t reserve, hb_visit_fn fn, void *ctx,
-                             bool track, uint64_t from) {
-  if (HB__UNLIKELY(hb__ext(b)->stream != NULL))
-    return hb__run_fn_slow(b, t, write, reserve, fn, ctx, track, from);
-  return hb__run_plain(b, t, write, reserve, fn, ctx, track);
-}
 
 /* Try to run an armed visitor whose turn has come (src/visitor.c).
  * Returns HB_EAGAIN when it has not come, or a final status. */
@@ -480,5 +412,7 @@ int hb__drive_present(hb_visitor *v, uint32_t flag, uint64_t waited_ns,
  * being freed) until the flag is cleared.  `clear` goes in the same CAS.
  * Returns false, having done nothing, if v is not queued. */
 bool hb__announce(hb_visitor *v, uint32_t clear, uint32_t flag);
+
+#include "run.h" /* running a visit: uses all of the above */
 
 #endif /* HB_VISIT_H */
