@@ -97,7 +97,7 @@ bool hb__next_wait(hb__buf *e, bool write) {
                                         __ATOMIC_RELAXED));
   if (!(w & m->conflict)) return true;
   uint64_t e0 = w & HB__W_EPOCH, waited;
-  if (hb__spin_word(lock, HB__W_EPOCH, e0, e, &waited)) {
+  if (hb__spin_epoch(lock, e0, e, &waited)) {
     hb__note_wait(e, waited); /* the visit is ours: e stays */
     return true;
   }

@@ -73,38 +73,61 @@ static bool hb__turn_came(uint32_t s) {
   return (s & HB__V_GRANTED) || hb__phase(s) != HB__V_CAST;
 }
 
+/* The spin of every wait for a turn, within the budget: HB__PARK_QUICK
+ * pauses that read no clock and no buffer field -- a hand-off between two
+ * threads that both want the buffer ends within them, and such a wait
+ * reports 1 ns (hb__note_wait then leaves a short average alone) -- then
+ * up to hb__spin_budget(e) by the clock, read every 32 pauses (a pause
+ * costs 10 to 140 cycles, by CPU).  True once came(w, arg); false past
+ * the budget.  *waited_ns: how long it spun.  Inlined into each caller
+ * with its own `came`, so the loop makes no indirect call. */
+static inline __attribute__((always_inline)) bool
+hb__spin(bool (*came)(const void *, uint64_t), const void *w, uint64_t arg,
+         const hb__buf *e, uint64_t *waited_ns) {
+  unsigned i = 0;
+  for (; i < HB__PARK_QUICK; i++) {
+    if (came(w, arg)) {
+      *waited_ns = 1;
+      return true;
+    }
+    hb__cpu_relax();
+  }
+  uint64_t start = hb__now_ns(), budget = hb__spin_budget(e);
+  for (; !came(w, arg); i++) {
+    hb__cpu_relax();
+    if ((i & 31) == 0 && hb__now_ns() - start >= budget) {
+      *waited_ns = hb__now_ns() - start;
+      return false;
+    }
+  }
+  *waited_ns = hb__now_ns() - start;
+  return true;
+}
+
+/* hb__spin's test for a PARKED visitor (w: the visitor).  ACQUIRE
+ * (hb__load_state): pairs with the grant's RELEASE fetch_or. */
+static inline bool hb__state_came(const void *w, uint64_t arg) {
+  (void)arg;
+  return hb__turn_came(hb__load_state(w));
+}
+
 /* Wait until a PARKED visitor's turn has come, or it was cancelled: spin
- * first, then sleep on the state word.  The dispatcher's grant wakes a
- * SLEEPER (hb__grant), and so does hb_cancel (its futex wake after
+ * first (hb__spin), then sleep on the state word.  The dispatcher's grant
+ * wakes a SLEEPER (hb__grant), and so does hb_cancel (its futex wake after
  * CANCELLED).  The spin matters: when two threads hand the buffer back and
  * forth (FIFO tickets make every contended visit a hand-off), a waiter
  * that went to sleep must be woken for its turn, and the other thread's
  * next ticket then waits for that wake-up -- a convoy at the scheduler's
  * pace (~1.3 us per visit measured, against ~0.17 us spinning).  How long
- * follows the buffer's recent waits (hb__spin_budget).  The clock is read
- * every 32 pauses: a pause costs 10 to 140 cycles, by CPU.  The loads are
- * ACQUIRE (hb__load_state): they pair with the grant's RELEASE fetch_or. */
+ * follows the buffer's recent waits (hb__spin_budget). */
 uint64_t hb__wait_turn(hb_visitor *v, hb__buf *e) {
-  /* The first HB__PARK_QUICK pauses read no clock and no buffer field: a
-   * hand-off between two threads that both want the buffer ends within
-   * them.  Such a wait reports 1 ns (hb__note_wait then leaves a short
-   * average alone). */
-  unsigned i = 0;
-  for (; i < HB__PARK_QUICK; i++) {
-    if (hb__turn_came(hb__load_state(v))) return 1;
-    hb__cpu_relax();
-  }
-  uint64_t start = hb__now_ns(), budget = hb__spin_budget(e);
-  for (; !hb__turn_came(hb__load_state(v)); i++) {
-    hb__cpu_relax();
-    if ((i & 31) == 0 && hb__now_ns() - start >= budget) {
-      hb__sleep_until(&v->state, HB__V_SLEEPER, hb__turn_came);
-      break;
-    }
-  }
+  uint64_t waited;
+  if (hb__spin(hb__state_came, v, 0, e, &waited)) return waited;
+  uint64_t slept = hb__now_ns();
+  hb__sleep_until(&v->state, HB__V_SLEEPER, hb__turn_came);
   /* Not noted here: if v was cancelled, its buffer may be freed as soon
    * as the driver lets go of PARKED (hb__drive_present). */
-  return hb__now_ns() - start;
+  return waited + (hb__now_ns() - slept);
 }
 
 /* hb_block_on's deadlock check for a thread that ever held a bias: is it
@@ -162,33 +185,20 @@ int hb_block_on(hb_visitor *v, int *result) {
 /* ---- the NEXT slot's wait (src/next.c) -----------------------------------
  *
  * The NEXT waiter spins on the lock word itself, with hb__wait_turn's
- * budget: HB__PARK_QUICK pauses without the clock, then the buffer's spin
- * budget by the clock.  Past it the waiter moves into the queue (src/lock.c)
- * and sleeps there without spinning again (hb__sleep_turn), so one wait
- * never spins more than one budget.  The loads are ACQUIRE: they pair with
- * the RELEASE of the RMW that hands the lock over (hb__handoff_next's
- * callers). */
-bool hb__spin_word(const uint64_t *word, uint64_t mask, uint64_t was,
-                   const hb__buf *e, uint64_t *waited_ns) {
-  unsigned i = 0;
-  for (; i < HB__PARK_QUICK; i++) {
-    if ((__atomic_load_n(word, __ATOMIC_ACQUIRE) & mask) != was) {
-      *waited_ns = 1; /* as hb__wait_turn: a short wait */
-      return true;
-    }
-    hb__cpu_relax();
-  }
-  uint64_t start = hb__now_ns(), budget = hb__spin_budget(e);
-  for (;; i++) {
-    if ((__atomic_load_n(word, __ATOMIC_ACQUIRE) & mask) != was) break;
-    hb__cpu_relax();
-    if ((i & 31) == 0 && hb__now_ns() - start >= budget) {
-      *waited_ns = hb__now_ns() - start;
-      return false;
-    }
-  }
-  *waited_ns = hb__now_ns() - start;
-  return true;
+ * spin (hb__spin), until EPOCH flips.  Past the budget the waiter moves
+ * into the queue (src/next.c) and sleeps there without spinning again
+ * (hb__sleep_turn), so one wait never spins more than one budget. */
+/* hb__spin's test for the NEXT waiter (w: the lock word, arg: the EPOCH
+ * it saw when it took the slot).  ACQUIRE: pairs with the RELEASE of the
+ * RMW that hands the lock over (hb__handoff_next's callers). */
+static inline bool hb__epoch_came(const void *w, uint64_t e0) {
+  return (__atomic_load_n((const uint64_t *)w, __ATOMIC_ACQUIRE) &
+          HB__W_EPOCH) != e0;
+}
+
+bool hb__spin_epoch(const uint64_t *lock, uint64_t e0, const hb__buf *e,
+                    uint64_t *waited_ns) {
+  return hb__spin(hb__epoch_came, lock, e0, e, waited_ns);
 }
 
 void hb__sleep_turn(hb_visitor *v) {

@@ -348,14 +348,15 @@ static inline void hb__release_now(hb__buf *e, bool write) {
 uint64_t hb__wait_turn(hb_visitor *v, hb__buf *e);
 void hb__note_wait(hb__buf *e, uint64_t waited_ns);
 
-/* The NEXT slot (src/park.c, src/lock.c): spin within the park budget
- * until (*word & mask) != was (true), or give up past it (false); then
+/* The NEXT slot (src/park.c, src/next.c): spin within the park budget
+ * until the lock word's EPOCH differs from e0 (true), or give up past it
+ * (false); then
  * sleep until a PARKED visitor's turn came, without spinning again.
  * hb__next_wait: a one-call visit whose fast path failed waits in the
  * NEXT slot; false, having taken nothing, if it may not (queue instead),
  * true once its ticket is granted. */
-bool hb__spin_word(const uint64_t *word, uint64_t mask, uint64_t was,
-                   const hb__buf *e, uint64_t *waited_ns);
+bool hb__spin_epoch(const uint64_t *lock, uint64_t e0, const hb__buf *e,
+                    uint64_t *waited_ns);
 void hb__sleep_turn(hb_visitor *v);
 bool hb__next_wait(hb__buf *e, bool write);
 

@@ -323,7 +323,7 @@ inline wait_turn(me) {
 inline next_wait(me, e0) {
   bit expired = 0;
   if
-  :: turn_came(e0) -> skip            /* hb__spin_word saw the hand-off */
+  :: turn_came(e0) -> skip            /* hb__spin_epoch saw the hand-off */
   :: true ->                          /* past the spin budget */
      lock_mu();
      atomic {                         /* the CAS, racing the hand-off */
