@@ -35,7 +35,24 @@
 #                            the grant, a reader's release that does not
 #                            hand off, an expired waiter queued at the
 #                            tail, NEXT left out of the conflict masks --
-#                            fail, each for its own reason.
+#                            fail, each for its own reason;
+#   tests/model/nextv.pml    the NEXT slot held by a caller-owned visitor:
+#                            its cast takes the slot, a holder's release
+#                            hands off, its owner drives it (hb_block_on's
+#                            spin on the lock word and its expiry, a loop
+#                            of hb_try_visit, hb_poll with a waker), a
+#                            cancel that may come at any moment demotes it
+#                            first, then the buffer is freed, and a
+#                            one-call caster comes after it: as built it
+#                            must pass (exclusion, run or cancelled exactly
+#                            once, no touch of the freed buffer, FIFO, NEXT
+#                            only beside a holder, nobody waits forever)
+#                            with writers, with readers and with a reader
+#                            holding; and with any of three bugs -- a
+#                            demotion that does the lock word before the
+#                            visitor's state, a spin with no PARKED, a try
+#                            that never looks at the lock word -- fail,
+#                            each for its own reason.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/deps.sh model
@@ -113,4 +130,16 @@ expect="(wait_seq[qi]<wait_seq[h])" \
   must_fail handoff.pml expiry-tail -DBUG_EXPIRY_TAIL
 expect="violated (wait_seq[qi]==0)" must_fail handoff.pml no-next-conflict \
   -DBUG_NO_NEXT_CONFLICT -DNW=1 -DNR=2
+# nextv.pml: 1.3 to 2.2 million states each, a few seconds' search: at
+# -O2 the compile (~30 s each) would cost more than it saves.
+export panflags="-O0 -w -DCOLLAPSE"
+must_pass nextv.pml nextv
+must_pass nextv.pml nextv-reader-next -DVW=0
+must_pass nextv.pml nextv-readers -DVW=0 -DXW=0
+must_pass nextv.pml nextv-reader-holder -DHW=0
+expect="violated (next&&(next_pid==2))" \
+  must_fail nextv.pml demote-word-first -DBUG_DEMOTE_WORD_FIRST
+expect="assertion violated  !(freed)" \
+  must_fail nextv.pml nextv-no-parked -DBUG_NEXTV_NO_PARKED
+expect=$end must_fail nextv.pml try-no-resolve -DBUG_TRY_NO_RESOLVE
 echo "model: ok"
