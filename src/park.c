@@ -179,6 +179,7 @@ int hb_block_on(hb_visitor *v, int *result) {
      * from being freed -- while we still look; then wait on the state
      * word, and claim or leave (hb__drive_present). */
     if (!hb__announce(v, HB__V_WAKER, HB__V_PARKED)) continue;
+    if (hb__load_state(v) & HB__V_NEXT) return hb__next_drive(v, result);
     uint64_t waited = hb__wait_turn(v, hb__ext(v->buf));
     return hb__drive_present(v, HB__V_PARKED, waited, result);
   }
@@ -201,6 +202,22 @@ static inline bool hb__epoch_came(const void *w, uint64_t e0) {
 bool hb__spin_epoch(const uint64_t *lock, uint64_t e0, const hb__buf *e,
                     uint64_t *waited_ns) {
   return hb__spin(hb__epoch_came, lock, e0, e, waited_ns);
+}
+
+/* hb__spin's test for a caller-owned visitor in the NEXT slot (w: the
+ * visitor, e0: the EPOCH its cast saw): the hand-off's flip, or NEXT gone
+ * from its state (a demotion).  ACQUIRE: pairs with the hand-off's RELEASE
+ * RMW, and with the demotion's CAS on the state. */
+static inline bool hb__nextv_came(const void *w, uint64_t e0) {
+  const hb_visitor *v = w;
+  if (!(hb__load_state(v) & HB__V_NEXT)) return true;
+  const hb_buf *b = __atomic_load_n(&v->buf, __ATOMIC_RELAXED);
+  return (__atomic_load_n(&b->lock, __ATOMIC_ACQUIRE) & HB__W_EPOCH) != e0;
+}
+
+bool hb__next_spin(const hb_visitor *v, uint64_t e0, const hb__buf *e,
+                   uint64_t *waited_ns) {
+  return hb__spin(hb__nextv_came, v, e0, e, waited_ns);
 }
 
 void hb__sleep_turn(hb_visitor *v) {

@@ -360,6 +360,22 @@ bool hb__spin_epoch(const uint64_t *lock, uint64_t e0, const hb__buf *e,
 void hb__sleep_turn(hb_visitor *v);
 bool hb__next_wait(hb__buf *e, bool write);
 
+/* A caller-owned visitor in the NEXT slot (src/next.c, rules 6 and 7).
+ * hb__next_cast: v (its fields filled, state s = CAST | mode, not yet
+ * stored) takes the slot, or the plain grant if the lock was freed
+ * meanwhile, and its state is stored; false, with nothing taken or
+ * stored, if it may not (the ordinary slow cast then).
+ * hb__next_demote: under the mutex, v's state in *s with NEXT: move v to
+ * the queue's head, or grant it if the hand-off came; *s is updated.
+ * hb__next_spin: hb_block_on's spin for a NEXT visitor, true once EPOCH
+ * flipped or NEXT left v's state, false past the budget.
+ * hb__next_drive: hb_block_on on a NEXT visitor announced PARKED. */
+bool hb__next_cast(hb__buf *e, hb_visitor *v, uint32_t s);
+void hb__next_demote(hb__buf *e, hb_visitor *v, uint32_t *s);
+bool hb__next_spin(const hb_visitor *v, uint64_t e0, const hb__buf *e,
+                   uint64_t *waited_ns);
+int hb__next_drive(hb_visitor *v, int *result);
+
 /* ---- arming, settling (src/visitor.c, src/cancel.c) ----------------------
  */
 
