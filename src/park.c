@@ -161,7 +161,11 @@ int hb_block_on(hb_visitor *v, int *result) {
      * (hb__calls, the frames) without reading the buffer.  Only a thread
      * that ever held a bias may be in a biased visit, which shows in the
      * buffer alone: it looks there announced (hb__biased_deadlock). */
-    if (hb__calls != NULL || hb__inside_frame_of(v->buf)) return HB_EDEADLK;
+    if (hb__calls != NULL || hb__inside_frame_of(v->buf)) {
+      /* In the NEXT slot, its turn may have come unseen: look first. */
+      int rc = (s & HB__V_NEXT) ? hb__next_resolve(v, result) : HB_EAGAIN;
+      return rc == HB_EAGAIN ? HB_EDEADLK : rc;
+    }
     if (HB__UNLIKELY(hb__ever_biased)) {
       int rc = hb__biased_deadlock(v, result);
       if (rc != HB_EAGAIN) return rc;

@@ -369,12 +369,15 @@ bool hb__next_wait(hb__buf *e, bool write);
  * the queue's head, or grant it if the hand-off came; *s is updated.
  * hb__next_spin: hb_block_on's spin for a NEXT visitor, true once EPOCH
  * flipped or NEXT left v's state, false past the budget.
- * hb__next_drive: hb_block_on on a NEXT visitor announced PARKED. */
+ * hb__next_drive: hb_block_on on a NEXT visitor announced PARKED.
+ * hb__next_resolve: has a NEXT visitor's turn come?  Demote it: run it if
+ * so (a driver's status), else HB_EAGAIN with v queued (src/visitor.c). */
 bool hb__next_cast(hb__buf *e, hb_visitor *v, uint32_t s);
 void hb__next_demote(hb__buf *e, hb_visitor *v, uint32_t *s);
 bool hb__next_spin(const hb_visitor *v, uint64_t e0, const hb__buf *e,
                    uint64_t *waited_ns);
 int hb__next_drive(hb_visitor *v, int *result);
+int hb__next_resolve(hb_visitor *v, int *result);
 
 /* ---- arming, settling (src/visitor.c, src/cancel.c) ----------------------
  */

@@ -309,20 +309,26 @@ int hb__try_run(hb_visitor *v, int *result) {
   return hb__try_run_here(v, result, hb__try_run_slow);
 }
 
-/* hb_try_visit's general way: hb__try_run's, and for a visitor in the
- * NEXT slot, whose turn shows only in the lock word, a look there: it is
- * demoted (src/next.c, rule 7) -- granted if the hand-off came, else
- * queued at the head, where the grant will show in its state.  Announced
- * as hb_poll announces itself, so that the buffer stays while we look. */
-static __attribute__((noinline)) int hb__try_visit_slow(hb_visitor *v,
-                                                        int *result) {
-  int rc = hb__try_run_slow(v, result);
-  if (rc != HB_EAGAIN || !(hb__load_state(v) & HB__V_NEXT)) return rc;
+/* A visitor in the NEXT slot, whose turn shows only in the lock word:
+ * look there by demoting it (src/next.c, rule 7) -- granted if the
+ * hand-off came, and then run, else queued at the head, where the grant
+ * will show in its state (HB_EAGAIN).  Announced as hb_poll announces
+ * itself, so that the buffer stays while we look. */
+int hb__next_resolve(hb_visitor *v, int *result) {
   if (!hb__announce(v, 0, HB__V_DRIVER)) return hb__try_run_slow(v, result);
   uint32_t s;
   if (hb__mark_queued(hb__ext(v->buf), v, &s, HB__V_DRIVER, 0, false))
     return HB_EAGAIN; /* queued now, DRIVER cleared under the mutex */
   return hb__drive_present(v, HB__V_DRIVER, 0, result);
+}
+
+/* hb_try_visit's general way: hb__try_run's, and the look for a visitor
+ * in the NEXT slot. */
+static __attribute__((noinline)) int hb__try_visit_slow(hb_visitor *v,
+                                                        int *result) {
+  int rc = hb__try_run_slow(v, result);
+  if (rc != HB_EAGAIN || !(hb__load_state(v) & HB__V_NEXT)) return rc;
+  return hb__next_resolve(v, result);
 }
 
 int hb__drive_present(hb_visitor *v, uint32_t flag, uint64_t waited_ns,

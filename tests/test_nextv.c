@@ -141,6 +141,38 @@ static void try_before_and_cancel_after(void **state) {
   assert_int_equal(hb_free(b), HB_OK);
 }
 
+/* Inside a sibling reader's callback, hb_block_on on a reader whose
+ * hand-off came unseen (its state still says NEXT) runs it: its turn has
+ * come, so there is nothing to deadlock on. */
+typedef struct {
+  hb_visitor *r;
+  int rc;
+} sibling_ctx;
+
+static int block_on_sibling(hb_view *view, void *arg) {
+  (void)view;
+  sibling_ctx *c = arg;
+  c->rc = hb_block_on(c->r, NULL);
+  return 0;
+}
+
+static void block_on_inside_a_sibling_runs_it(void **state) {
+  (void)state;
+  int calls = 0;
+  hb_visitor w, r, x;
+  hb_buf *b = held_with_r_in_slot(&w, &r, &calls);
+  assert_int_equal(hb_try_visit(&w, NULL), HB_OK); /* r's ticket, unseen */
+  assert_true(in_slot(&r));
+  sibling_ctx c = {&r, -1};
+  assert_int_equal(HB_CAST(&x, b, uint8_t), HB_OK); /* beside r */
+  assert_int_equal(hb_visit(&x, 0, block_on_sibling, &c), HB_OK);
+  assert_int_equal(hb_try_visit(&x, NULL), HB_OK);
+  assert_int_equal(c.rc, HB_OK);
+  assert_int_equal(calls, 2);
+  assert_int_equal(lock_word(b) & HB__W_LIVE, 0);
+  assert_int_equal(hb_free(b), HB_OK);
+}
+
 /* hb_poll needs a waker called: the slot's hand-off calls none, so the
  * poll moves r to the queue first, and the grant calls its waker. */
 static void count_wake(void *arg) { ++*(int *)arg; }
@@ -375,6 +407,7 @@ int main(int argc, char **argv) {
       cmocka_unit_test(the_slot_is_first_in_line),
       cmocka_unit_test(try_finds_the_handoff),
       cmocka_unit_test(try_before_and_cancel_after),
+      cmocka_unit_test(block_on_inside_a_sibling_runs_it),
       cmocka_unit_test(poll_moves_it_to_the_queue),
       cmocka_unit_test(detached_from_the_slot),
       cmocka_unit_test(block_on_runs_on_the_handoff),
