@@ -30,12 +30,24 @@ static inline void hb__view_init(hb_view *view, hb_buf *b, const hb_type *t,
   *view = (hb_view){b, t, b->len, t->size, 0, write, 0};
 }
 
+/* After fn returned r: a write counts, and its abort rolls its appends
+ * back. */
+static inline void hb__after_fn(hb_buf *b, const hb_view *view, bool write,
+                                int r) {
+  if (write) {
+    HB__BUMP(hb__ext(b)->writes_run, 1);
+    if (HB__UNLIKELY(r < 0)) {
+      b->len = view->start_len; /* roll the appends back */
+      HB__BUMP(hb__ext(b)->aborted, 1);
+    }
+  }
+}
+
 /* Call fn on the view (the ticket held, the room made), with a deadlock
  * frame if `track`; a write's abort rolls its appends back. */
 static inline int hb__call_fn(hb_view *view, bool write, hb_visit_fn fn,
                               void *ctx, bool track) {
   hb_buf *b = view->buf;
-  hb__buf *e = hb__ext(b);
   hb__frame frame;
   if (track) {
     frame = (hb__frame){b, hb__frames};
@@ -43,13 +55,7 @@ static inline int hb__call_fn(hb_view *view, bool write, hb_visit_fn fn,
   }
   int r = fn(view, ctx);
   if (track) hb__frames = frame.prev;
-  if (write) {
-    if (HB__UNLIKELY(r < 0)) {
-      b->len = view->start_len; /* roll the appends back */
-      HB__BUMP(e->aborted, 1);
-    }
-    HB__BUMP(e->writes_run, 1);
-  }
+  hb__after_fn(b, view, write, r);
   return r;
 }
 
