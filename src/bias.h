@@ -88,7 +88,7 @@ hb__biased_end(hb_buf *b, bool write, int r, int *result) {
   if (HB__UNLIKELY(!(__atomic_load_n(&b->lock, __ATOMIC_RELAXED) &
                      HB__W_BIASED)))
     return hb__biased_after(b, write); /* revoked during the visit */
-  if (!write) HB__BUMP(hb__ext(b)->bias_reads, 1);
+  if (!write) HB__COUNT(hb__ext(b)->bias_reads);
   return HB_OK;
 }
 

@@ -199,7 +199,7 @@ int hb__biased_after(hb_buf *b, bool write) {
   if (hb__bias_decision(e) == HB__DECIDE_MOVED)
     hb__release_now(e, write); /* our hold is a ticket in the lock word */
   else if (!write)
-    HB__BUMP(e->bias_reads, 1);
+    HB__COUNT(e->bias_reads);
   return HB_OK;
 }
 

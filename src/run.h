@@ -35,7 +35,7 @@ static inline void hb__view_init(hb_view *view, hb_buf *b, const hb_type *t,
 static inline void hb__after_fn(hb_buf *b, const hb_view *view, bool write,
                                 int r) {
   if (write) {
-    HB__BUMP(hb__ext(b)->writes_run, 1);
+    HB__COUNT(hb__ext(b)->writes_run);
     if (HB__UNLIKELY(r < 0)) {
       b->len = view->start_len; /* roll the appends back */
       HB__BUMP(hb__ext(b)->aborted, 1);
