@@ -78,6 +78,14 @@ hb__now_call(hb__now_frame *f, hb_buf **pb, const hb_type *t, bool write,
   return r;
 }
 
+/* A one-call write's room is short of reserve.  len + reserve cannot
+ * wrap: len <= cap <= PTRDIFF_MAX (an invariant, src/check.c), and
+ * hb__visit_now refused a reserve above PTRDIFF_MAX.  One instruction
+ * fewer than cap - len < reserve. */
+static inline bool hb__room_short(const hb_buf *b, size_t reserve) {
+  return b->len + reserve > b->cap;
+}
+
 /* The end of a biased visit: fn returned r. */
 static inline __attribute__((always_inline)) int
 hb__biased_end(hb_buf *b, bool write, int r, int *result) {
@@ -115,7 +123,7 @@ hb__visit_biased(hb_buf *b, const hb_type *t, bool write, size_t reserve,
    * else is done on b, ends the bias for good (hb__bias_forbid) before it
    * sets e->stream, and bias_owner is no longer this thread's from then
    * on.  So neither hb_write_now's HB_ECLOSED check nor the window. */
-  if (write && HB__UNLIKELY(b->cap - b->len < reserve))
+  if (write && HB__UNLIKELY(hb__room_short(b, reserve)))
     return hb__biased_grow(b, t, reserve, fn, ctx, result);
   hb__now_frame f;
   f.result = result;

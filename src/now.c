@@ -125,7 +125,7 @@ hb__now_run(hb_buf *b, const hb_type *t, bool write, size_t reserve,
 static inline __attribute__((always_inline)) int
 hb__now_plain(hb_buf *b, const hb_type *t, bool write, size_t reserve,
               hb_visit_fn fn, void *ctx, int *result) {
-  if (write && HB__UNLIKELY(b->cap - b->len < reserve))
+  if (write && HB__UNLIKELY(hb__room_short(b, reserve)))
     return hb__now_run(b, t, write, reserve, fn, ctx, result);
   hb__now_frame f;
   f.result = result;
