@@ -12,15 +12,20 @@
 #include "visit.h"
 
 
-/* t is a type b may be cast to: a size that is a multiple of its
- * alignment, a power of two no larger than b's.  Written as two compares:
- * align - 1 < b's alignment says 1 <= align <= b's (0 wraps around), and
- * (size | align) & (align - 1) == 0 says align is a power of two dividing
- * size (five tests, as GCC compiled them, cost ~10 instructions more). */
+/* t is a type b (not NULL) may be cast to: a size that is a multiple of
+ * its alignment, a power of two no larger than b's.  Written as two
+ * compares: align - 1 < b's alignment says 1 <= align <= b's (0 wraps
+ * around), and (size | align) & (align - 1) == 0 says align is a power of
+ * two dividing size (five tests, as GCC compiled them, cost ~10
+ * instructions more). */
+static inline bool hb__type_fits(const hb_buf *b, const hb_type *t) {
+  size_t a1 = t->align - 1;
+  return t->size != 0 && a1 < hb__cext(b)->align &&
+         ((t->size | t->align) & a1) == 0;
+}
+/* The same for a b that may be NULL. */
 static inline bool hb__type_ok(const hb_buf *b, hb_type t) {
-  size_t a1 = t.align - 1;
-  return b != NULL && t.size != 0 && a1 < hb__cext(b)->align &&
-         ((t.size | t.align) & a1) == 0;
+  return b != NULL && hb__type_fits(b, &t);
 }
 
 /* The view of a visit of b as type t (the stream's window, if any, is
