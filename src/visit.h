@@ -152,9 +152,23 @@ extern _Thread_local hb__frame *hb__frames HB__TLS_MODEL;
 extern _Thread_local hb__wakelist *hb__flushing HB__TLS_MODEL;
 extern _Thread_local hb__calling *hb__calls HB__TLS_MODEL;
 
-/* This thread's token for the bias: the address of a thread-local. */
+/* This thread's token for the bias: the address of a thread-local, or on
+ * x86-64 the thread pointer, as unique among live threads and one load
+ * (%fs:0, which the ABI makes hold its own address) where the
+ * thread-local's address is two (its offset from the GOT, then the add). */
 extern _Thread_local char hb__me HB__TLS_MODEL;
-static inline const void *hb__self(void) { return &hb__me; }
+#if defined(__x86_64__) && defined(__has_builtin)
+#if __has_builtin(__builtin_thread_pointer)
+#define HB__SELF_IS_TP 1
+#endif
+#endif
+static inline const void *hb__self(void) {
+#ifdef HB__SELF_IS_TP
+  return __builtin_thread_pointer();
+#else
+  return &hb__me;
+#endif
+}
 
 /* Is this thread inside a callback on b? (src/now.c)  hb__inside_frame_of
  * looks only at this thread's frames (biased visits push none), and reads
