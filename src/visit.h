@@ -373,7 +373,10 @@ static inline int hb__arm(hb_visitor *v, size_t reserve, hb_visit_fn fn,
   v->fn = fn;
   v->ctx = ctx;
   v->reserve = reserve;
-  v->armed = 1;
+  /* Not 1 but v's cookie (never 0), which v carries (hb__vstate said
+   * so): one compare then proves both that v is armed and that it is a
+   * visitor at this address (hb__try_run_here). */
+  v->armed = hb__cookie(v);
   return HB_OK;
 }
 

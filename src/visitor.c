@@ -279,7 +279,9 @@ static __attribute__((noinline)) int hb__try_run_slow(hb_visitor *v,
  * it has not come, or a final status.
  *
  * The uncontended case first: armed, granted, nothing else on it (no
- * waker call, cancel or driver).  Its claim is made before this frame
+ * waker call, cancel or driver).  hb__arm stores v's cookie as armed, so
+ * one compare shows v armed and cast at this very address (a copy's
+ * armed is its original's cookie).  Its claim is made before this frame
  * saves a register, so that the locked instruction waits for as few
  * stores as can be, and the run is a tail call.  The claim is the one of
  * THE RACES above: it pairs with hb_cancel's (src/cancel.c), and exactly
@@ -288,9 +290,7 @@ static inline __attribute__((always_inline)) int
 hb__try_run_here(hb_visitor *v, int *result) {
   uint32_t s = hb__load_state(v);
   if (HB__LIKELY((s & ~HB__V_WRITE) == (HB__V_CAST | HB__V_GRANTED) &&
-                 v->armed != 0 &&
-                 __atomic_load_n(&v->cookie, __ATOMIC_RELAXED) ==
-                     hb__cookie(v)) &&
+                 v->armed == hb__cookie(v)) &&
       HB__LIKELY(hb__claim(v, &s, HB__V_RUNNING)))
     return hb__run_here(v, s, result);
   return hb__try_run_slow(v, result);
