@@ -196,8 +196,7 @@ hb__run_here_wake(hb_visitor *v, hb__buf *e, uint32_t s, bool write) {
  * nobody sleeps on a RUNNING state word). */
 static inline __attribute__((always_inline)) int
 hb__run_here_as(hb_visitor *v, int *result, bool write) {
-  int r = hb__run_fn(v->buf, &v->type, write, v->reserve, v->fn, v->ctx,
-                     true, hb__vs_get(v).from);
+  int r = hb__run_visitor(v, write);
   if (result != NULL) *result = r;
   hb__buf *e = hb__ext(v->buf);
   uint32_t s = hb__load_state(v);
