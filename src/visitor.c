@@ -182,6 +182,14 @@ hb__run_here_wake(hb_visitor *v, hb__buf *e, uint32_t s, bool write) {
   hb__flush(&wl);
 }
 
+/* s, known to be in phase `from`, moved to phase `to`: one add, where
+ * hb__with_phase is a mask and an or (the uncontended path knows the
+ * phase it finds). */
+static inline uint32_t hb__phase_step(uint32_t s, uint32_t from,
+                                      uint32_t to) {
+  return s - from + to;
+}
+
 /* Run a claimed visitor here and do what its release unblocked: as
  * hb__run_claimed (src/detached.c) + hb__flush, with the uncontended
  * release an inline CAS (hb__release_fast) rather than a call.  One copy
@@ -204,7 +212,8 @@ hb__run_here_as(hb_visitor *v, int *result, bool write) {
    * for.  The RAN store publishes it (RELEASE) to later drivers. */
   if (HB__LIKELY(hb__release_fast(e, hb__mode_of(write)))) {
     v->result = r;
-    hb__store_state(v, hb__with_phase(s, HB__V_RAN)); /* only v now */
+    /* only v now */
+    hb__store_state(v, hb__phase_step(s, HB__V_RUNNING, HB__V_RAN));
   } else {
     v->result = r;
     hb__run_here_wake(v, e, s, write);
@@ -288,9 +297,12 @@ static __attribute__((noinline)) int hb__try_run_slow(hb_visitor *v,
 static inline __attribute__((always_inline)) int
 hb__try_run_here(hb_visitor *v, int *result) {
   uint32_t s = hb__load_state(v);
+  /* hb__claim's CAS, the new state computed from the phase found */
   if (HB__LIKELY((s & ~HB__V_WRITE) == (HB__V_CAST | HB__V_GRANTED) &&
                  v->armed == hb__cookie(v)) &&
-      HB__LIKELY(hb__claim(v, &s, HB__V_RUNNING)))
+      HB__LIKELY(__atomic_compare_exchange_n(
+          &v->state, &s, hb__phase_step(s, HB__V_CAST, HB__V_RUNNING), false,
+          __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE)))
     return hb__run_here(v, s, result);
   return hb__try_run_slow(v, result);
 }
