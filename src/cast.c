@@ -126,10 +126,10 @@ hb__cast(hb_visitor *v, hb_buf *b, hb_type t, bool write) {
   return HB_OK;
 }
 
-int hb_cast(hb_visitor *v, hb_buf *b, hb_type t) {
+HB__NO_SLP int hb_cast(hb_visitor *v, hb_buf *b, hb_type t) {
   return hb__cast(v, b, t, false);
 }
 
-int hb_cast_mut(hb_visitor *v, hb_buf *b, hb_type t) {
+HB__NO_SLP int hb_cast_mut(hb_visitor *v, hb_buf *b, hb_type t) {
   return hb__cast(v, b, t, true);
 }

@@ -226,8 +226,8 @@ static __attribute__((noinline)) int hb__run_here_read(hb_visitor *v,
   return hb__run_here_as(v, result, false);
 }
 
-static __attribute__((noinline)) int hb__run_here_write(hb_visitor *v,
-                                                        int *result) {
+static __attribute__((noinline)) HB__NO_SLP int
+hb__run_here_write(hb_visitor *v, int *result) {
   return hb__run_here_as(v, result, true);
 }
 
