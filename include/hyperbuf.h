@@ -808,7 +808,9 @@ HB_EXTERN int hb_poll(hb_visitor *v, hb_waker w, int *result);
  * long), then sleeps on a futex:
  * when threads hand a buffer back and forth, a waiter that sleeps turns
  * every hand-off into a wake-up at the scheduler's pace (measured here:
- * ~1.3 us per visit sleeping, ~0.1-0.4 us spinning).
+ * ~1.3 us per visit sleeping, ~0.1-0.4 us spinning).  A visitor waited on
+ * here is running from the moment its turn comes (the release that grants
+ * it claims it for this thread): a cancel from then on is HB_EBUSY.
  * @return HB_OK (completed; *result as hb_poll); HB_ECANCELED; HB_ESTATE,
  *         HB_EBUSY as hb_poll; HB_EDEADLK from inside v's own waker, or
  *         for a visitor whose turn has not come from inside any waker or

@@ -14,6 +14,9 @@
 #                            back -- done before the wakers, a cancel that
 #                            does not wait for a parked driver -- it must
 #                            fail: proof that the model can see them;
+#                            and so must a driver that runs a granted
+#                            PARKED visitor unclaimed (the grant claims
+#                            it: without that, a cancel claims it too);
 #   tests/model/handoff.pml  the contended hand-off (src/lock.c): a leaving
 #                            writer's release folded into the grant of the
 #                            head, the inline CAS release, the grant of a
@@ -90,6 +93,8 @@ must_fail bias.pml bias-nofence -DNO_FENCE
 must_pass visitor.pml visitor
 must_fail visitor.pml done-before-wakers -DDONE_BEFORE_WAKERS
 must_fail visitor.pml no-present-wait -DNO_PRESENT_WAIT
+expect="assertion violated  !(freed)" \
+  must_fail visitor.pml grant-no-claim -DGRANT_NO_CLAIM
 # ~1 million states each (~7 million with three visits): optimised, and
 # COLLAPSE to keep the bigger one near 450 MB.
 export panflags="-O2 -w -DCOLLAPSE"

@@ -74,6 +74,10 @@ _Static_assert(HB__W_LIVE == UINT64_C(0xffffffff),
 #define HB__V_PRESENT (HB__V_DRIVER | HB__V_PARKED) /* a driver that will
                                         still look at v: a cancel returns
                                         only once both are clear */
+#define HB__V_GRANT_PARKED (HB__V_GRANTED + HB__V_RUNNING - HB__V_CAST)
+                                     /* added by the grant of a PARKED
+                                        visitor: GRANTED, and CAST ->
+                                        RUNNING (its driver's claim) */
 #define HB__V_BUSY (HB__V_PRESENT | HB__V_WAKING) /* somebody is still on v:
                                         a finished visitor is castable only
                                         without these */

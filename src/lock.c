@@ -44,21 +44,21 @@
  *
  * THE HAND-OFF
  *
- *   A writer that leaves while somebody waits does not free the lock and
- *   let the waiter take it: it takes the mutex with its ticket still held,
- *   and the dispatcher's one CAS on the lock word gives that ticket back
- *   and grants the head (and drops WAITERS if the head was the last
- *   waiter).  The grant itself is one fetch_or of GRANTED on the waiter's
- *   own state word, which its driver -- and only its driver -- watches
- *   (src/park.c), as an MCS or CLH waiter watches its own queue node and
- *   TBB's queuing_rw_mutex waiter its own scoped_lock.  A reader cannot
- *   hand off that way: only its releasing RMW tells it that it is the
- *   last reader (two leaving together would each see the other), so it
- *   releases first and dispatches if it was the last.
+ *   A writer that leaves while somebody waits does not free the lock and let
+ *   the waiter take it: it takes the mutex with its ticket still held, and the
+ *   dispatcher's one CAS on the lock word gives that ticket back and grants the
+ *   head (and drops WAITERS if the head was the last waiter).  The grant itself
+ *   is one fetch_add on the waiter's own state word -- GRANTED, and the claim
+ *   RUNNING made for its driver, who then runs it with no RMW of its own --
+ *   which its driver, and only its driver, watches (src/park.c), as an MCS or
+ *   CLH waiter watches its own queue node and TBB's queuing_rw_mutex waiter its
+ *   own scoped_lock.  A reader cannot hand off that way: only its releasing RMW
+ *   tells it that it is the last reader (two leaving together would each see
+ *   the other), so it releases first and dispatches if it was the last.
  *
  *   Atomic RMWs of one contended hand-off between two threads (the writer
  *   leaves, the reader waits, and the writer casts again at once):
- *   the releaser's mutex lock, the dispatcher's CAS, the grant's fetch_or
+ *   the releaser's mutex lock, the dispatcher's CAS, the grant's fetch_add
  *   and the mutex unlock (4), then its next cast's mutex lock, fetch_or of
  *   WAITERS and unlock (3).  (It was 6 + 3: a release add, the grant's
  *   add, a separate clearing of WAITERS.)
@@ -132,8 +132,9 @@
  *   no bound -- its chains run through the granted visitors' own links --
  *   so the dispatcher never drops the mutex to call wakers half-way.
  *
- *   A PARKED visitor (src/park.c) is granted with one fetch_or of GRANTED
- *   instead, and woken by futex only if its driver went to sleep (SLEEPER).
+ *   A PARKED visitor (src/park.c) is granted and claimed with one
+ *   fetch_add instead, and woken by futex only if its driver went to sleep
+ *   (SLEEPER).
  */
 #include "visit.h"
 #include "bias.h"
@@ -214,10 +215,15 @@ static void hb__grant(hb_visitor *v, hb__wakelist *wl) {
     if (s & HB__V_PARKED) {
       /* Its driver (hb_block_on, or hb_*_now's own visitor) waits for
        * GRANTED on the state word itself: the grant is the wake-up, with
-       * no waker and no WAKING.  The visitor may be gone once GRANTED is
-       * seen; the futex wake only hands its address to the kernel.
-       * RELEASE pairs with the ACQUIRE loads of hb__wait_turn. */
-      if (__atomic_fetch_or(&v->state, HB__V_GRANTED, __ATOMIC_RELEASE) &
+       * no waker and no WAKING.  It is the driver's claim too: the phase
+       * goes CAST -> RUNNING in the same RMW (the add cannot carry: CAST
+       * is 1, RUNNING 2, GRANTED clear), because the driver is there to
+       * run it -- so it need not claim by an RMW of its own, on a line
+       * this RMW has just taken from it, and a cancel from here on
+       * answers HB_EBUSY.  The visitor may be gone once GRANTED is seen;
+       * the futex wake only hands its address to the kernel.  RELEASE
+       * pairs with the ACQUIRE loads of hb__wait_turn. */
+      if (__atomic_fetch_add(&v->state, HB__V_GRANT_PARKED, __ATOMIC_RELEASE) &
           HB__V_SLEEPER)
         hb__futex_wake_all(&v->state);
       return;

@@ -7,7 +7,9 @@
  *   hb_block_on (and hb_*_now when it must queue, src/now.c) needs no
  *   waker: it marks its queued visitor PARKED by CAS and waits on the
  *   visitor's state word.  The dispatcher grants a PARKED visitor with
- *   one fetch_or of GRANTED (hb__grant, src/lock.c), and makes a futex
+ *   one fetch_add that sets GRANTED and claims it RUNNING for its driver
+ *   (hb__grant, src/lock.c), so the driver runs it at once, without a
+ *   claim of its own, and makes a futex
  *   wake only if the waiter had gone to sleep (SLEEPER); hb_cancel's wake
  *   after CANCELLED covers a cancel.  A cancelled PARKED visitor's
  *   canceller waits, before it returns, until the driver has cleared
@@ -17,7 +19,7 @@
  *   threads hand the buffer back and forth, sleeping would make every
  *   hand-off wait for a wake-up (a convoy).  Past that budget it sleeps
  *   and uses no CPU.  The
- *   grant's fetch_or is the granter's last touch of the visitor; the futex
+ *   grant's fetch_add is the granter's last touch of the visitor; the futex
  *   wake after it touches only the kernel's hash table.
  */
 #include "visit.h"

@@ -69,15 +69,17 @@
  *     WAKER was set)
  *   queued DETACHED ->     dispatcher,          CAS REL,       hb__flush_slow
  *     RUNNING|GRANTED      hb__grant            under mu       (same thread)
- *   queued PARKED ->       dispatcher,          fetch_or REL,  hb__wait_turn
- *     +GRANTED             hb__grant            under mu       ACQUIRE loads
+ *   queued PARKED ->       dispatcher,          fetch_add REL, hb__wait_turn
+ *     RUNNING|GRANTED      hb__grant            under mu       ACQUIRE loads
+ *     (the driver's claim)
  *   waited on -> +SLEEPER  the waiter,          CAS ACQUIRE,   the RMW that
  *                          hb__sleep_until      no mutex       ends the wait
  *   WAKING -> -WAKING      granter,             fetch_and REL  hb__wait_
  *     -SLEEPER             hb__call_waker                      settled's loads
- *   GRANTED +PARKED or     its driver,          CAS ACQ_REL    hb_cancel's
- *     +DRIVER -> RUNNING   hb__drive_present                   claim
- *     -PARKED -DRIVER
+ *   GRANTED +DRIVER ->     its driver,          CAS ACQ_REL    hb_cancel's
+ *     RUNNING -DRIVER      hb__drive_present                   claim
+ *   RUNNING +PARKED ->     its driver,          store RLX      none: nobody
+ *     -PARKED -SLEEPER     hb__drive_present                   else writes it
  *   CANCELLED +PARKED or   its driver,          fetch_and REL  the
  *     +DRIVER -> -PARKED   hb__drive_present                   canceller's
  *     -DRIVER -SLEEPER                                         wait
@@ -330,6 +332,17 @@ int hb__drive_present(hb_visitor *v, uint32_t flag, uint64_t waited_ns,
         continue;
       /* Only now is the buffer ours to write: a cancelled visitor's may
        * already be freed. */
+      if (waited_ns != 0) hb__note_wait(e, waited_ns);
+      return hb__run_here(v, n, result);
+    }
+    case HB__V_RUNNING: {
+      /* PARKED, and granted: the grant claimed v for us (hb__grant).
+       * Nobody else writes a RUNNING visitor's state (a cancel, a second
+       * driver, a cast all answer without an RMW; nobody sleeps on it), so
+       * a plain store drops our flag -- a store, which the callback need
+       * not wait for, where a CAS would wait for the line the grant took. */
+      uint32_t n = s & ~(flag | HB__V_SLEEPER);
+      __atomic_store_n(&v->state, n, __ATOMIC_RELAXED);
       if (waited_ns != 0) hb__note_wait(e, waited_ns);
       return hb__run_here(v, n, result);
     }

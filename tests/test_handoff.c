@@ -3,9 +3,9 @@
  * writer leaving with waiters grants the head in the same lock-word RMW;
  * WAITERS falls with the last waiter's grant; hb_try_*_now runs when the
  * turn is free and otherwise takes nothing; a waiter past its spin budget
- * sleeps and uses no CPU; the NEXT slot: a one-call waiter with nobody
- * queued waits in the lock word, ahead of later casts, and moves to the
- * queue's head past its spin budget.
+ * sleeps and uses no CPU, and its grant is its claim; the NEXT slot: a
+ * one-call waiter with nobody queued waits in the lock word, ahead of
+ * later casts, and moves to the queue's head past its spin budget.
  */
 #include "hb_test.h"
 
@@ -256,6 +256,58 @@ static void parked_waiter_uses_no_cpu(void **state) {
              (unsigned long long)c.waiter_cpu_us,
              (unsigned long long)c.waited_us);
   assert_int_equal(hb_free(c.b), HB_OK);
+}
+
+/* The grant of a PARKED visitor is its driver's claim (src/lock.c,
+ * hb__grant): once the release that grants it has returned, a cancel
+ * answers HB_EBUSY (or HB_ESTATE, if it ran already) and the visit runs,
+ * even while its driver is still asleep.  With the claim left to the
+ * driver, the cancel here -- made before the sleeping driver can be
+ * scheduled -- would win. */
+typedef struct {
+  hb_visitor r;
+  int ran; /* atomic */
+  int rc, res;
+} parked_ctx;
+
+static int count_run(hb_view *view, void *arg) {
+  (void)view;
+  __atomic_fetch_add((int *)arg, 1, __ATOMIC_RELAXED);
+  return 0;
+}
+
+static void *parked_driver(void *arg) {
+  parked_ctx *c = arg;
+  c->rc = hb_block_on(&c->r, &c->res);
+  return NULL;
+}
+
+static void parked_driver_is_claimed_by_its_grant(void **state) {
+  (void)state;
+  hb_buf *b = hb_new(16);
+  assert_non_null(b);
+  hb_visitor w;
+  assert_int_equal(HB_CAST_MUT(&w, b, uint8_t), HB_OK);
+  assert_int_equal(hb_visit(&w, 0, cb_nop, NULL), HB_OK);
+  parked_ctx c = {.rc = -1, .res = -1};
+  assert_int_equal(HB_CAST(&c.r, b, uint8_t), HB_OK);
+  assert_int_equal(hb_visit(&c.r, 0, count_run, &c.ran), HB_OK);
+  pthread_t t;
+  assert_int_equal(pthread_create(&t, NULL, parked_driver, &c), 0);
+  /* Until the driver is past its spin and asleep on r's state word. */
+  while (!(hb__load_state(&c.r) & HB__V_SLEEPER)) sleep_ms(1);
+  int res = -1;
+  assert_int_equal(hb_try_visit(&w, &res), HB_OK); /* grants r */
+  uint32_t s = hb__load_state(&c.r);
+  assert_true(hb__phase(s) == HB__V_RUNNING || hb__phase(s) == HB__V_RAN);
+  int rc = hb_cancel(&c.r);
+  if (rc != HB_EBUSY && rc != HB_ESTATE)
+    fail_msg("a cancel after the grant answered %d", rc);
+  assert_int_equal(pthread_join(t, NULL), 0);
+  assert_int_equal(c.rc, HB_OK);
+  assert_int_equal(c.res, 0);
+  assert_int_equal(__atomic_load_n(&c.ran, __ATOMIC_RELAXED), 1);
+  assert_int_equal(hb_free(b), HB_OK);
 }
 
 /* ---- the NEXT slot (src/next.c) ------------------------------------------
@@ -515,6 +567,7 @@ int main(int argc, char **argv) {
       cmocka_unit_test(try_now_takes_no_place_in_the_queue),
       cmocka_unit_test(try_now_inside_a_callback_is_eagain),
       cmocka_unit_test(parked_waiter_uses_no_cpu),
+      cmocka_unit_test(parked_driver_is_claimed_by_its_grant),
       cmocka_unit_test(handoff_next_is_exact),
       cmocka_unit_test(next_waiter_runs_before_later_casts),
       cmocka_unit_test(last_reader_hands_off_to_next_writer),

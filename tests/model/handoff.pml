@@ -189,8 +189,9 @@ inline handoff(to_w) {
   fi
 }
 
-/* hb__grant of a PARKED waiter: one fetch_or of GRANTED on its state,
- * which returns SLEEPER; a futex wake only if it was set. */
+/* hb__grant of a PARKED waiter: one fetch_add on its state (GRANTED, and
+ * RUNNING for its driver), which returns SLEEPER; a futex wake only if it
+ * was set. */
 inline grant(h) {
 #ifdef BUG_GRANT_STORE
   granted[h] = 1;

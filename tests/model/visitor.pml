@@ -30,7 +30,12 @@
  *                         only this thread can clear -- a deadlock;
  *   -DNO_PRESENT_WAIT     hb_cancel returns without waiting for a parked or
  *                         registering driver to leave (the old cancel):
- *                         the driver touches v (and its buffer) after.
+ *                         the driver touches v (and its buffer) after;
+ *   -DGRANT_NO_CLAIM      the grant of a PARKED visitor only sets GRANTED,
+ *                         yet its driver runs it without a claim of its own
+ *                         (as if the grant had claimed it): a cancel claims
+ *                         it too, gives its ticket back and lets the buffer
+ *                         go under the running callback.
  */
 
 #define W 0
@@ -77,7 +82,11 @@ inline grant(i) {
   atomic {
     granted[i] = 1;
     if
-    :: parked[i] -> skip                       /* the grant is the wake */
+#ifndef GRANT_NO_CLAIM
+    :: parked[i] -> phase[i] = RUNNING   /* the wake, and the driver's claim */
+#else
+    :: parked[i] -> skip                 /* the wake only */
+#endif
     :: !parked[i] && detached[i] -> phase[i] = RUNNING; wl_det = 1
     :: !parked[i] && !detached[i] && waker[i] ->
        waker[i] = 0; waking[i] = 1; wl_wake = 1
@@ -229,8 +238,8 @@ inline run_r() {
 }
 
 /* A driver that announced itself with PARKED or DRIVER and saw R leave
- * the queue: claim and run it, or leave the cancel to finish.  Clearing
- * the flag is its last touch of R. */
+ * the queue: claim and run it (PARKED: the grant claimed it), or leave the
+ * cancel to finish.  Clearing the flag is its last touch of R. */
 #define FL_DRIVER 0
 #define FL_PARKED 1
 inline drop_flag(FL) {
@@ -244,8 +253,14 @@ inline drive_present(FL) {
   :: (!waking[R]) ->
      atomic {
        if
-       :: phase[R] == CAST && granted[R] -> phase[R] = RUNNING; drop_flag(FL);
-          rc = CLAIMED
+       :: phase[R] == CAST && granted[R] && FL == FL_DRIVER ->
+          phase[R] = RUNNING; drop_flag(FL); rc = CLAIMED
+       :: phase[R] == RUNNING && FL == FL_PARKED ->   /* the grant claimed */
+          drop_flag(FL); rc = CLAIMED
+#ifdef GRANT_NO_CLAIM
+       :: phase[R] == CAST && granted[R] && FL == FL_PARKED ->
+          drop_flag(FL); rc = CLAIMED       /* runs as if the grant had claimed */
+#endif
        :: phase[R] == CANCELLING -> rc = WAIT
        :: phase[R] == CANCELLED -> assert(!fin[R]); drop_flag(FL);
           rc = ECANCELED
