@@ -190,6 +190,14 @@ hb__run_here_wake(hb_visitor *v, hb__buf *e, uint32_t s, bool write) {
   hb__flush(&wl);
 }
 
+/* s, known to be in phase `from`, moved to phase `to`: one add, where
+ * hb__with_phase is a mask and an or (the uncontended path knows the
+ * phase it finds). */
+static inline uint32_t hb__phase_step(uint32_t s, uint32_t from,
+                                      uint32_t to) {
+  return s - from + to;
+}
+
 /* Run a claimed visitor here and do what its release unblocked: as
  * hb__run_claimed (src/detached.c) + hb__flush, with the uncontended
  * release an inline CAS (hb__release_fast) rather than a call.  One copy
@@ -204,8 +212,7 @@ hb__run_here_wake(hb_visitor *v, hb__buf *e, uint32_t s, bool write) {
  * nobody sleeps on a RUNNING state word). */
 static inline __attribute__((always_inline)) int
 hb__run_here_as(hb_visitor *v, int *result, bool write) {
-  int r = hb__run_fn(v->buf, &v->type, write, v->reserve, v->fn, v->ctx,
-                     true, hb__vs_get(v).from);
+  int r = hb__run_visitor(v, write);
   if (result != NULL) *result = r;
   hb__buf *e = hb__ext(v->buf);
   uint32_t s = hb__load_state(v);
@@ -213,7 +220,8 @@ hb__run_here_as(hb_visitor *v, int *result, bool write) {
    * for.  The RAN store publishes it (RELEASE) to later drivers. */
   if (HB__LIKELY(hb__release_fast(e, hb__mode_of(write)))) {
     v->result = r;
-    hb__store_state(v, hb__with_phase(s, HB__V_RAN)); /* only v now */
+    /* only v now */
+    hb__store_state(v, hb__phase_step(s, HB__V_RUNNING, HB__V_RAN));
   } else {
     v->result = r;
     hb__run_here_wake(v, e, s, write);
@@ -226,8 +234,8 @@ static __attribute__((noinline)) int hb__run_here_read(hb_visitor *v,
   return hb__run_here_as(v, result, false);
 }
 
-static __attribute__((noinline)) int hb__run_here_write(hb_visitor *v,
-                                                        int *result) {
+static __attribute__((noinline)) HB__NO_SLP int
+hb__run_here_write(hb_visitor *v, int *result) {
   return hb__run_here_as(v, result, true);
 }
 
@@ -287,7 +295,9 @@ static __attribute__((noinline)) int hb__try_run_slow(hb_visitor *v,
  * it has not come, or a final status.
  *
  * The uncontended case first: armed, granted, nothing else on it (no
- * waker call, cancel or driver).  Its claim is made before this frame
+ * waker call, cancel or driver).  hb__arm stores v's cookie as armed, so
+ * one compare shows v armed and cast at this very address (a copy's
+ * armed is its original's cookie).  Its claim is made before this frame
  * saves a register, so that the locked instruction waits for as few
  * stores as can be, and the run is a tail call.  The claim is the one of
  * THE RACES above: it pairs with hb_cancel's (src/cancel.c), and exactly
@@ -296,11 +306,12 @@ static inline __attribute__((always_inline)) int
 hb__try_run_here(hb_visitor *v, int *result,
                  int (*slow)(hb_visitor *, int *)) {
   uint32_t s = hb__load_state(v);
+  /* hb__claim's CAS, the new state computed from the phase found */
   if (HB__LIKELY((s & ~HB__V_WRITE) == (HB__V_CAST | HB__V_GRANTED) &&
-                 v->armed != 0 &&
-                 __atomic_load_n(&v->cookie, __ATOMIC_RELAXED) ==
-                     hb__cookie(v)) &&
-      HB__LIKELY(hb__claim(v, &s, HB__V_RUNNING)))
+                 v->armed == hb__cookie(v)) &&
+      HB__LIKELY(__atomic_compare_exchange_n(
+          &v->state, &s, hb__phase_step(s, HB__V_CAST, HB__V_RUNNING), false,
+          __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE)))
     return hb__run_here(v, s, result);
   return slow(v, result);
 }
