@@ -64,7 +64,7 @@
  *   6. Driving.  hb_block_on announces itself PARKED (so a cancel waits
  *      for it, and the buffer stays, while it spins), then spins until
  *      EPOCH flips or NEXT leaves its state, and claims the visitor by one
- *      CAS expecting NEXT (src/park.c, hb__next_drive).  hb_try_visit and
+ *      CAS expecting NEXT (hb__next_drive, below).  hb_try_visit and
  *      every call that needs the visitor in the list (hb_poll's waker,
  *      hb_visit_detached, hb_cancel), and hb_block_on past its budget,
  *      first demote it (rule 7).
@@ -194,4 +194,50 @@ bool hb__next_wait(hb__buf *e, bool write) {
   hb__next_expire(e, &v, e0);
   hb__note_wait(e, waited);
   return true;
+}
+
+/* hb_block_on on a visitor in the NEXT slot, announced PARKED (rule 6):
+ * spin until EPOCH flips or NEXT leaves its state; on the flip, claim it
+ * by one CAS expecting NEXT -- which fails once a demotion has begun --
+ * and run it.  Otherwise, or past the budget (demoted by us
+ * then), wait as any PARKED visitor: the queue's grant, or the demotion's,
+ * or a cancel. */
+int hb__next_drive(hb_visitor *v, int *result) {
+  hb__buf *e = hb__ext(v->buf);
+  uint32_t s = hb__load_state(v);
+  uint64_t e0 = (s & HB__V_NEXT_E) ? HB__W_EPOCH : 0, waited;
+  if (hb__next_spin(v, e0, e, &waited)) {
+    s = hb__load_state(v);
+    /* NEXT still set: what the spin saw was the hand-off's flip. */
+    uint32_t n = hb__with_phase(s & ~(HB__V_NEXT | HB__V_NEXT_E |
+                                      HB__V_PARKED),
+                                HB__V_RUNNING) |
+                 HB__V_GRANTED;
+    /* ACQ_REL, as hb__claim: pairs with hb_cancel's claim and the
+     * demotion's CAS, one of which wins. */
+    if ((s & HB__V_NEXT) &&
+        __atomic_compare_exchange_n(&v->state, &s, n, false,
+                                    __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE)) {
+      hb__note_wait(e, waited);
+      return hb__run_claimed_here(v, n, result);
+    }
+  } else {
+    uint32_t unused;
+    hb__mark_queued(e, v, &unused, 0, 0, false); /* demoted (rule 7) */
+  }
+  waited += hb__wait_turn(v, e);
+  return hb__drive_present(v, HB__V_PARKED, waited, result);
+}
+
+/* A visitor in the NEXT slot, whose turn shows only in the lock word:
+ * look there by demoting it (rule 7) -- granted if the
+ * hand-off came, and then run, else queued at the head, where the grant
+ * will show in its state (HB_EAGAIN).  Announced as hb_poll announces
+ * itself, so that the buffer stays while we look. */
+int hb__next_resolve(hb_visitor *v, int *result) {
+  if (!hb__announce(v, 0, HB__V_DRIVER)) return hb__try_run(v, result);
+  uint32_t s;
+  if (hb__mark_queued(hb__ext(v->buf), v, &s, HB__V_DRIVER, 0, false))
+    return HB_EAGAIN; /* queued now, DRIVER cleared under the mutex */
+  return hb__drive_present(v, HB__V_DRIVER, 0, result);
 }

@@ -397,7 +397,7 @@ bool hb__next_wait(hb__buf *e, bool write);
  * flipped or NEXT left v's state, false past the budget.
  * hb__next_drive: hb_block_on on a NEXT visitor announced PARKED.
  * hb__next_resolve: has a NEXT visitor's turn come?  Demote it: run it if
- * so (a driver's status), else HB_EAGAIN with v queued (src/visitor.c). */
+ * so (a driver's status), else HB_EAGAIN with v queued. */
 bool hb__next_cast(hb__buf *e, hb_visitor *v, uint32_t s);
 void hb__next_demote(hb__buf *e, hb_visitor *v, uint32_t *s);
 bool hb__next_spin(const hb_visitor *v, uint64_t e0, const hb__buf *e,
@@ -455,6 +455,10 @@ void hb__run_pending(void);
  * for the buffer once the claim is won. */
 int hb__drive_present(hb_visitor *v, uint32_t flag, uint64_t waited_ns,
                       int *result);
+
+/* Run v, claimed RUNNING by this driver (state s), and do what its release
+ * unblocked (src/visitor.c). */
+int hb__run_claimed_here(hb_visitor *v, uint32_t s, int *result);
 
 /* Set `flag` on v while it is queued, by CAS without the mutex; the
  * announcement that keeps a cancel from returning (and the buffer from

@@ -17,8 +17,10 @@
  *          PARKED visitor's driver waiting for its turn, or a canceller
  *          waiting for a driver to leave), PARKED (its driver, hb_block_on
  *          or hb_*_now, waits on the state word), DRIVER (hb_poll is
- *          registering its waker).  PARKED and DRIVER are announcements:
- *          a cancel returns only once they are gone.
+ *          registering its waker), NEXT with NEXT_E (its place is the
+ *          lock word's NEXT slot, src/next.c: queued, but not in the
+ *          list).  PARKED and DRIVER are announcements: a cancel returns
+ *          only once they are gone.
  *
  *   The state counts only next to v's cookie (hb__vstate, src/visit.h):
  *   storage that was never cast here is idle whatever its bytes say.
@@ -54,6 +56,17 @@
  *   IDLE|RAN|CANCELLED     owner or hb_*_now,   store, under   hb__grant's
  *     -> queued, or        hb__cast_slow        mu             load under mu
  *     CAST|GRANTED
+ *   IDLE|RAN|CANCELLED     owner,               store REL,     the drivers'
+ *     -> queued +NEXT      hb__next_cast        after its CAS  ACQUIRE loads
+ *     (+NEXT_E)            on the lock word
+ *   queued +NEXT ->        its driver,          CAS ACQ_REL,   the demotion's
+ *     RUNNING|GRANTED      hb__next_drive       after EPOCH    CAS; hb_cancel
+ *     -NEXT -PARKED                             flipped        via it
+ *   queued +NEXT ->        demotion, in         CAS, under mu, the driver's
+ *     queued -NEXT; then   mark_queued          then the lock  claim above
+ *     +GRANTED (PARKED:    (hb__next_demote)    word's CAS
+ *     RUNNING) if handed
+ *     off
  *   queued -> +DRIVER      hb_poll              CAS, no mutex  hb__grant's
  *                          (hb__announce)                      CAS
  *   queued -> +WAKER       hb_poll              mark_queued    hb__grant
@@ -244,6 +257,10 @@ static inline int hb__run_here(hb_visitor *v, uint32_t s, int *result) {
                            : hb__run_here_read(v, result);
 }
 
+int hb__run_claimed_here(hb_visitor *v, uint32_t s, int *result) {
+  return hb__run_here(v, s, result);
+}
+
 
 /* ---- the drivers' common parts --------------------------------------------
  */
@@ -320,19 +337,6 @@ int hb__try_run(hb_visitor *v, int *result) {
   return hb__try_run_here(v, result, hb__try_run_slow);
 }
 
-/* A visitor in the NEXT slot, whose turn shows only in the lock word:
- * look there by demoting it (src/next.c, rule 7) -- granted if the
- * hand-off came, and then run, else queued at the head, where the grant
- * will show in its state (HB_EAGAIN).  Announced as hb_poll announces
- * itself, so that the buffer stays while we look. */
-int hb__next_resolve(hb_visitor *v, int *result) {
-  if (!hb__announce(v, 0, HB__V_DRIVER)) return hb__try_run_slow(v, result);
-  uint32_t s;
-  if (hb__mark_queued(hb__ext(v->buf), v, &s, HB__V_DRIVER, 0, false))
-    return HB_EAGAIN; /* queued now, DRIVER cleared under the mutex */
-  return hb__drive_present(v, HB__V_DRIVER, 0, result);
-}
-
 /* hb_try_visit's general way: hb__try_run's, and the look for a visitor
  * in the NEXT slot. */
 static __attribute__((noinline)) int hb__try_visit_slow(hb_visitor *v,
@@ -389,39 +393,6 @@ int hb__drive_present(hb_visitor *v, uint32_t flag, uint64_t waited_ns,
     }
     }
   }
-}
-
-/* hb_block_on on a visitor in the NEXT slot, announced PARKED (src/next.c,
- * rule 6): spin until EPOCH flips or NEXT leaves its state; on the flip,
- * claim it by one CAS expecting NEXT -- which fails once a demotion has
- * begun -- and run it.  Otherwise, or past the budget (demoted by us
- * then), wait as any PARKED visitor: the queue's grant, or the demotion's,
- * or a cancel. */
-int hb__next_drive(hb_visitor *v, int *result) {
-  hb__buf *e = hb__ext(v->buf);
-  uint32_t s = hb__load_state(v);
-  uint64_t e0 = (s & HB__V_NEXT_E) ? HB__W_EPOCH : 0, waited;
-  if (hb__next_spin(v, e0, e, &waited)) {
-    s = hb__load_state(v);
-    /* NEXT still set: what the spin saw was the hand-off's flip. */
-    uint32_t n = hb__with_phase(s & ~(HB__V_NEXT | HB__V_NEXT_E |
-                                      HB__V_PARKED),
-                                HB__V_RUNNING) |
-                 HB__V_GRANTED;
-    /* ACQ_REL, as hb__claim: pairs with hb_cancel's claim and the
-     * demotion's CAS, one of which wins. */
-    if ((s & HB__V_NEXT) &&
-        __atomic_compare_exchange_n(&v->state, &s, n, false,
-                                    __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE)) {
-      hb__note_wait(e, waited);
-      return hb__run_here(v, n, result);
-    }
-  } else {
-    uint32_t unused;
-    hb__mark_queued(e, v, &unused, 0, 0, false); /* demoted (rule 7) */
-  }
-  waited += hb__wait_turn(v, e);
-  return hb__drive_present(v, HB__V_PARKED, waited, result);
 }
 
 /* ---- arming (hb__arm: src/visit.h) ----------------------------------------
