@@ -95,4 +95,15 @@ static inline int hb__run_fn(hb_buf *b, const hb_type *t, bool write,
   return hb__run_plain(b, t, write, reserve, fn, ctx, track);
 }
 
+/* hb__run_fn for a claimed visitor v, tracked: its stream offset, read
+ * only on a stream, is loaded only there. */
+static inline __attribute__((always_inline)) int
+hb__run_visitor(hb_visitor *v, bool write) {
+  hb_buf *b = v->buf;
+  if (HB__UNLIKELY(hb__ext(b)->stream != NULL))
+    return hb__run_fn_slow(b, &v->type, write, v->reserve, v->fn, v->ctx,
+                           true, hb__vs_get(v).from);
+  return hb__run_plain(b, &v->type, write, v->reserve, v->fn, v->ctx, true);
+}
+
 #endif /* HB_RUN_H */
