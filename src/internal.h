@@ -212,7 +212,7 @@ static inline void hb__list_unlink(hb_visitor **head, hb_visitor **tail,
 #define HB__COUNT(field)                                                     \
   do {                                                                       \
     _Static_assert(sizeof(field) == 8, "a 64-bit counter");                  \
-    __asm__("addq $1, %0" : "+m"(field));                                    \
+    __asm__ __volatile__("addq $1, %0" : "+m"(field));                       \
   } while (0)
 #else
 #define HB__COUNT(field) HB__BUMP(field, 1)
