@@ -63,6 +63,10 @@ static inline void hb__cast_fill(hb_visitor *v, hb_buf *b, hb_type t) {
 static inline __attribute__((always_inline)) bool
 hb__castable(const hb_visitor *v) {
   uint32_t s0 = __atomic_load_n(&v->state, __ATOMIC_ACQUIRE);
+  /* The common case, a visitor cast again after it ran, in one compare:
+   * nothing but RAN, GRANTED and WRITE is set (hb__run_here leaves it so) */
+  if (HB__LIKELY((s0 & ~(HB__V_GRANTED | HB__V_WRITE)) == HB__V_RAN))
+    return true;
   uint32_t phase = hb__phase(s0);
   return (HB__LIKELY(phase == HB__V_IDLE || phase == HB__V_RAN ||
                      phase == HB__V_CANCELLED) &&
@@ -101,6 +105,10 @@ hb__cast_general(hb_visitor *v, hb_buf *b, size_t size, size_t align,
     hb__store_state(v, s | HB__V_GRANTED);
     return HB_OK;
   }
+  /* Nobody queued, and the lock is held: wait in the NEXT slot, in the
+   * lock word (src/next.c).  Not on a stream: its waits are for data. */
+  if (hb__ext(b)->stream == NULL && hb__next_cast(hb__ext(b), v, s))
+    return HB_OK;
   hb__cast_slow(hb__ext(b), v, s);
   return HB_OK;
 }
@@ -122,10 +130,10 @@ hb__cast(hb_visitor *v, hb_buf *b, hb_type t, bool write) {
   return HB_OK;
 }
 
-int hb_cast(hb_visitor *v, hb_buf *b, hb_type t) {
+HB__NO_SLP int hb_cast(hb_visitor *v, hb_buf *b, hb_type t) {
   return hb__cast(v, b, t, false);
 }
 
-int hb_cast_mut(hb_visitor *v, hb_buf *b, hb_type t) {
+HB__NO_SLP int hb_cast_mut(hb_visitor *v, hb_buf *b, hb_type t) {
   return hb__cast(v, b, t, true);
 }

@@ -39,8 +39,7 @@
 /* Run a visitor already claimed RUNNING; leave what it unblocked in wl. */
 static int hb__run_claimed(hb_visitor *v, uint32_t s, hb__wakelist *wl) {
   bool write = (s & HB__V_WRITE) != 0;
-  int r = hb__run_fn(v->buf, &v->type, write, v->reserve, v->fn, v->ctx,
-                     true, hb__vs_get(v).from);
+  int r = hb__run_visitor(v, write);
   v->result = r;
   hb__release(hb__ext(v->buf), hb__mode_of(write), true, wl);
   /* The ticket is back; from here on, only v. */

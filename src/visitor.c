@@ -17,8 +17,10 @@
  *          PARKED visitor's driver waiting for its turn, or a canceller
  *          waiting for a driver to leave), PARKED (its driver, hb_block_on
  *          or hb_*_now, waits on the state word), DRIVER (hb_poll is
- *          registering its waker).  PARKED and DRIVER are announcements:
- *          a cancel returns only once they are gone.
+ *          registering its waker), NEXT with NEXT_E (its place is the
+ *          lock word's NEXT slot, src/next.c: queued, but not in the
+ *          list).  PARKED and DRIVER are announcements: a cancel returns
+ *          only once they are gone.
  *
  *   The state counts only next to v's cookie (hb__vstate, src/visit.h):
  *   storage that was never cast here is idle whatever its bytes say.
@@ -54,6 +56,17 @@
  *   IDLE|RAN|CANCELLED     owner or hb_*_now,   store, under   hb__grant's
  *     -> queued, or        hb__cast_slow        mu             load under mu
  *     CAST|GRANTED
+ *   IDLE|RAN|CANCELLED     owner,               store REL,     the drivers'
+ *     -> queued +NEXT      hb__next_cast        after its CAS  ACQUIRE loads
+ *     (+NEXT_E)            on the lock word
+ *   queued +NEXT ->        its driver,          CAS ACQ_REL,   the demotion's
+ *     RUNNING|GRANTED      hb__next_drive       after EPOCH    CAS; hb_cancel
+ *     -NEXT -PARKED                             flipped        via it
+ *   queued +NEXT ->        demotion, in         CAS, under mu, the driver's
+ *     queued -NEXT; then   mark_queued          then the lock  claim above
+ *     +GRANTED (PARKED:    (hb__next_demote)    word's CAS
+ *     RUNNING) if handed
+ *     off
  *   queued -> +DRIVER      hb_poll              CAS, no mutex  hb__grant's
  *                          (hb__announce)                      CAS
  *   queued -> +WAKER       hb_poll              mark_queued    hb__grant
@@ -162,7 +175,13 @@ _Thread_local hb__wakelist *hb__flushing HB__TLS_MODEL;
 _Thread_local hb__calling *hb__calls HB__TLS_MODEL;
 
 bool hb__load_granted(const hb_visitor *v) {
-  return (hb__load_state(v) & HB__V_GRANTED) != 0;
+  uint32_t s = hb__load_state(v);
+  if (s & HB__V_NEXT) { /* its turn shows in the lock word (src/next.c) */
+    uint64_t e0 = (s & HB__V_NEXT_E) ? HB__W_EPOCH : 0;
+    return (__atomic_load_n(&v->buf->lock, __ATOMIC_ACQUIRE) &
+            HB__W_EPOCH) != e0;
+  }
+  return (s & HB__V_GRANTED) != 0;
 }
 
 bool hb__load_parked(const hb_visitor *v) {
@@ -184,6 +203,14 @@ hb__run_here_wake(hb_visitor *v, hb__buf *e, uint32_t s, bool write) {
   hb__flush(&wl);
 }
 
+/* s, known to be in phase `from`, moved to phase `to`: one add, where
+ * hb__with_phase is a mask and an or (the uncontended path knows the
+ * phase it finds). */
+static inline uint32_t hb__phase_step(uint32_t s, uint32_t from,
+                                      uint32_t to) {
+  return s - from + to;
+}
+
 /* Run a claimed visitor here and do what its release unblocked: as
  * hb__run_claimed (src/detached.c) + hb__flush, with the uncontended
  * release an inline CAS (hb__release_fast) rather than a call.  One copy
@@ -198,8 +225,7 @@ hb__run_here_wake(hb_visitor *v, hb__buf *e, uint32_t s, bool write) {
  * nobody sleeps on a RUNNING state word). */
 static inline __attribute__((always_inline)) int
 hb__run_here_as(hb_visitor *v, int *result, bool write) {
-  int r = hb__run_fn(v->buf, &v->type, write, v->reserve, v->fn, v->ctx,
-                     true, hb__vs_get(v).from);
+  int r = hb__run_visitor(v, write);
   if (result != NULL) *result = r;
   hb__buf *e = hb__ext(v->buf);
   uint32_t s = hb__load_state(v);
@@ -207,7 +233,8 @@ hb__run_here_as(hb_visitor *v, int *result, bool write) {
    * for.  The RAN store publishes it (RELEASE) to later drivers. */
   if (HB__LIKELY(hb__release_fast(e, hb__mode_of(write)))) {
     v->result = r;
-    hb__store_state(v, hb__with_phase(s, HB__V_RAN)); /* only v now */
+    /* only v now */
+    hb__store_state(v, hb__phase_step(s, HB__V_RUNNING, HB__V_RAN));
   } else {
     v->result = r;
     hb__run_here_wake(v, e, s, write);
@@ -220,14 +247,18 @@ static __attribute__((noinline)) int hb__run_here_read(hb_visitor *v,
   return hb__run_here_as(v, result, false);
 }
 
-static __attribute__((noinline)) int hb__run_here_write(hb_visitor *v,
-                                                        int *result) {
+static __attribute__((noinline)) HB__NO_SLP int
+hb__run_here_write(hb_visitor *v, int *result) {
   return hb__run_here_as(v, result, true);
 }
 
 static inline int hb__run_here(hb_visitor *v, uint32_t s, int *result) {
   return (s & HB__V_WRITE) ? hb__run_here_write(v, result)
                            : hb__run_here_read(v, result);
+}
+
+int hb__run_claimed_here(hb_visitor *v, uint32_t s, int *result) {
+  return hb__run_here(v, s, result);
 }
 
 
@@ -281,25 +312,38 @@ static __attribute__((noinline)) int hb__try_run_slow(hb_visitor *v,
  * it has not come, or a final status.
  *
  * The uncontended case first: armed, granted, nothing else on it (no
- * waker call, cancel or driver).  Its claim is made before this frame
+ * waker call, cancel or driver).  hb__arm stores v's cookie as armed, so
+ * one compare shows v armed and cast at this very address (a copy's
+ * armed is its original's cookie).  Its claim is made before this frame
  * saves a register, so that the locked instruction waits for as few
  * stores as can be, and the run is a tail call.  The claim is the one of
  * THE RACES above: it pairs with hb_cancel's (src/cancel.c), and exactly
  * one of the two wins.  Anything else takes the general way. */
 static inline __attribute__((always_inline)) int
-hb__try_run_here(hb_visitor *v, int *result) {
+hb__try_run_here(hb_visitor *v, int *result,
+                 int (*slow)(hb_visitor *, int *)) {
   uint32_t s = hb__load_state(v);
+  /* hb__claim's CAS, the new state computed from the phase found */
   if (HB__LIKELY((s & ~HB__V_WRITE) == (HB__V_CAST | HB__V_GRANTED) &&
-                 v->armed != 0 &&
-                 __atomic_load_n(&v->cookie, __ATOMIC_RELAXED) ==
-                     hb__cookie(v)) &&
-      HB__LIKELY(hb__claim(v, &s, HB__V_RUNNING)))
+                 v->armed == hb__cookie(v)) &&
+      HB__LIKELY(__atomic_compare_exchange_n(
+          &v->state, &s, hb__phase_step(s, HB__V_CAST, HB__V_RUNNING), false,
+          __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE)))
     return hb__run_here(v, s, result);
-  return hb__try_run_slow(v, result);
+  return slow(v, result);
 }
 
 int hb__try_run(hb_visitor *v, int *result) {
-  return hb__try_run_here(v, result);
+  return hb__try_run_here(v, result, hb__try_run_slow);
+}
+
+/* hb_try_visit's general way: hb__try_run's, and the look for a visitor
+ * in the NEXT slot. */
+static __attribute__((noinline)) int hb__try_visit_slow(hb_visitor *v,
+                                                        int *result) {
+  int rc = hb__try_run_slow(v, result);
+  if (rc != HB_EAGAIN || !(hb__load_state(v) & HB__V_NEXT)) return rc;
+  return hb__next_resolve(v, result);
 }
 
 int hb__drive_present(hb_visitor *v, uint32_t flag, uint64_t waited_ns,
@@ -363,7 +407,7 @@ int hb_visit(hb_visitor *v, size_t reserve, hb_visit_fn fn, void *ctx) {
 
 int hb_try_visit(hb_visitor *v, int *result) {
   if (v == NULL) return HB_EINVAL;
-  return hb__try_run_here(v, result);
+  return hb__try_run_here(v, result, hb__try_visit_slow);
 }
 
 int hb_poll(hb_visitor *v, hb_waker w, int *result) {
