@@ -47,8 +47,10 @@
 #                            must pass (exclusion, run or cancelled exactly
 #                            once, no touch of the freed buffer, FIFO, NEXT
 #                            only beside a holder, nobody waits forever)
-#                            with writers, with readers and with a reader
-#                            holding; and with any of three bugs -- a
+#                            with writers, with readers, with a reader
+#                            holding, and with hb_try_visit as built (it
+#                            demotes, where NEXTV.md's looks at the lock
+#                            word); and with any of three bugs -- a
 #                            demotion that does the lock word before the
 #                            visitor's state, a spin with no PARKED, a try
 #                            that never looks at the lock word -- fail,
@@ -130,13 +132,14 @@ expect="(wait_seq[qi]<wait_seq[h])" \
   must_fail handoff.pml expiry-tail -DBUG_EXPIRY_TAIL
 expect="violated (wait_seq[qi]==0)" must_fail handoff.pml no-next-conflict \
   -DBUG_NO_NEXT_CONFLICT -DNW=1 -DNR=2
-# nextv.pml: 1.3 to 2.2 million states each, a few seconds' search: at
+# nextv.pml: 1.2 to 2.2 million states each, a few seconds' search: at
 # -O2 the compile (~30 s each) would cost more than it saves.
 export panflags="-O0 -w -DCOLLAPSE"
 must_pass nextv.pml nextv
 must_pass nextv.pml nextv-reader-next -DVW=0
 must_pass nextv.pml nextv-readers -DVW=0 -DXW=0
 must_pass nextv.pml nextv-reader-holder -DHW=0
+must_pass nextv.pml nextv-try-demotes -DTRY_DEMOTES
 expect="violated (next&&(next_pid==2))" \
   must_fail nextv.pml demote-word-first -DBUG_DEMOTE_WORD_FIRST
 expect="assertion violated  !(freed)" \

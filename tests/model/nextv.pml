@@ -19,7 +19,7 @@
  *      driver's own demotion; the queued visitor's wait and its sleep),
  *      hb_try_visit in a loop (T), hb_poll with a waker (T, then DRIVER
  *      and the registration, which demotes first: D1), again after each
- *      wake;
+ *      wake.  (-DTRY_DEMOTES: T as src/visitor.c builds it, see try_v.)
  *   K  may cancel v at any moment after the cast (K, with D1 first while
  *      v is NEXT), retrying while v runs; then joins H and X (and O if it
  *      did not cancel) and frees the buffer the moment hb_free would let
@@ -420,9 +420,12 @@ inline drive_present(fl) {
 
 /* hb__try_run: claim a granted v; on a NEXT one, T: DRIVER, a look at
  * the lock word, the claim if EPOCH flipped, else DRIVER cleared again.
+ * With -DTRY_DEMOTES, as src/visitor.c builds it instead: only
+ * hb_try_visit (resolve) looks, by demoting v (hb__next_resolve: DRIVER,
+ * hb__mark_queued, D1); hb_block_on's and hb_poll's tries answer EAGAIN.
  * rc: CLAIMED (the caller runs v), OK (ran), ECANCELED, or EAGAIN with
  * s_seen/ep_seen/looked what it answered from. */
-inline try_v() {
+inline try_v(resolve) {
   looked = 0;
   do
   :: atomic { phase(vs) != CANCELLING -> s = vs };    /* settled */
@@ -445,6 +448,32 @@ inline try_v() {
      :: queued(s) && (s & N) ->
 #ifdef BUG_TRY_NO_RESOLVE
         rc = EAGAIN; s_seen = s; break
+#elif defined(TRY_DEMOTES)
+        if
+        :: !resolve -> rc = EAGAIN; s_seen = s; break /* hb__try_run */
+        :: else ->                                    /* hb__next_resolve */
+           atomic {                                   /* announce DRIVER */
+             if :: vs == s -> vs = s | DR; rc = OK :: else -> rc = RETRY fi
+           };
+           if
+           :: rc == RETRY -> skip                     /* try again */
+           :: else ->
+              lock_mu();                              /* hb__mark_queued */
+              demote();
+              atomic {
+                if
+                :: queued(vs) -> vs = vs & ~DR; s_seen = vs; rc = EAGAIN
+                :: else -> rc = WAIT
+                fi
+              };
+              unlock_mu();
+              if
+              :: rc == WAIT -> drive_present(DR)      /* granted, cancelled */
+              :: else -> skip
+              fi;
+              break
+           fi
+        fi
 #else
         atomic {                                      /* announce DRIVER */
           if :: vs == s -> s = s | DR; vs = s; rc = OK :: else -> rc = RETRY fi
@@ -508,7 +537,7 @@ inline wait_turn() {
  * (or then) the queued visitor's wait and hb__drive_present. */
 inline block_on() {
   do
-  :: try_v();
+  :: try_v(0);
      if :: rc != EAGAIN -> break :: else -> skip fi;
      atomic {                                  /* hb__announce(PARKED) */
        s = vs;
@@ -573,7 +602,7 @@ again: skip
  * (the same inputs give the same answer again). */
 inline try_loop() {
   do
-  :: try_v();
+  :: try_v(1);
      if
      :: rc == EAGAIN ->
         (vs != s_seen || (looked && epoch != ep_seen))
@@ -585,7 +614,7 @@ inline try_loop() {
 /* hb_poll with a waker, again after each wake. */
 inline poll_loop() {
   do
-  :: try_v();
+  :: try_v(0);
      if :: rc != EAGAIN -> break :: else -> skip fi;
      atomic {                                  /* hb__announce(DRIVER) */
        if :: queued(vs) -> vs = vs | DR; rc = OK :: else -> rc = RETRY fi
