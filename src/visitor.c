@@ -152,6 +152,14 @@
  *   three calls and the callback.  Only an asymmetric fence (as the bias
  *   uses, src/bias.c) in hb_cancel could replace the claim with a plain
  *   store, for a membarrier per cancel of a granted visitor.
+ *
+ *   Its floor.  A model of the least this API's shape allows (three
+ *   out-of-line calls, these three RMWs, the stores of the visitor's
+ *   fields, the view and the frame, the callback through a pointer, and
+ *   no other check) ran a W4 write pair in 161 instructions and 13.3 ns
+ *   on this AMD EPYC VM (12.8 without the claim), where this path takes
+ *   214 and 15.0 and the one-call shared path 9.2: 1.5 times that is just
+ *   above the floor, the pthread_rwlock read pair's 7.3 far below it.
  */
 #include "visit.h"
 
