@@ -89,8 +89,9 @@ static inline uint32_t hb__cookie(const hb_visitor *v) {
  * (src/visitor.c).  The other calls do not: on storage never cast they are
  * the caller's mistake, which the report then shows. */
 /* Hidden, so that hb_cast reads it with one RIP-relative load, not
- * through the GOT (as hb__alloc_standard, src/internal.h). */
-extern int hb__on_valgrind __attribute__((visibility("hidden")));
+ * through the GOT (as hb__alloc_standard, src/internal.h); pointer-wide,
+ * so that hb_cast tests it or'ed with the buffer's stream pointer. */
+extern uintptr_t hb__on_valgrind __attribute__((visibility("hidden")));
 void hb__defined_slow(const hb_visitor *v);
 #if defined(__has_feature)
 #if __has_feature(memory_sanitizer)
