@@ -1375,7 +1375,9 @@ typedef struct {
   uint64_t reserve_failed;   /**< visits finished with HB_ENOMEM, not run */
   uint64_t growths;          /**< reallocations of the data */
   uint64_t bytes_moved;      /**< bytes copied by those reallocations */
-  uint64_t longest_queue;    /**< most visitors ever waiting at once */
+  uint64_t longest_queue;    /**< most visitors ever in the wait queue at
+                                  once (the one waiting in the lock word's
+                                  NEXT slot, ahead of it, not counted) */
 } hb_stats;
 
 /**

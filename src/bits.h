@@ -69,6 +69,10 @@ _Static_assert(HB__W_LIVE == UINT64_C(0xffffffff),
 #define HB__V_STREAM (1u << 12)      /* stream: waits in its stream's list
                                         for data, not in the FIFO queue
                                         (src/stream.c); changed under mu */
+#define HB__V_NEXT (1u << 13)        /* waits in the lock word's NEXT slot,
+                                        not in the FIFO queue (src/next.c) */
+#define HB__V_NEXT_E (1u << 14)      /* with NEXT: the EPOCH bit its cast
+                                        saw when it took the slot */
 
 /* Derived masks. */
 #define HB__V_PRESENT (HB__V_DRIVER | HB__V_PARKED) /* a driver that will

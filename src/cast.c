@@ -108,6 +108,10 @@ hb__cast_general(hb_visitor *v, hb_buf *b, size_t size, size_t align,
     hb__store_state(v, s | HB__V_GRANTED);
     return HB_OK;
   }
+  /* Nobody queued, and the lock is held: wait in the NEXT slot, in the
+   * lock word (src/next.c).  Not on a stream: its waits are for data. */
+  if (hb__ext(b)->stream == NULL && hb__next_cast(hb__ext(b), v, s))
+    return HB_OK;
   hb__cast_slow(hb__ext(b), v, s);
   return HB_OK;
 }

@@ -357,12 +357,16 @@ void hb__release_now_slow(hb__buf *e, bool write) {
  * hb_poll (WAKER), hb_block_on (PARKED), hb_visit_detached (DETACHED) and
  * hb_cancel (CANCELLING) all mark a visitor that has not been granted, and
  * all race with the grant the same way: they decide under the mutex the
- * dispatcher grants under.
+ * dispatcher grants under.  A visitor in the NEXT slot is demoted first
+ * (src/next.c, rule 7), so every mark sees it in the list or granted.
  */
 bool hb__mark_queued(hb__buf *e, hb_visitor *v, uint32_t *s, uint32_t clear,
                      uint32_t set, bool hold) {
   hb__mutex_lock(&e->mu);
   *s = hb__load_state(v);
+  /* In the NEXT slot: into the list first, or granted (src/next.c). */
+  if (HB__UNLIKELY(*s & HB__V_NEXT) && hb__queued(*s))
+    hb__next_demote(e, v, s);
   bool queued;
   /* A CAS, as drivers and sleepers set their flags without the mutex.
    * RELEASE pairs with hb__grant's ACQUIRE load under the same mutex. */

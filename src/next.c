@@ -49,44 +49,68 @@
  *   over, whose waiters each watch a line of their own.
  *   tests/model/handoff.pml checks the slot together with the queue.
  *
+ * A CALLER-OWNED VISITOR IN THE SLOT
+ *
+ *   A visitor cast with hb_cast / hb_cast_mut takes the slot the same way
+ *   (rule 1, at the cast: hb__next_cast), marked NEXT in its state with
+ *   the EPOCH it saw (NEXT_E): in every state test it is queued, cast and
+ *   not granted, but its place is the slot, not the list.  The hand-off
+ *   (rule 3) does not change: the releaser never touches the visitor, so
+ *   the visitor's own calls find out whether its turn has come.  While its
+ *   state has NEXT, "EPOCH differs from NEXT_E" means "its ticket is in
+ *   the word" (rule 4: EPOCH cannot flip again before it gives that ticket
+ *   back).
+ *
+ *   6. Driving.  hb_block_on announces itself PARKED (so a cancel waits
+ *      for it, and the buffer stays, while it spins), then spins until
+ *      EPOCH flips or NEXT leaves its state, and claims the visitor by one
+ *      CAS expecting NEXT (src/park.c, hb__next_drive).  hb_try_visit and
+ *      every call that needs the visitor in the list (hb_poll's waker,
+ *      hb_visit_detached, hb_cancel), and hb_block_on past its budget,
+ *      first demote it (rule 7).
+ *   7. Demotion (hb__next_demote, under the mutex, inside
+ *      hb__mark_queued): first NEXT leaves the visitor's state, by CAS --
+ *      after which a driver's claim expecting NEXT fails -- then, on the
+ *      lock word, either the slot is given up for the queue's head as in
+ *      rule 5 (EPOCH unchanged), or the hand-off has come and the visitor
+ *      is granted as the dispatcher would grant it (PARKED: claimed for
+ *      its driver).  The other order would let a driver that saw a later,
+ *      unrelated EPOCH flip run a visitor just put in the queue.
+ *
+ *   So two threads taking turns with cast + visit + hb_block_on pay the
+ *   one-call form's two RMWs on the lock line, and two on their own
+ *   visitors' lines (PARKED, the claim), which no other core touches.
+ *   tests/model/nextv.pml checks rules 6 and 7 against cancel and free.
  */
 #include "visit.h"
 
-
-/* Past its spin budget, the NEXT waiter (its lock-word bits last seen with
- * EPOCH e0) gives the slot up for the head of the queue, where it sleeps as
- * a PARKED visitor on its own state word (v, on hb__next_wait's stack).
- * Its CAS races the hand-off's on the lock word: if the hand-off won, EPOCH
- * has flipped and the ticket is ours already. */
-static void hb__next_expire(hb__buf *e, hb_visitor *v, uint64_t e0) {
-  uint64_t *lock = &e->pub.lock;
-  hb__mutex_lock(&e->mu);
-  /* ACQUIRE pairs with the hand-off's RELEASE, if it came meanwhile. */
+/* Give the slot up for the queue's head (rules 5 and 7, under the mutex):
+ * one CAS clears NEXT and sets WAITERS, so the release that frees the lock
+ * dispatches and grants the head first.  False, with nothing done, if the
+ * hand-off came first (EPOCH is no longer e0): the ticket is ours.
+ * ACQUIRE pairs with the hand-off's RELEASE; RELEASE publishes what was
+ * stored under the mutex (the visitor's state and links), as any caster's
+ * fetch_or of WAITERS does. */
+static bool hb__next_leave(uint64_t *lock, uint64_t e0) {
   uint64_t w = __atomic_load_n(lock, __ATOMIC_ACQUIRE);
-  do {
-    if ((w & HB__W_EPOCH) != e0) {
-      hb__mutex_unlock(&e->mu);
-      return; /* handed over at the last moment */
-    }
-    /* WAITERS goes up as NEXT falls: the release that frees the lock now
-     * dispatches, and grants us first.  RELEASE: our visitor's state and
-     * links, stored under the mutex, are published with it as with any
-     * caster's fetch_or of WAITERS. */
-  } while (!__atomic_compare_exchange_n(
+  do
+    if ((w & HB__W_EPOCH) != e0) return false;
+  while (!__atomic_compare_exchange_n(
       lock, &w, (w & ~HB__W_NEXT_BITS) | HB__W_WAITERS, false,
       __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE));
-  hb__queue_push(e, v, true);
-  hb__mutex_unlock(&e->mu);
-  hb__sleep_turn(v);
+  return true;
 }
 
-bool hb__next_wait(hb__buf *e, bool write) {
-  uint64_t *lock = &e->pub.lock;
-  const hb__mode *m = hb__mode_of(write);
+/* Rule 1, for both kinds of waiter: take the slot by one CAS, or take the
+ * plain grant if the lock was freed meanwhile.  False, with nothing taken,
+ * if the slot may not be taken (anybody queued, the slot taken, or the
+ * bias still to end: the caller queues behind them).  *was: the word
+ * before the CAS -- its mode's conflict set if the slot was taken, and
+ * then its EPOCH the one to wait for a flip of. */
+static bool hb__next_take(uint64_t *lock, const hb__mode *m, bool write,
+                          uint64_t *was) {
   uint64_t w = __atomic_load_n(lock, __ATOMIC_RELAXED), n;
   do {
-    /* The slot is for a queue of one: with anybody queued (or the slot
-     * taken, or the bias still to end) the caller queues behind them. */
     if (w & (HB__W_WAITERS | HB__W_BIASED | HB__W_NEXT)) return false;
     if (!(w & m->conflict))
       n = w + m->ticket; /* freed meanwhile: the plain grant */
@@ -95,6 +119,69 @@ bool hb__next_wait(hb__buf *e, bool write) {
     /* ACQUIRE: for the plain grant, as hb__grant_fast's CAS. */
   } while (!__atomic_compare_exchange_n(lock, &w, n, false, __ATOMIC_ACQUIRE,
                                         __ATOMIC_RELAXED));
+  *was = w;
+  return true;
+}
+
+bool hb__next_cast(hb__buf *e, hb_visitor *v, uint32_t s) {
+  const hb__mode *m = hb__mode_of_state(s);
+  uint64_t w;
+  if (!hb__next_take(&e->pub.lock, m, (s & HB__V_WRITE) != 0, &w))
+    return false;
+  if (!(w & m->conflict))
+    s |= HB__V_GRANTED;
+  else
+    s |= HB__V_NEXT | ((w & HB__W_EPOCH) ? HB__V_NEXT_E : 0);
+  hb__store_state(v, s); /* publishes the cast's fields to v's drivers */
+  return true;
+}
+
+void hb__next_demote(hb__buf *e, hb_visitor *v, uint32_t *s) {
+  uint64_t e0 = (*s & HB__V_NEXT_E) ? HB__W_EPOCH : 0;
+  /* First the state (rule 7).  RELEASE/ACQUIRE: as hb__mark_queued's. */
+  do
+    if (!(*s & HB__V_NEXT)) return; /* claimed by its driver meanwhile */
+  while (!__atomic_compare_exchange_n(&v->state, s,
+                                      *s & ~(HB__V_NEXT | HB__V_NEXT_E),
+                                      false, __ATOMIC_ACQ_REL,
+                                      __ATOMIC_ACQUIRE));
+  *s &= ~(HB__V_NEXT | HB__V_NEXT_E);
+  if (hb__next_leave(&e->pub.lock, e0)) {
+    hb__queue_push(e, v, true); /* first in line, as it was */
+    return;
+  }
+  /* The hand-off came: the ticket is v's.  Grant it as hb__grant would:
+   * a NEXT visitor has no waker and is not detached (those calls demote
+   * it first), so GRANTED, or for a PARKED one its driver's claim too.
+   * RELEASE pairs with the drivers' ACQUIRE loads. */
+  uint32_t add = (*s & HB__V_PARKED) ? HB__V_GRANT_PARKED : HB__V_GRANTED;
+  uint32_t old = __atomic_fetch_add(&v->state, add, __ATOMIC_ACQ_REL);
+  *s = old + add;
+  if (old & HB__V_SLEEPER) hb__futex_wake_all(&v->state);
+}
+
+
+/* Past its spin budget, the NEXT waiter (its lock-word bits last seen with
+ * EPOCH e0) gives the slot up for the head of the queue, where it sleeps as
+ * a PARKED visitor on its own state word (v, on hb__next_wait's stack).
+ * Its CAS races the hand-off's on the lock word: if the hand-off won, EPOCH
+ * has flipped and the ticket is ours already. */
+static void hb__next_expire(hb__buf *e, hb_visitor *v, uint64_t e0) {
+  hb__mutex_lock(&e->mu);
+  if (!hb__next_leave(&e->pub.lock, e0)) {
+    hb__mutex_unlock(&e->mu);
+    return; /* handed over at the last moment */
+  }
+  hb__queue_push(e, v, true);
+  hb__mutex_unlock(&e->mu);
+  hb__sleep_turn(v);
+}
+
+bool hb__next_wait(hb__buf *e, bool write) {
+  uint64_t *lock = &e->pub.lock;
+  const hb__mode *m = hb__mode_of(write);
+  uint64_t w;
+  if (!hb__next_take(lock, m, write, &w)) return false;
   if (!(w & m->conflict)) return true;
   uint64_t e0 = w & HB__W_EPOCH, waited;
   if (hb__spin_epoch(lock, e0, e, &waited)) {

@@ -161,7 +161,11 @@ int hb_block_on(hb_visitor *v, int *result) {
      * (hb__calls, the frames) without reading the buffer.  Only a thread
      * that ever held a bias may be in a biased visit, which shows in the
      * buffer alone: it looks there announced (hb__biased_deadlock). */
-    if (hb__calls != NULL || hb__inside_frame_of(v->buf)) return HB_EDEADLK;
+    if (hb__calls != NULL || hb__inside_frame_of(v->buf)) {
+      /* In the NEXT slot, its turn may have come unseen: look first. */
+      int rc = (s & HB__V_NEXT) ? hb__next_resolve(v, result) : HB_EAGAIN;
+      return rc == HB_EAGAIN ? HB_EDEADLK : rc;
+    }
     if (HB__UNLIKELY(hb__ever_biased)) {
       int rc = hb__biased_deadlock(v, result);
       if (rc != HB_EAGAIN) return rc;
@@ -179,6 +183,7 @@ int hb_block_on(hb_visitor *v, int *result) {
      * from being freed -- while we still look; then wait on the state
      * word, and claim or leave (hb__drive_present). */
     if (!hb__announce(v, HB__V_WAKER, HB__V_PARKED)) continue;
+    if (hb__load_state(v) & HB__V_NEXT) return hb__next_drive(v, result);
     uint64_t waited = hb__wait_turn(v, hb__ext(v->buf));
     return hb__drive_present(v, HB__V_PARKED, waited, result);
   }
@@ -201,6 +206,22 @@ static inline bool hb__epoch_came(const void *w, uint64_t e0) {
 bool hb__spin_epoch(const uint64_t *lock, uint64_t e0, const hb__buf *e,
                     uint64_t *waited_ns) {
   return hb__spin(hb__epoch_came, lock, e0, e, waited_ns);
+}
+
+/* hb__spin's test for a caller-owned visitor in the NEXT slot (w: the
+ * visitor, e0: the EPOCH its cast saw): the hand-off's flip, or NEXT gone
+ * from its state (a demotion).  ACQUIRE: pairs with the hand-off's RELEASE
+ * RMW, and with the demotion's CAS on the state. */
+static inline bool hb__nextv_came(const void *w, uint64_t e0) {
+  const hb_visitor *v = w;
+  if (!(hb__load_state(v) & HB__V_NEXT)) return true;
+  const hb_buf *b = __atomic_load_n(&v->buf, __ATOMIC_RELAXED);
+  return (__atomic_load_n(&b->lock, __ATOMIC_ACQUIRE) & HB__W_EPOCH) != e0;
+}
+
+bool hb__next_spin(const hb_visitor *v, uint64_t e0, const hb__buf *e,
+                   uint64_t *waited_ns) {
+  return hb__spin(hb__nextv_came, v, e0, e, waited_ns);
 }
 
 void hb__sleep_turn(hb_visitor *v) {

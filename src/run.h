@@ -12,15 +12,20 @@
 #include "visit.h"
 
 
-/* t is a type b may be cast to: a size that is a multiple of its
- * alignment, a power of two no larger than b's.  Written as two compares:
- * align - 1 < b's alignment says 1 <= align <= b's (0 wraps around), and
- * (size | align) & (align - 1) == 0 says align is a power of two dividing
- * size (five tests, as GCC compiled them, cost ~10 instructions more). */
+/* t is a type b (not NULL) may be cast to: a size that is a multiple of
+ * its alignment, a power of two no larger than b's.  Written as two
+ * compares: align - 1 < b's alignment says 1 <= align <= b's (0 wraps
+ * around), and (size | align) & (align - 1) == 0 says align is a power of
+ * two dividing size (five tests, as GCC compiled them, cost ~10
+ * instructions more). */
+static inline bool hb__type_fits(const hb_buf *b, const hb_type *t) {
+  size_t a1 = t->align - 1;
+  return t->size != 0 && a1 < hb__cext(b)->align &&
+         ((t->size | t->align) & a1) == 0;
+}
+/* The same for a b that may be NULL. */
 static inline bool hb__type_ok(const hb_buf *b, hb_type t) {
-  size_t a1 = t.align - 1;
-  return b != NULL && t.size != 0 && a1 < hb__cext(b)->align &&
-         ((t.size | t.align) & a1) == 0;
+  return b != NULL && hb__type_fits(b, &t);
 }
 
 /* The view of a visit of b as type t (the stream's window, if any, is
@@ -30,12 +35,24 @@ static inline void hb__view_init(hb_view *view, hb_buf *b, const hb_type *t,
   *view = (hb_view){b, t, b->len, t->size, 0, write, 0};
 }
 
+/* After fn returned r: a write counts, and its abort rolls its appends
+ * back. */
+static inline void hb__after_fn(hb_buf *b, const hb_view *view, bool write,
+                                int r) {
+  if (write) {
+    HB__COUNT(hb__ext(b)->writes_run);
+    if (HB__UNLIKELY(r < 0)) {
+      b->len = view->start_len; /* roll the appends back */
+      HB__BUMP(hb__ext(b)->aborted, 1);
+    }
+  }
+}
+
 /* Call fn on the view (the ticket held, the room made), with a deadlock
  * frame if `track`; a write's abort rolls its appends back. */
 static inline int hb__call_fn(hb_view *view, bool write, hb_visit_fn fn,
                               void *ctx, bool track) {
   hb_buf *b = view->buf;
-  hb__buf *e = hb__ext(b);
   hb__frame frame;
   if (track) {
     frame = (hb__frame){b, hb__frames};
@@ -43,13 +60,7 @@ static inline int hb__call_fn(hb_view *view, bool write, hb_visit_fn fn,
   }
   int r = fn(view, ctx);
   if (track) hb__frames = frame.prev;
-  if (write) {
-    if (HB__UNLIKELY(r < 0)) {
-      b->len = view->start_len; /* roll the appends back */
-      HB__BUMP(e->aborted, 1);
-    }
-    HB__BUMP(e->writes_run, 1);
-  }
+  hb__after_fn(b, view, write, r);
   return r;
 }
 

@@ -167,9 +167,23 @@ extern _Thread_local hb__frame *hb__frames HB__TLS_MODEL;
 extern _Thread_local hb__wakelist *hb__flushing HB__TLS_MODEL;
 extern _Thread_local hb__calling *hb__calls HB__TLS_MODEL;
 
-/* This thread's token for the bias: the address of a thread-local. */
+/* This thread's token for the bias: the address of a thread-local, or on
+ * x86-64 the thread pointer, as unique among live threads and one load
+ * (%fs:0, which the ABI makes hold its own address) where the
+ * thread-local's address is two (its offset from the GOT, then the add). */
 extern _Thread_local char hb__me HB__TLS_MODEL;
-static inline const void *hb__self(void) { return &hb__me; }
+#if defined(__x86_64__) && defined(__has_builtin)
+#if __has_builtin(__builtin_thread_pointer)
+#define HB__SELF_IS_TP 1
+#endif
+#endif
+static inline const void *hb__self(void) {
+#ifdef HB__SELF_IS_TP
+  return __builtin_thread_pointer();
+#else
+  return &hb__me;
+#endif
+}
 
 /* Is this thread inside a callback on b? (src/now.c)  hb__inside_frame_of
  * looks only at this thread's frames (biased visits push none), and reads
@@ -374,6 +388,25 @@ bool hb__spin_epoch(const uint64_t *lock, uint64_t e0, const hb__buf *e,
                     uint64_t *waited_ns);
 void hb__sleep_turn(hb_visitor *v);
 bool hb__next_wait(hb__buf *e, bool write);
+
+/* A caller-owned visitor in the NEXT slot (src/next.c, rules 6 and 7).
+ * hb__next_cast: v (its fields filled, state s = CAST | mode, not yet
+ * stored) takes the slot, or the plain grant if the lock was freed
+ * meanwhile, and its state is stored; false, with nothing taken or
+ * stored, if it may not (the ordinary slow cast then).
+ * hb__next_demote: under the mutex, v's state in *s with NEXT: move v to
+ * the queue's head, or grant it if the hand-off came; *s is updated.
+ * hb__next_spin: hb_block_on's spin for a NEXT visitor, true once EPOCH
+ * flipped or NEXT left v's state, false past the budget.
+ * hb__next_drive: hb_block_on on a NEXT visitor announced PARKED.
+ * hb__next_resolve: has a NEXT visitor's turn come?  Demote it: run it if
+ * so (a driver's status), else HB_EAGAIN with v queued (src/visitor.c). */
+bool hb__next_cast(hb__buf *e, hb_visitor *v, uint32_t s);
+void hb__next_demote(hb__buf *e, hb_visitor *v, uint32_t *s);
+bool hb__next_spin(const hb_visitor *v, uint64_t e0, const hb__buf *e,
+                   uint64_t *waited_ns);
+int hb__next_drive(hb_visitor *v, int *result);
+int hb__next_resolve(hb_visitor *v, int *result);
 
 /* ---- arming, settling (src/visitor.c, src/cancel.c) ----------------------
  */

@@ -170,7 +170,13 @@ _Thread_local hb__wakelist *hb__flushing HB__TLS_MODEL;
 _Thread_local hb__calling *hb__calls HB__TLS_MODEL;
 
 bool hb__load_granted(const hb_visitor *v) {
-  return (hb__load_state(v) & HB__V_GRANTED) != 0;
+  uint32_t s = hb__load_state(v);
+  if (s & HB__V_NEXT) { /* its turn shows in the lock word (src/next.c) */
+    uint64_t e0 = (s & HB__V_NEXT_E) ? HB__W_EPOCH : 0;
+    return (__atomic_load_n(&v->buf->lock, __ATOMIC_ACQUIRE) &
+            HB__W_EPOCH) != e0;
+  }
+  return (s & HB__V_GRANTED) != 0;
 }
 
 bool hb__load_parked(const hb_visitor *v) {
@@ -310,7 +316,8 @@ static __attribute__((noinline)) int hb__try_run_slow(hb_visitor *v,
  * THE RACES above: it pairs with hb_cancel's (src/cancel.c), and exactly
  * one of the two wins.  Anything else takes the general way. */
 static inline __attribute__((always_inline)) int
-hb__try_run_here(hb_visitor *v, int *result) {
+hb__try_run_here(hb_visitor *v, int *result,
+                 int (*slow)(hb_visitor *, int *)) {
   uint32_t s = hb__load_state(v);
   /* hb__claim's CAS, the new state computed from the phase found */
   if (HB__LIKELY((s & ~HB__V_WRITE) == (HB__V_CAST | HB__V_GRANTED) &&
@@ -319,11 +326,33 @@ hb__try_run_here(hb_visitor *v, int *result) {
           &v->state, &s, hb__phase_step(s, HB__V_CAST, HB__V_RUNNING), false,
           __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE)))
     return hb__run_here(v, s, result);
-  return hb__try_run_slow(v, result);
+  return slow(v, result);
 }
 
 int hb__try_run(hb_visitor *v, int *result) {
-  return hb__try_run_here(v, result);
+  return hb__try_run_here(v, result, hb__try_run_slow);
+}
+
+/* A visitor in the NEXT slot, whose turn shows only in the lock word:
+ * look there by demoting it (src/next.c, rule 7) -- granted if the
+ * hand-off came, and then run, else queued at the head, where the grant
+ * will show in its state (HB_EAGAIN).  Announced as hb_poll announces
+ * itself, so that the buffer stays while we look. */
+int hb__next_resolve(hb_visitor *v, int *result) {
+  if (!hb__announce(v, 0, HB__V_DRIVER)) return hb__try_run_slow(v, result);
+  uint32_t s;
+  if (hb__mark_queued(hb__ext(v->buf), v, &s, HB__V_DRIVER, 0, false))
+    return HB_EAGAIN; /* queued now, DRIVER cleared under the mutex */
+  return hb__drive_present(v, HB__V_DRIVER, 0, result);
+}
+
+/* hb_try_visit's general way: hb__try_run's, and the look for a visitor
+ * in the NEXT slot. */
+static __attribute__((noinline)) int hb__try_visit_slow(hb_visitor *v,
+                                                        int *result) {
+  int rc = hb__try_run_slow(v, result);
+  if (rc != HB_EAGAIN || !(hb__load_state(v) & HB__V_NEXT)) return rc;
+  return hb__next_resolve(v, result);
 }
 
 int hb__drive_present(hb_visitor *v, uint32_t flag, uint64_t waited_ns,
@@ -375,6 +404,39 @@ int hb__drive_present(hb_visitor *v, uint32_t flag, uint64_t waited_ns,
   }
 }
 
+/* hb_block_on on a visitor in the NEXT slot, announced PARKED (src/next.c,
+ * rule 6): spin until EPOCH flips or NEXT leaves its state; on the flip,
+ * claim it by one CAS expecting NEXT -- which fails once a demotion has
+ * begun -- and run it.  Otherwise, or past the budget (demoted by us
+ * then), wait as any PARKED visitor: the queue's grant, or the demotion's,
+ * or a cancel. */
+int hb__next_drive(hb_visitor *v, int *result) {
+  hb__buf *e = hb__ext(v->buf);
+  uint32_t s = hb__load_state(v);
+  uint64_t e0 = (s & HB__V_NEXT_E) ? HB__W_EPOCH : 0, waited;
+  if (hb__next_spin(v, e0, e, &waited)) {
+    s = hb__load_state(v);
+    /* NEXT still set: what the spin saw was the hand-off's flip. */
+    uint32_t n = hb__with_phase(s & ~(HB__V_NEXT | HB__V_NEXT_E |
+                                      HB__V_PARKED),
+                                HB__V_RUNNING) |
+                 HB__V_GRANTED;
+    /* ACQ_REL, as hb__claim: pairs with hb_cancel's claim and the
+     * demotion's CAS, one of which wins. */
+    if ((s & HB__V_NEXT) &&
+        __atomic_compare_exchange_n(&v->state, &s, n, false,
+                                    __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE)) {
+      hb__note_wait(e, waited);
+      return hb__run_here(v, n, result);
+    }
+  } else {
+    uint32_t unused;
+    hb__mark_queued(e, v, &unused, 0, 0, false); /* demoted (rule 7) */
+  }
+  waited += hb__wait_turn(v, e);
+  return hb__drive_present(v, HB__V_PARKED, waited, result);
+}
+
 /* ---- arming (hb__arm: src/visit.h) ----------------------------------------
  */
 
@@ -387,7 +449,7 @@ int hb_visit(hb_visitor *v, size_t reserve, hb_visit_fn fn, void *ctx) {
 
 int hb_try_visit(hb_visitor *v, int *result) {
   if (v == NULL) return HB_EINVAL;
-  return hb__try_run_here(v, result);
+  return hb__try_run_here(v, result, hb__try_visit_slow);
 }
 
 int hb_poll(hb_visitor *v, hb_waker w, int *result) {

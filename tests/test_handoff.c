@@ -27,23 +27,36 @@ static uint64_t lock_word(const hb_buf *b) {
   return __atomic_load_n(&b->lock, __ATOMIC_ACQUIRE);
 }
 
-/* W (granted), then X and r queued behind it: W's release hands the lock
- * to X -- one writer granted, WAITERS still up for r -- and X's hands it
- * to r, dropping WAITERS with the last waiter's grant. */
+/* W (granted), then n in the NEXT slot (src/next.c), then X and r queued
+ * behind it: W's release hands the lock to n (the slot goes first), n's to
+ * X -- one writer granted, WAITERS still up for r -- and X's to r,
+ * dropping WAITERS with the last waiter's grant. */
 static void writer_hands_off_to_the_head(void **state) {
   (void)state;
   hb_buf *b = hb_new(16);
-  hb_visitor w = HB_VISITOR_INIT, x = HB_VISITOR_INIT, r = HB_VISITOR_INIT;
+  hb_visitor w = HB_VISITOR_INIT, n = HB_VISITOR_INIT, x = HB_VISITOR_INIT,
+             r = HB_VISITOR_INIT;
   assert_int_equal(HB_CAST_MUT(&w, b, uint8_t), HB_OK);
+  assert_int_equal(HB_CAST(&n, b, uint8_t), HB_OK);
+  assert_int_equal(lock_word(b) & HB__W_LIVE, HB__W_WRITER | HB__W_NEXT);
   assert_int_equal(HB_CAST_MUT(&x, b, uint8_t), HB_OK);
   assert_int_equal(HB_CAST(&r, b, uint8_t), HB_OK);
   assert_true(hb__load_granted(&w));
+  assert_false(hb__load_granted(&n));
   assert_false(hb__load_granted(&x));
-  assert_int_equal(lock_word(b) & HB__W_LIVE, HB__W_WRITER | HB__W_WAITERS);
-  for (hb_visitor *v = &w; v != NULL; v = v == &w ? &x : v == &x ? &r : NULL)
-    assert_int_equal(hb_visit(v, 0, cb_nop, NULL), HB_OK);
+  assert_int_equal(lock_word(b) & HB__W_LIVE,
+                   HB__W_WRITER | HB__W_NEXT | HB__W_WAITERS);
+  hb_visitor *all[] = {&w, &n, &x, &r};
+  for (int i = 0; i < 4; i++)
+    assert_int_equal(hb_visit(all[i], 0, cb_nop, NULL), HB_OK);
 
   assert_int_equal(hb_try_visit(&w, NULL), HB_OK);
+  assert_true(hb__load_granted(&n));
+  assert_false(hb__load_granted(&x));
+  assert_int_equal(lock_word(b) & HB__W_LIVE, HB__W_READER | HB__W_WAITERS);
+  hb__check(b);
+
+  assert_int_equal(hb_try_visit(&n, NULL), HB_OK);
   assert_true(hb__load_granted(&x));
   assert_false(hb__load_granted(&r));
   assert_int_equal(lock_word(b) & HB__W_LIVE, HB__W_WRITER | HB__W_WAITERS);
@@ -122,10 +135,11 @@ static void try_now_takes_no_place_in_the_queue(void **state) {
                    HB_EAGAIN);
   assert_int_equal(lock_word(b), word);
 
-  assert_int_equal(HB_CAST_MUT(&w, b, uint8_t), HB_OK); /* a writer waits */
+  assert_int_equal(HB_CAST_MUT(&w, b, uint8_t), HB_OK); /* a writer waits, */
   word = lock_word(b);
   uint32_t qlen = hb__ext(b)->qlen;
-  assert_int_equal(qlen, 1);
+  assert_int_equal(word & HB__W_NEXT_BITS, HB__W_NEXT_BITS); /* in the slot */
+  assert_int_equal(qlen, 0);
   /* A read would be compatible with the reader, but a writer waits: the
    * try does not overtake it. */
   assert_int_equal(HB_TRY_READ_NOW(b, uint8_t, cb_count, &calls, NULL),

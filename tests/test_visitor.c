@@ -268,7 +268,7 @@ static void cancel_in_the_middle(void **state) {
   assert_int_equal(hb_stats_get(b, &st), HB_OK);
   assert_int_equal(st.visits_cancelled, 3);
   assert_int_equal(st.visits_run, 1);
-  assert_int_equal(st.longest_queue, 3);
+  assert_int_equal(st.longest_queue, 2); /* r1 waited in the NEXT slot */
   assert_int_equal(hb_free(b), HB_OK);
 }
 
