@@ -22,7 +22,7 @@
  */
 
 /* Set once, before main, and only read after: no race. */
-int hb__on_valgrind;
+uintptr_t hb__on_valgrind;
 
 #ifdef HB__HAVE_MEMCHECK
 __attribute__((constructor)) static void hb__detect_valgrind(void) {
@@ -74,12 +74,15 @@ hb__castable(const hb_visitor *v) {
          hb__vstate(v) == HB__V_IDLE;
 }
 
-/* Does a memory checker watch (hb__defined has work to do)? */
-static inline bool hb__memory_checked(void) {
+/* Must the cast take the general way: does a memory checker watch
+ * (hb__defined has work to do), or is b a stream?  One test of the two
+ * words or'ed, where two tests would be two compares and branches. */
+static inline bool hb__cast_is_general(const hb_buf *b) {
 #ifdef HB__MSAN
+  (void)b;
   return true;
 #else
-  return hb__on_valgrind != 0;
+  return ((uintptr_t)hb__cext(b)->stream | hb__on_valgrind) != 0;
 #endif
 }
 
@@ -116,7 +119,7 @@ hb__cast_general(hb_visitor *v, hb_buf *b, size_t size, size_t align,
 static inline __attribute__((always_inline)) int
 hb__cast(hb_visitor *v, hb_buf *b, hb_type t, bool write) {
   if (v == NULL || !hb__type_ok(b, t)) return HB_EINVAL;
-  if (HB__UNLIKELY(hb__memory_checked() || hb__ext(b)->stream != NULL))
+  if (HB__UNLIKELY(hb__cast_is_general(b)))
     return hb__cast_general(v, b, t.size, t.align, t.name, write);
   if (!hb__castable(v)) return HB_ESTATE;
   /* Granted at once, v's fields are written after the CAS: nobody looks

@@ -88,7 +88,10 @@ static inline uint32_t hb__cookie(const hb_visitor *v) {
  * cast, so hb_cast tells them the state and cookie words are defined
  * (src/visitor.c).  The other calls do not: on storage never cast they are
  * the caller's mistake, which the report then shows. */
-extern int hb__on_valgrind;
+/* Hidden, so that hb_cast reads it with one RIP-relative load, not
+ * through the GOT (as hb__alloc_standard, src/internal.h); pointer-wide,
+ * so that hb_cast tests it or'ed with the buffer's stream pointer. */
+extern uintptr_t hb__on_valgrind __attribute__((visibility("hidden")));
 void hb__defined_slow(const hb_visitor *v);
 #if defined(__has_feature)
 #if __has_feature(memory_sanitizer)
