@@ -55,15 +55,18 @@
  *
  * Bugs that must be found (scripts/model.sh checks each one's message):
  *   -DBUG_DEMOTE_WORD_FIRST  D1 does (ii), the lock word, before (i), v's
- *     state.  Its EPOCH test then uses the e0 of a state it loaded but did
- *     not yet freeze: meanwhile v's hand-off comes, its driver claims and
- *     runs it, and v's release hands off to X in NEXT, so EPOCH flips twice
- *     and is e0 again.  (ii) takes that for "no hand-off yet" and queues v,
- *     which has run -- the assertion that the NEXT it drops is v's.  (Run
- *     on, the dispatcher grants the finished v a ticket nobody gives back.)
- *     Not what NEXTV.md expected (a driver claiming v just queued): under
- *     the mutex D1 holds and with WAITERS up, nobody takes NEXT or
- *     dispatches between (ii) and (i), so EPOCH cannot flip there.
+ *     state.  Then D1 has not won v's state when it acts on the word: it
+ *     loads v's state (NEXT, e0), the hand-off comes, v's driver claims v
+ *     by its CAS expecting NEXT -- which nothing has changed yet -- and
+ *     runs it; D1's (ii) sees EPOCH flipped and grants v again (its RMW
+ *     puts a running or finished visitor back to RUNNING, GRANTED twice),
+ *     or, if v's release has since handed off to X in NEXT, sees EPOCH
+ *     back at e0 and queues v, dropping a NEXT that is not v's -- either
+ *     way the assertion that (ii) finds v unrun.  Not what NEXTV.md
+ *     expected (a driver that runs v just put in the queue): under the
+ *     mutex D1 holds and with WAITERS up, nobody takes NEXT or dispatches
+ *     between (ii) and (i), so EPOCH cannot flip there; what (i) first
+ *     buys is that D1 and the driver's claim race on one CAS.
  *   -DBUG_NEXTV_NO_PARKED  hb_block_on spins on the lock word without
  *     announcing PARKED: the cancel returns, the buffer is freed under the
  *     spin -- the TOUCH assertion;
@@ -334,6 +337,7 @@ inline demote() {
   :: d ->
      atomic {                                     /* (ii) */
        TOUCH;
+       assert(runs == 0);                         /* v is still frozen */
        if
        :: epoch == de0 ->                         /* no hand-off: queue v */
           assert(next && next_pid == VID);
@@ -345,8 +349,8 @@ inline demote() {
      if
      :: d ->                                      /* the grant: G */
         atomic {
-          vs = vs | G;
-          if :: vs & P -> vs = with_phase(vs, RUNNING) :: else -> skip fi;
+          vs = vs | G;                            /* PARKED as (i) saw it */
+          if :: s1 & P -> vs = with_phase(vs, RUNNING) :: else -> skip fi;
           if :: vs & SL -> wake_vs() :: else -> skip fi
         }
      :: else -> skip
@@ -360,6 +364,7 @@ inline demote() {
   :: d ->
      atomic {
        TOUCH;
+       assert(runs == 0);
        if
        :: epoch == de0 ->
           assert(next && next_pid == VID);
@@ -371,8 +376,8 @@ inline demote() {
      if
      :: d ->
         atomic {
-          vs = vs | G;
-          if :: vs & P -> vs = with_phase(vs, RUNNING) :: else -> skip fi;
+          vs = vs | G;                            /* PARKED as (i) saw it */
+          if :: s1 & P -> vs = with_phase(vs, RUNNING) :: else -> skip fi;
           if :: vs & SL -> wake_vs() :: else -> skip fi
         }
      :: else -> skip
