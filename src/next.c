@@ -74,8 +74,16 @@
  *      lock word, either the slot is given up for the queue's head as in
  *      rule 5 (EPOCH unchanged), or the hand-off has come and the visitor
  *      is granted as the dispatcher would grant it (PARKED: claimed for
- *      its driver).  The other order would let a driver that saw a later,
- *      unrelated EPOCH flip run a visitor just put in the queue.
+ *      its driver).  The state's CAS first freezes the visitor: the
+ *      demotion and a driver's claim race on that one CAS, and the only
+ *      EPOCH flip the lock-word step can then meet is the visitor's own
+ *      hand-off (under the mutex, with WAITERS up, nobody takes NEXT or
+ *      dispatches).  The lock word first, the demotion would act before
+ *      winning the visitor: a driver could claim and run it on the
+ *      hand-off's flip, and the demotion grant it again -- or, once its
+ *      release had handed off to the next waiter and EPOCH was back where
+ *      it was, queue a visitor that had run (tests/model/nextv.pml,
+ *      BUG_DEMOTE_WORD_FIRST).
  *
  *   So two threads taking turns with cast + visit + hb_block_on pay the
  *   one-call form's two RMWs on the lock line, and two on their own
