@@ -369,7 +369,7 @@ static void *mix_thread(void *arg) {
 
 static void on_alarm(int sig) {
   (void)sig;
-  static const char msg[] = "test_nextv: futures_in_every_way hung\n";
+  static const char msg[] = "test_nextv: a test hung (a lost turn)\n";
   if (write(2, msg, sizeof msg - 1) < 0) {
   }
   _exit(1);
@@ -402,6 +402,85 @@ static void futures_in_every_way(void **state) {
   assert_int_equal(hb_free(c.b), HB_OK);
 }
 
+/* The race of rule 7 against the claim, round after round: the driver
+ * spins in the slot on one thread; on another, the holder's release hands
+ * off and a cancel follows at once, whose demotion races the driver's
+ * claim.  Exactly one of "ran" and "cancelled" in every round, the two
+ * answers agreeing, the lock free, and the buffer freed at once (ASan sees
+ * a touch after that).  Two threads, so that both run on a 2-core
+ * machine. */
+#define RACE_ROUNDS 3000
+typedef struct {
+  hb_buf *b;
+  hb_visitor w, r;
+  int arrived; /* atomic: a spinning start line (a sleeping barrier would
+                  wake the threads tens of microseconds apart) */
+  int calls, drive_rc, cancel_rc;
+  unsigned delay, release_delay;
+} race_ctx;
+
+static void race_pause(unsigned n) {
+  for (volatile unsigned i = 0; i < n; i++) {
+  }
+}
+
+static void race_start(race_ctx *c) {
+  __atomic_fetch_add(&c->arrived, 1, __ATOMIC_ACQ_REL);
+  while (__atomic_load_n(&c->arrived, __ATOMIC_ACQUIRE) < 2) sched_yield();
+}
+
+static void *race_driver(void *arg) {
+  race_ctx *c = arg;
+  race_start(c);
+  c->drive_rc = hb_block_on(&c->r, NULL);
+  return NULL;
+}
+
+static void *race_canceller(void *arg) {
+  race_ctx *c = arg;
+  race_start(c);
+  race_pause(c->release_delay);
+  if (hb_try_visit(&c->w, NULL) != HB_OK) abort(); /* hands off to r */
+  race_pause(c->delay);
+  c->cancel_rc = hb_cancel(&c->r);
+  return NULL;
+}
+
+static void cancel_races_the_claim(void **state) {
+  (void)state;
+  unsigned seed = 12345u;
+  int cancelled = 0;
+  signal(SIGALRM, on_alarm);
+  alarm(120);
+  for (int i = 0; i < RACE_ROUNDS; i++) {
+    race_ctx c = {.drive_rc = -100, .cancel_rc = -100};
+    c.b = held_with(&c.w, &c.r, &c.calls, true);
+    seed = seed * 1103515245u + 12345u;
+    c.delay = (seed >> 16) % 400;
+    c.release_delay = (seed >> 4) % 2000;
+    pthread_t d, k;
+    assert_int_equal(pthread_create(&d, NULL, race_driver, &c), 0);
+    assert_int_equal(pthread_create(&k, NULL, race_canceller, &c), 0);
+    assert_int_equal(pthread_join(k, NULL), 0);
+    assert_int_equal(pthread_join(d, NULL), 0);
+    if (c.cancel_rc == HB_OK) {
+      cancelled++;
+      assert_int_equal(c.drive_rc, HB_ECANCELED);
+      assert_int_equal(c.calls, 1); /* w's only */
+    } else {
+      if (c.cancel_rc != HB_EBUSY && c.cancel_rc != HB_ESTATE)
+        fail_msg("round %d: hb_cancel answered %d", i, c.cancel_rc);
+      assert_int_equal(c.drive_rc, HB_OK);
+      assert_int_equal(c.calls, 2);
+    }
+    assert_int_equal(lock_word(c.b) & HB__W_LIVE, 0);
+    assert_int_equal(hb_free(c.b), HB_OK);
+  }
+  alarm(0);
+  print_message("%d of %d rounds cancelled, the others ran\n", cancelled,
+                RACE_ROUNDS);
+}
+
 int main(int argc, char **argv) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(the_slot_is_first_in_line),
@@ -413,6 +492,7 @@ int main(int argc, char **argv) {
       cmocka_unit_test(block_on_runs_on_the_handoff),
       cmocka_unit_test(cancel_free_join_with_the_driver_in_the_slot),
       cmocka_unit_test(futures_in_every_way),
+      cmocka_unit_test(cancel_races_the_claim),
   };
   return hb_test_main("nextv", tests);
 }
