@@ -96,10 +96,12 @@ hb__cast_general(hb_visitor *v, hb_buf *b, size_t size, size_t align,
   /* The type in registers: passed as an hb_type, it would be copied to
    * the stack on hb__cast's own path, in front of its CAS. */
   hb_type t = {size, align, name};
+  hb__buf *e = hb__ext(b);
+  bool stream = e->stream != NULL;
   hb__defined(v);
   if (!hb__castable(v)) return HB_ESTATE;
-  if (HB__UNLIKELY(hb__ext(b)->stream != NULL)) { /* stream */
-    if (write && hb__stream_closed(hb__ext(b))) return HB_ECLOSED;
+  if (HB__UNLIKELY(stream)) {
+    if (write && hb__stream_closed(e)) return HB_ECLOSED;
     hb__vs_set(v, (hb__vstream){0, 0}); /* a plain cast: from the start */
   }
   uint32_t s = HB__V_CAST | hb__mode_of(write)->vflag;
@@ -110,9 +112,8 @@ hb__cast_general(hb_visitor *v, hb_buf *b, size_t size, size_t align,
   }
   /* Nobody queued, and the lock is held: wait in the NEXT slot, in the
    * lock word (src/next.c).  Not on a stream: its waits are for data. */
-  if (hb__ext(b)->stream == NULL && hb__next_cast(hb__ext(b), v, s))
-    return HB_OK;
-  hb__cast_slow(hb__ext(b), v, s);
+  if (!stream && hb__next_cast(e, v, s)) return HB_OK;
+  hb__cast_slow(e, v, s);
   return HB_OK;
 }
 

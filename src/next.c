@@ -145,7 +145,7 @@ bool hb__next_cast(hb__buf *e, hb_visitor *v, uint32_t s) {
 }
 
 void hb__next_demote(hb__buf *e, hb_visitor *v, uint32_t *s) {
-  uint64_t e0 = (*s & HB__V_NEXT_E) ? HB__W_EPOCH : 0;
+  uint64_t e0 = hb__next_e0(*s);
   /* First the state (rule 7).  RELEASE/ACQUIRE: as hb__mark_queued's. */
   do
     if (!(*s & HB__V_NEXT)) return; /* claimed by its driver meanwhile */
@@ -212,10 +212,9 @@ bool hb__next_wait(hb__buf *e, bool write) {
  * or a cancel. */
 int hb__next_drive(hb_visitor *v, int *result) {
   hb__buf *e = hb__ext(v->buf);
-  uint32_t s = hb__load_state(v);
-  uint64_t e0 = (s & HB__V_NEXT_E) ? HB__W_EPOCH : 0, waited;
-  if (hb__next_spin(v, e0, e, &waited)) {
-    s = hb__load_state(v);
+  uint64_t waited;
+  if (hb__next_spin(v, e, &waited)) {
+    uint32_t s = hb__load_state(v);
     /* NEXT still set: what the spin saw was the hand-off's flip. */
     uint32_t n = hb__with_phase(s & ~(HB__V_NEXT | HB__V_NEXT_E |
                                       HB__V_PARKED),

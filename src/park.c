@@ -209,19 +209,17 @@ bool hb__spin_epoch(const uint64_t *lock, uint64_t e0, const hb__buf *e,
 }
 
 /* hb__spin's test for a caller-owned visitor in the NEXT slot (w: the
- * visitor, e0: the EPOCH its cast saw): the hand-off's flip, or NEXT gone
- * from its state (a demotion).  ACQUIRE: pairs with the hand-off's RELEASE
- * RMW, and with the demotion's CAS on the state. */
-static inline bool hb__nextv_came(const void *w, uint64_t e0) {
-  const hb_visitor *v = w;
-  if (!(hb__load_state(v) & HB__V_NEXT)) return true;
-  const hb_buf *b = __atomic_load_n(&v->buf, __ATOMIC_RELAXED);
-  return (__atomic_load_n(&b->lock, __ATOMIC_ACQUIRE) & HB__W_EPOCH) != e0;
+ * visitor): the hand-off's flip (hb__next_came), or NEXT gone from its
+ * state (a demotion; the state's ACQUIRE load pairs with its CAS). */
+static inline bool hb__nextv_came(const void *w, uint64_t arg) {
+  (void)arg;
+  uint32_t s = hb__load_state(w);
+  return !(s & HB__V_NEXT) || hb__next_came(w, s);
 }
 
-bool hb__next_spin(const hb_visitor *v, uint64_t e0, const hb__buf *e,
+bool hb__next_spin(const hb_visitor *v, const hb__buf *e,
                    uint64_t *waited_ns) {
-  return hb__spin(hb__nextv_came, v, e0, e, waited_ns);
+  return hb__spin(hb__nextv_came, v, 0, e, waited_ns);
 }
 
 void hb__sleep_turn(hb_visitor *v) {

@@ -7,7 +7,9 @@
  * Which protocol lives where:
  *   src/lock.c     the lock word, the wait queue, grant/dispatch/release,
  *                  the wakelist (THE LOCK, WAKING)
- *   src/next.c     the NEXT slot: a one-call waiter in the lock word
+ *   src/next.c     the NEXT slot: a one-call waiter or a caller-owned
+ *                  visitor in the lock word (its calls: src/next.h,
+ *                  included at the end of this header)
  *   src/run.h      running a visit under its ticket (inline, included
  *                  at the end of this header)
  *   src/bias.c     claiming and revoking the bias (BIAS); the biased
@@ -377,37 +379,6 @@ static inline void hb__release_now(hb__buf *e, bool write) {
 uint64_t hb__wait_turn(hb_visitor *v, hb__buf *e);
 void hb__note_wait(hb__buf *e, uint64_t waited_ns);
 
-/* The NEXT slot (src/park.c, src/next.c): spin within the park budget
- * until the lock word's EPOCH differs from e0 (true), or give up past it
- * (false); then
- * sleep until a PARKED visitor's turn came, without spinning again.
- * hb__next_wait: a one-call visit whose fast path failed waits in the
- * NEXT slot; false, having taken nothing, if it may not (queue instead),
- * true once its ticket is granted. */
-bool hb__spin_epoch(const uint64_t *lock, uint64_t e0, const hb__buf *e,
-                    uint64_t *waited_ns);
-void hb__sleep_turn(hb_visitor *v);
-bool hb__next_wait(hb__buf *e, bool write);
-
-/* A caller-owned visitor in the NEXT slot (src/next.c, rules 6 and 7).
- * hb__next_cast: v (its fields filled, state s = CAST | mode, not yet
- * stored) takes the slot, or the plain grant if the lock was freed
- * meanwhile, and its state is stored; false, with nothing taken or
- * stored, if it may not (the ordinary slow cast then).
- * hb__next_demote: under the mutex, v's state in *s with NEXT: move v to
- * the queue's head, or grant it if the hand-off came; *s is updated.
- * hb__next_spin: hb_block_on's spin for a NEXT visitor, true once EPOCH
- * flipped or NEXT left v's state, false past the budget.
- * hb__next_drive: hb_block_on on a NEXT visitor announced PARKED.
- * hb__next_resolve: has a NEXT visitor's turn come?  Demote it: run it if
- * so (a driver's status), else HB_EAGAIN with v queued. */
-bool hb__next_cast(hb__buf *e, hb_visitor *v, uint32_t s);
-void hb__next_demote(hb__buf *e, hb_visitor *v, uint32_t *s);
-bool hb__next_spin(const hb_visitor *v, uint64_t e0, const hb__buf *e,
-                   uint64_t *waited_ns);
-int hb__next_drive(hb_visitor *v, int *result);
-int hb__next_resolve(hb_visitor *v, int *result);
-
 /* ---- arming, settling (src/visitor.c, src/cancel.c) ----------------------
  */
 
@@ -469,6 +440,7 @@ int hb__run_claimed_here(hb_visitor *v, uint32_t s, int *result);
  * Returns false, having done nothing, if v is not queued. */
 bool hb__announce(hb_visitor *v, uint32_t clear, uint32_t flag);
 
-#include "run.h" /* running a visit: uses all of the above */
+#include "run.h"  /* running a visit: uses all of the above */
+#include "next.h" /* the NEXT slot: likewise */
 
 #endif /* HB_VISIT_H */

@@ -184,11 +184,7 @@ _Thread_local hb__calling *hb__calls HB__TLS_MODEL;
 
 bool hb__load_granted(const hb_visitor *v) {
   uint32_t s = hb__load_state(v);
-  if (s & HB__V_NEXT) { /* its turn shows in the lock word (src/next.c) */
-    uint64_t e0 = (s & HB__V_NEXT_E) ? HB__W_EPOCH : 0;
-    return (__atomic_load_n(&v->buf->lock, __ATOMIC_ACQUIRE) &
-            HB__W_EPOCH) != e0;
-  }
+  if (s & HB__V_NEXT) return hb__next_came(v, s); /* src/next.c */
   return (s & HB__V_GRANTED) != 0;
 }
 
