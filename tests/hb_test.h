@@ -7,6 +7,7 @@
  *   - hb_snap / assert_unchanged / assert_rc_unchanged: a call that fails
  *     leaves the buffer as it found it (hb_snap.h);
  *   - is_aligned, patterned (a buffer of n pattern bytes), assert_pattern;
+ *   - hb_excl: the exclusion a concurrency test's callbacks check;
  *   - hb_test_main(name, tests): the program's main.  Its first argument,
  *     or else HB_TEST_FILTER, is a glob (* and ?) over test names: only
  *     the tests it matches run, and a filter matching none fails.
@@ -70,6 +71,32 @@ static inline hb_buf *patterned(size_t n) {
 static inline void assert_pattern(hb_buf *b, size_t from, size_t n) {
   for (size_t i = from; i < from + n; i++)
     assert_int_equal(hb_data(b)[i - from], (uint8_t)(i * 7 + 1));
+}
+
+/* ---- exclusion, for the concurrency tests ------------------------------ */
+
+/* What a concurrency test's callbacks check and count: a writer runs
+ * alone, a reader beside no writer.  A callback enters, may dwell, then
+ * leaves; a breach sets bad.  Every field is atomic. */
+typedef struct {
+  int inside_w, inside_r;
+  long writes, reads;
+  int bad;
+} hb_excl;
+
+static inline void hb_excl_enter(hb_excl *x, bool write) {
+  bool breach =
+      write ? __atomic_fetch_add(&x->inside_w, 1, __ATOMIC_ACQ_REL) != 0 ||
+                  __atomic_load_n(&x->inside_r, __ATOMIC_ACQUIRE) != 0
+            : (__atomic_fetch_add(&x->inside_r, 1, __ATOMIC_ACQ_REL),
+               __atomic_load_n(&x->inside_w, __ATOMIC_ACQUIRE) != 0);
+  if (breach) __atomic_store_n(&x->bad, 1, __ATOMIC_RELAXED);
+}
+
+static inline void hb_excl_leave(hb_excl *x, bool write) {
+  __atomic_fetch_add(write ? &x->writes : &x->reads, 1, __ATOMIC_RELAXED);
+  __atomic_fetch_sub(write ? &x->inside_w : &x->inside_r, 1,
+                     __ATOMIC_ACQ_REL);
 }
 
 /* ---- main -------------------------------------------------------------- */

@@ -508,31 +508,24 @@ static void next_waiter_past_its_budget_queues_first(void **state) {
 #define SLOT_VISITS 20000
 typedef struct {
   hb_buf *b;
-  int inside_w, inside_r; /* atomic */
-  long writes, reads;     /* atomic */
-  int bad;                /* atomic */
-  int finished;           /* atomic: threads done */
+  hb_excl x;
+  int bad;      /* atomic: a visit failed */
+  int finished; /* atomic: threads done */
 } slot_ctx;
 
 static int slot_write(hb_view *view, void *arg) {
   (void)view;
   slot_ctx *c = arg;
-  if (__atomic_fetch_add(&c->inside_w, 1, __ATOMIC_ACQ_REL) != 0 ||
-      __atomic_load_n(&c->inside_r, __ATOMIC_ACQUIRE) != 0)
-    __atomic_store_n(&c->bad, 1, __ATOMIC_RELAXED);
-  __atomic_fetch_add(&c->writes, 1, __ATOMIC_RELAXED);
-  __atomic_fetch_sub(&c->inside_w, 1, __ATOMIC_ACQ_REL);
+  hb_excl_enter(&c->x, true);
+  hb_excl_leave(&c->x, true);
   return 0;
 }
 
 static int slot_read(hb_view *view, void *arg) {
   (void)view;
   slot_ctx *c = arg;
-  __atomic_fetch_add(&c->inside_r, 1, __ATOMIC_ACQ_REL);
-  if (__atomic_load_n(&c->inside_w, __ATOMIC_ACQUIRE) != 0)
-    __atomic_store_n(&c->bad, 1, __ATOMIC_RELAXED);
-  __atomic_fetch_add(&c->reads, 1, __ATOMIC_RELAXED);
-  __atomic_fetch_sub(&c->inside_r, 1, __ATOMIC_ACQ_REL);
+  hb_excl_enter(&c->x, false);
+  hb_excl_leave(&c->x, false);
   return 0;
 }
 
@@ -565,7 +558,8 @@ static void next_slot_under_contention(void **state) {
   for (int i = 0; i < SLOT_THREADS; i++)
     assert_int_equal(pthread_join(t[i], NULL), 0);
   assert_int_equal(c.bad, 0);
-  assert_int_equal(c.writes + c.reads, (long)SLOT_THREADS * SLOT_VISITS);
+  assert_int_equal(c.x.bad, 0);
+  assert_int_equal(c.x.writes + c.x.reads, (long)SLOT_THREADS * SLOT_VISITS);
   assert_int_equal(lock_word(c.b) & HB__W_LIVE, 0);
   hb_stats st;
   hb_stats_get(c.b, &st);

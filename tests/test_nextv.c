@@ -285,10 +285,10 @@ static void cancel_free_join_with_the_driver_in_the_slot(void **state) {
 typedef struct {
   hb_buf *b;
   pthread_barrier_t start;
-  int inside_w, inside_r; /* atomic */
-  long runs, cancels;     /* atomic */
-  long slotted;           /* atomic: casts that took the slot */
-  int bad;                /* atomic */
+  hb_excl x;    /* the visits that ran */
+  long cancels; /* atomic */
+  long slotted; /* atomic: casts that took the slot */
+  int bad;      /* atomic: a call failed (2, 3) */
 } mix_ctx;
 
 /* A while inside, so that the others find the turn taken. */
@@ -297,28 +297,21 @@ static void mix_dwell(void) {
   }
 }
 
-static int mix_write(hb_view *view, void *arg) {
+static int mix_visit(hb_view *view, void *arg, bool write) {
   (void)view;
   mix_ctx *c = arg;
-  if (__atomic_fetch_add(&c->inside_w, 1, __ATOMIC_ACQ_REL) != 0 ||
-      __atomic_load_n(&c->inside_r, __ATOMIC_ACQUIRE) != 0)
-    __atomic_store_n(&c->bad, 1, __ATOMIC_RELAXED);
+  hb_excl_enter(&c->x, write);
   mix_dwell();
-  __atomic_fetch_add(&c->runs, 1, __ATOMIC_RELAXED);
-  __atomic_fetch_sub(&c->inside_w, 1, __ATOMIC_ACQ_REL);
+  hb_excl_leave(&c->x, write);
   return 0;
 }
 
+static int mix_write(hb_view *view, void *arg) {
+  return mix_visit(view, arg, true);
+}
+
 static int mix_read(hb_view *view, void *arg) {
-  (void)view;
-  mix_ctx *c = arg;
-  __atomic_fetch_add(&c->inside_r, 1, __ATOMIC_ACQ_REL);
-  if (__atomic_load_n(&c->inside_w, __ATOMIC_ACQUIRE) != 0)
-    __atomic_store_n(&c->bad, 1, __ATOMIC_RELAXED);
-  mix_dwell();
-  __atomic_fetch_add(&c->runs, 1, __ATOMIC_RELAXED);
-  __atomic_fetch_sub(&c->inside_r, 1, __ATOMIC_ACQ_REL);
-  return 0;
+  return mix_visit(view, arg, false);
 }
 
 static void flag_wake(void *arg) {
@@ -390,12 +383,14 @@ static void futures_in_every_way(void **state) {
   alarm(0);
   pthread_barrier_destroy(&c.start);
   assert_int_equal(c.bad, 0);
+  assert_int_equal(c.x.bad, 0);
   print_message("%ld of %d casts took the slot\n", c.slotted,
                 MIX_THREADS * MIX_ROUNDS);
-  assert_int_equal(c.runs + c.cancels, (long)MIX_THREADS * MIX_ROUNDS);
+  long runs = c.x.writes + c.x.reads;
+  assert_int_equal(runs + c.cancels, (long)MIX_THREADS * MIX_ROUNDS);
   hb_stats st;
   assert_int_equal(hb_stats_get(c.b, &st), HB_OK);
-  assert_int_equal(st.visits_run, (uint64_t)c.runs);
+  assert_int_equal(st.visits_run, (uint64_t)runs);
   assert_int_equal(st.visits_cancelled, (uint64_t)c.cancels);
   assert_int_equal(lock_word(c.b) & HB__W_LIVE, 0);
   assert_int_equal(qlen(c.b), 0);
