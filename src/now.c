@@ -22,6 +22,7 @@
  *   the fast path fails on WAITERS).
  */
 #include "bias.h"
+#include "rbias.h"
 
 /* The callbacks in flight on this thread, innermost first (hb__run_fn
  * pushes and pops them), and this thread's bias token. */
@@ -63,6 +64,12 @@ static __attribute__((noinline)) int hb__now_slow(hb_buf *b, bool write,
     if (__atomic_load_n(&b->lock, __ATOMIC_RELAXED) & HB__W_BIASED)
       hb__unbias(e);
     hb__mutex_unlock(&e->mu);
+    if (hb__grant_fast(b, write)) return HB_OK;
+  }
+  /* A writer ends the read bias (src/rbias.c): the readers in its table
+   * are moved into the lock word, ahead of us.  Then as above. */
+  if (write && (__atomic_load_n(&b->lock, __ATOMIC_RELAXED) & HB__W_RBIAS)) {
+    hb__rbias_end(e);
     if (hb__grant_fast(b, write)) return HB_OK;
   }
   /* The try form: nothing was taken (the failed CAS left the word as it
@@ -135,12 +142,24 @@ hb__now_plain(hb_buf *b, const hb_type *t, bool write, size_t reserve,
   return HB_OK;
 }
 
-/* The fast grant failed: hb__now_slow's, then the visit. */
+/* The fast grant failed: a read of a read-mostly buffer tries the read
+ * bias (src/rbias.c), else hb__now_slow's, then the visit. */
 static __attribute__((noinline)) int
 hb__now_wait(hb_buf *b, const hb_type *t, bool write, size_t reserve,
              hb_visit_fn fn, void *ctx, int *result, bool wait) {
+  if (!write && (__atomic_load_n(&b->lock, __ATOMIC_RELAXED) & HB__W_RWANT))
+    return hb__rbias_read(b, t, fn, ctx, result, wait);
   int rc = hb__now_slow(b, write, wait);
   if (rc != HB_OK) return rc;
+  return hb__now_granted(b, t, write, reserve, fn, ctx, result);
+}
+
+int hb__now_locked(hb_buf *b, const hb_type *t, bool write, size_t reserve,
+                   hb_visit_fn fn, void *ctx, int *result, bool wait) {
+  if (!hb__grant_fast(b, write)) {
+    int rc = hb__now_slow(b, write, wait);
+    if (rc != HB_OK) return rc;
+  }
   return hb__now_granted(b, t, write, reserve, fn, ctx, result);
 }
 
@@ -162,7 +181,7 @@ hb__now_take(hb_buf *b, const hb_type *t, bool write, size_t reserve,
              hb_visit_fn fn, void *ctx, int *result, bool wait) {
   if (HB__UNLIKELY(hb__ext(b)->stream != NULL))
     return hb__now_stream(b, t, write, reserve, fn, ctx, result, wait);
-  if (HB__UNLIKELY(!hb__grant_fast(b, write)))
+  if (HB__UNLIKELY(!hb__grant_fast_now(b, write)))
     return hb__now_wait(b, t, write, reserve, fn, ctx, result, wait);
   return hb__now_plain(b, t, write, reserve, fn, ctx, result);
 }
