@@ -351,7 +351,7 @@ bool hb__release_word(hb__buf *e, const hb__mode *m, bool ran) {
                                       __ATOMIC_RELAXED));
   /* A counted read: every 64th is a milestone (hb__release_fast). */
   if (ran && m->done != 0 && !(n & HB__W_MILESTONE))
-    hb__read_milestone(e, old);
+    hb__read_milestone(lock, old);
   return (old & HB__W_WAITERS) && (old & m->holders) == m->ticket &&
          !(n & HB__W_WRITER);
 }

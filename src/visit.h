@@ -317,9 +317,11 @@ static inline bool hb__grant_fast_now(hb_buf *b, bool write) {
 }
 
 /* A read release whose lock-word count reached a multiple of 64 (the
- * RMW's new word n has no MILESTONE bit; old, the word before it): count
- * a carry, and decide the read bias's want (src/rbias.c). */
-void hb__read_milestone(hb__buf *e, uint64_t old);
+ * RMW's new word has no MILESTONE bit; old, the word before it): count
+ * a carry, and decide the read bias's want (src/rbias.c).  Passed the
+ * lock word's address, which the release has in a register (the buffer's
+ * would cost its fast path an instruction). */
+void hb__read_milestone(uint64_t *lock, uint64_t old);
 
 /* ---- running a visit: src/run.h, included at the end ----------------------
  */
@@ -378,7 +380,7 @@ static inline bool hb__release_fast(hb__buf *e, const hb__mode *m) {
       /* Every 64th read (the count's carry among them): one test, as the
        * carry's alone was. */
       if (m->done != 0 && HB__UNLIKELY(!(n & HB__W_MILESTONE)))
-        hb__read_milestone(e, w);
+        hb__read_milestone(lock, w);
       return true;
     }
   }
