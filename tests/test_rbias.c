@@ -7,6 +7,7 @@
 #include <pthread.h>
 #include "hb_test.h"
 #include <sched.h>
+#include <unistd.h>
 
 #include "hyperbuf.h"
 #include "fail_alloc.h"
@@ -333,6 +334,23 @@ static void try_write_against_fast_reader(void **state) {
   done(&c);
 }
 
+/* A caller-owned write cast revokes too (hb__next_take refuses RBIAS,
+ * hb__cast_slow revokes), and is granted at once with nobody in. */
+static void caller_owned_write_revokes(void **state) {
+  (void)state;
+  ctx c;
+  hb_buf *b = armed_buf(&c);
+  hb_visitor v = HB_VISITOR_INIT;
+  assert_int_equal(hb_cast_mut(&v, b, HB_TYPE(uint64_t)), HB_OK);
+  assert_int_equal(hb_visit(&v, 0, cb_inc, &c), HB_OK);
+  int r = -1;
+  assert_int_equal(hb_try_visit(&v, &r), HB_OK);
+  assert_int_equal(r, 0);
+  assert_int_equal(c.x.writes, 1);
+  assert_idle(b);
+  done(&c);
+}
+
 /* ---- calls inside a fast read --------------------------------------------- */
 
 static void write_inside_fast_read(void **state) {
@@ -440,6 +458,7 @@ static void checked_direct_after_armed_reads(void **state) {
 }
 
 int main(int argc, char **argv) {
+  alarm(120); /* a wait that never ends fails the program */
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(arms_on_read_mostly),
       cmocka_unit_test(never_on_one_to_one),
@@ -449,6 +468,7 @@ int main(int argc, char **argv) {
       cmocka_unit_test(writer_waits_for_fast_reader),
       cmocka_unit_test(revoke_nobody_in),
       cmocka_unit_test(try_write_against_fast_reader),
+      cmocka_unit_test(caller_owned_write_revokes),
       cmocka_unit_test(write_inside_fast_read),
       cmocka_unit_test(read_inside_fast_read),
       cmocka_unit_test(free_armed_and_during),
