@@ -281,18 +281,54 @@ static void hb__rbias_leave(hb__buf *e) {
   hb__flush(&wl);
 }
 
+/* The ordinary shared path (hb__now_locked), with the arguments of
+ * hb__rbias_read: every way out of it is then a jump, not a call with a
+ * frame. */
+static __attribute__((noinline)) int
+hb__rb_locked(hb_buf *b, const hb_type *t, hb_visit_fn fn, void *ctx,
+              int *result, bool wait) {
+  return hb__now_locked(b, t, false, 0, fn, ctx, result, wait);
+}
+
+/* R0: no RBIAS in the word: try to arm, then read either way. */
+static __attribute__((noinline)) int
+hb__rb_unarmed(hb_buf *b, const hb_type *t, hb_visit_fn fn, void *ctx,
+               int *result, bool wait) {
+  hb__rbias_arm(hb__ext(b));
+  if (!(__atomic_load_n(&b->lock, __ATOMIC_RELAXED) & HB__W_RBIAS))
+    return hb__rb_locked(b, t, fn, ctx, result, wait);
+  return hb__rbias_read(b, t, fn, ctx, result, wait);
+}
+
+/* R4 to M, the slot taken: the visit in an hb__now_frame, so that nothing
+ * but the frame is live across fn (the slot is found again after it: the
+ * table never moves), as the shared one-call read's hb__now_plain. */
+static __attribute__((noinline)) int hb__rb_run(hb_buf *b, const hb_type *t,
+                                                hb_visit_fn fn, void *ctx,
+                                                int *result) {
+  hb__now_frame f;
+  f.result = result;
+  int r = hb__now_call(&f, &b, t, false, fn, ctx, true); /* R4 */
+  if (f.result != NULL) *f.result = r;
+  hb__buf *e = hb__ext(b);
+  hb__rbslot *s =
+      hb__rb_slot(__atomic_load_n(&e->rb_tab, __ATOMIC_RELAXED), e->rb_lg);
+  HB__BUMP(s->reads, 1); /* R5: only the owner writes it */
+  /* R6: RELEASE, the callback's loads before it (V3's load or CAS reads
+   * it); ACQUIRE, pairs with V3's CAS, so M's fetch_sub sees V3's add. */
+  if (__atomic_exchange_n(&s->owner, 0, __ATOMIC_SEQ_CST) & HB__RB_MOVED)
+    hb__rbias_leave(e); /* M */
+  return HB_OK;
+}
+
 int hb__rbias_read(hb_buf *b, const hb_type *t, hb_visit_fn fn, void *ctx,
                    int *result, bool wait) {
   hb__buf *e = hb__ext(b);
   uint64_t *lock = &b->lock;
-  if (!(__atomic_load_n(lock, __ATOMIC_RELAXED) & HB__W_RBIAS)) { /* R0 */
-    hb__rbias_arm(e);
-    if (!(__atomic_load_n(lock, __ATOMIC_RELAXED) & HB__W_RBIAS))
-      return hb__now_locked(b, t, false, 0, fn, ctx, result, wait);
-  }
   /* R1: ACQUIRE pairs with hb__rbias_arm's RELEASE store. */
   hb__rbslot *tab = __atomic_load_n(&e->rb_tab, __ATOMIC_ACQUIRE);
-  if (tab == NULL) return hb__now_locked(b, t, false, 0, fn, ctx, result, wait);
+  if (!(__atomic_load_n(lock, __ATOMIC_RELAXED) & HB__W_RBIAS) || tab == NULL)
+    return hb__rb_unarmed(b, t, fn, ctx, result, wait); /* R0 */
   hb__rbslot *s = hb__rb_slot(tab, e->rb_lg);
   uintptr_t me = (uintptr_t)hb__self(), o = 0;
   /* R2: SEQ_CST, the RMW half of our side of the Dekker pair with V1/V3;
@@ -300,7 +336,7 @@ int hb__rbias_read(hb_buf *b, const hb_type *t, hb_visit_fn fn, void *ctx,
    * reads count). */
   if (!__atomic_compare_exchange_n(&s->owner, &o, me, false, __ATOMIC_SEQ_CST,
                                    __ATOMIC_RELAXED))
-    return hb__now_locked(b, t, false, 0, fn, ctx, result, wait);
+    return hb__rb_locked(b, t, fn, ctx, result, wait);
   /* R3: the load half, pairs with V1's CAS (and V3's load of our slot).
    * ACQUIRE: the last writer's data, through the word's release sequence. */
   if (!(__atomic_load_n(lock, __ATOMIC_SEQ_CST) & HB__W_RBIAS)) {
@@ -308,17 +344,10 @@ int hb__rbias_read(hb_buf *b, const hb_type *t, hb_visit_fn fn, void *ctx,
     /* Pairs with V3's CAS on our owner: one of the two RMWs is first. */
     if (__atomic_compare_exchange_n(&s->owner, &o, 0, false, __ATOMIC_SEQ_CST,
                                     __ATOMIC_RELAXED))
-      return hb__now_locked(b, t, false, 0, fn, ctx, result, wait);
+      return hb__rb_locked(b, t, fn, ctx, result, wait);
     /* Failed: V3 marked us MOVED first; we hold a share of its READER. */
   }
-  int r = hb__run_fn(b, t, false, 0, fn, ctx, true, 0); /* R4 */
-  if (result != NULL) *result = r;
-  HB__BUMP(s->reads, 1); /* R5: only the owner writes it */
-  /* R6: RELEASE, the callback's loads before it (V3's load or CAS reads
-   * it); ACQUIRE, pairs with V3's CAS, so M's fetch_sub sees V3's add. */
-  o = __atomic_exchange_n(&s->owner, 0, __ATOMIC_SEQ_CST);
-  if (o & HB__RB_MOVED) hb__rbias_leave(e); /* M */
-  return HB_OK;
+  return hb__rb_run(b, t, fn, ctx, result);
 }
 
 /* ---- the revoker ----------------------------------------------------------
