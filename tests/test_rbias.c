@@ -12,9 +12,10 @@
 #include "hyperbuf.h"
 #include "fail_alloc.h"
 
-#define RB_LIVE(b) (__atomic_load_n(&(b)->lock, __ATOMIC_ACQUIRE) & HB__W_LIVE)
+#define RB_LIVE(b)                                                           \
+  (__atomic_load_n(&(b)->lock, __ATOMIC_ACQUIRE) & HB__W_LIVE)
 
-/* ---- callbacks on a uint64_t counter -------------------------------------- */
+/* ---- callbacks on a uint64_t counter ------------------------------------- */
 
 typedef struct {
   hb_buf *b;
@@ -93,7 +94,7 @@ static void wr(ctx *c) {
   assert_int_equal(r, 0);
 }
 
-/* ---- buffers -------------------------------------------------------------- */
+/* ---- buffers ------------------------------------------------------------- */
 
 /* A counter buffer, shared for good (neither biased to one thread nor
  * still to try): a one-call read, then a caller-owned cast. */
@@ -153,7 +154,7 @@ static void done(ctx *c) {
   assert_int_equal(hb_free(c->b), HB_OK);
 }
 
-/* ---- arming --------------------------------------------------------------- */
+/* ---- arming -------------------------------------------------------------- */
 
 static void arms_on_read_mostly(void **state) {
   (void)state;
@@ -216,7 +217,7 @@ static void switch_off(void **state) {
   done(&c);
 }
 
-/* ---- readers and a writer ------------------------------------------------- */
+/* ---- readers and a writer ------------------------------------------------ */
 
 #define MANY_READS 20000
 
@@ -234,7 +235,8 @@ static void readers_and_a_writer(void **state) {
     assert_int_equal(pthread_create(&t[i], NULL, many_reads, &c), 0);
   int writes = 0;
   /* one write per ~100 reads, pacing on the readers' count */
-  while (__atomic_load_n(&c.x.reads, __ATOMIC_RELAXED) < 2 * MANY_READS + 129) {
+  while (__atomic_load_n(&c.x.reads, __ATOMIC_RELAXED) <
+         2 * MANY_READS + 129) {
     if (__atomic_load_n(&c.x.reads, __ATOMIC_RELAXED) < 100L * writes) {
       sched_yield();
       continue;
@@ -255,7 +257,7 @@ static void readers_and_a_writer(void **state) {
   done(&c);
 }
 
-/* ---- a writer against a fast reader --------------------------------------- */
+/* ---- a writer against a fast reader -------------------------------------- */
 
 static void *hold_read(void *arg) {
   ctx *c = arg;
@@ -351,14 +353,15 @@ static void caller_owned_write_revokes(void **state) {
   done(&c);
 }
 
-/* ---- calls inside a fast read --------------------------------------------- */
+/* ---- calls inside a fast read -------------------------------------------- */
 
 static void write_inside_fast_read(void **state) {
   (void)state;
   ctx c;
   hb_buf *b = armed_buf(&c);
   uint64_t fast = hb__rbias_reads(hb__ext(b));
-  assert_int_equal(HB_READ_NOW(b, uint64_t, cb_write_inside, &c, NULL), HB_OK);
+  assert_int_equal(HB_READ_NOW(b, uint64_t, cb_write_inside, &c, NULL),
+                   HB_OK);
   assert_int_equal(c.nested_rc, HB_EDEADLK);
   assert_int_equal(hb__rbias_reads(hb__ext(b)), fast + 1); /* it was fast */
   /* the outer read, moved by the inner write's revocation, gave its share
@@ -383,7 +386,7 @@ static void read_inside_fast_read(void **state) {
   done(&c);
 }
 
-/* ---- hb_free, streams, allocation failure, the checked build -------------- */
+/* ---- hb_free, streams, allocation failure, the checked build ------------- */
 
 static void free_armed_and_during(void **state) {
   (void)state;
