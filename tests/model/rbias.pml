@@ -23,7 +23,9 @@
  *   - goes to hb__rbias_read:
  *     R0 no RBIAS -> arm (hb__rbias_arm, under the mutex: rb_refs == 0
  *        and a word with none of WRITER, WAITERS, NEXT, RBIAS, re-read
- *        by the CAS that sets RBIAS); still none -> the ordinary path;
+ *        by the CAS that sets RBIAS); still none -> the ordinary path,
+ *        else R0 again (hb__rb_unarmed calls hb__rbias_read, which
+ *        tests RBIAS first);
  *     R2 CAS a slot's owner 0 -> me (either slot: the hash is anybody's,
  *        so two readers in one slot are covered); fails -> ordinary;
  *     R3 load the lock word; no RBIAS -> CAS owner me -> 0: done ->
@@ -440,10 +442,11 @@ proctype reader() {
      :: goto ordinary                  /* RWANT clear */
      :: skip                           /* RWANT: hb__rbias_read */
      fi;
-     if                                /* R0 */
-     :: !rbias -> arm(); if :: !rbias -> goto ordinary :: else -> skip fi
-     :: else -> skip
-     fi;
+     do                                /* R0 (hb__rb_unarmed) */
+     :: rbias -> break
+     :: else ->                        /* arm; RBIAS -> hb__rbias_read */
+        arm(); if :: !rbias -> goto ordinary :: else -> skip fi
+     od;
 #ifdef OWN_SLOTS
      k = _pid - 1;                     /* R1: the slot we hash to */
 #else
