@@ -16,8 +16,9 @@
  * word (V3's add before its SEQ_CST CAS, which R6 reads before M's
  * subtraction); the plain store at V2 is made under the mutex.
  *
- * Threads (pids): readers 1 and 2 read READS times each (1 unless -D),
- * writers 3 and 4 write once each.  A read (hb_read_now) either:
+ * Threads (pids): readers 1 and 2 read READS times each (1 unless -D;
+ * -DOWN_SLOTS: reader p always hashes to slot p - 1), writers 3 and 4
+ * write once each.  A read (hb_read_now) either:
  *   - finds RWANT clear (the counting heuristic said no, which the model
  *     leaves to chance) and takes the ordinary path, or
  *   - goes to hb__rbias_read:
@@ -75,6 +76,16 @@
  * the table's allocation (R1 never finds it NULL once RBIAS was set),
  * `reads` and the heuristic setting RWANT, nested reads, the try read,
  * streams, hb_free.
+ *
+ * Seen on the way (each with the line changed, then put back): V4's
+ * give-back never finds WAITERS, so its hb__dispatch never runs (an
+ * assert(false) there holds in both configurations); RBIAS in the write
+ * conflict matters only in the fast CAS's busy mask (out of the cast's,
+ * the dispatcher's and the hand-off's it still passes, as NEXTR.md says:
+ * they never see it); a reader's hb__cast_slow that does not revoke
+ * passes too, but for WAITERS showing beside RBIAS; arming that ignores
+ * NEXT leaves NEXT with no holder, and arming that ignores WAITERS a
+ * queued writer nobody dispatches (an invalid end state).
  *
  * Bugs that must be found (scripts/model.sh checks each one's message):
  *   -DNO_PROVISIONAL  V1 clears RBIAS without the share, which is added
