@@ -60,6 +60,10 @@ static const char hb__shared_tag;
 
 bool hb__bias_available(void) { return HB__BIAS_ON && hb__asym_fence_ready(); }
 
+bool hb__bias_shared(const hb__buf *e) {
+  return __atomic_load_n(&e->bias_owner, __ATOMIC_RELAXED) == HB__BIAS_SHARED;
+}
+
 /* The test hooks' ACQUIRE loads pair with the RELEASE sides of
  * hb__bias_try's CAS, hb__unbias's CAS and its exchange of the decision. */
 bool hb__is_biased(const hb_buf *b) {

@@ -18,7 +18,11 @@
 #define HB__W_WRITER (UINT64_C(1) << 0)  /* a write ticket is granted */
 #define HB__W_WAITERS (UINT64_C(1) << 1) /* the wait queue is not empty */
 #define HB__W_READER (UINT64_C(1) << 2)  /* one granted read ticket: the unit
-                                            of the count in bits 2..29 */
+                                            of the count in bits 2..28 */
+#define HB__W_RBIAS (UINT64_C(1) << 29)  /* read-biased: one-call readers
+                                            announce themselves in the
+                                            reader table (src/rbias.c), not
+                                            here; live, and no writer */
 #define HB__W_NEXT (UINT64_C(1) << 30)   /* a one-call waiter holds the next
                                             turn, ahead of the queue (the
                                             NEXT slot, src/next.c) */
@@ -27,23 +31,36 @@
 #define HB__W_BIASED (UINT64_C(1) << 32) /* biased to one thread (bias.c) */
 #define HB__W_EPOCH (UINT64_C(1) << 33)  /* flips at every hand-off to the
                                             NEXT waiter: its grant signal */
-#define HB__DONE_SHIFT 34                /* bits 34..63: finished reads */
+#define HB__W_RWANT (UINT64_C(1) << 34)  /* read-mostly: a one-call reader
+                                            arms RBIAS (src/rbias.c) */
+#define HB__DONE_SHIFT 35                /* bits 35..63: finished reads */
 #define HB__W_DONE (UINT64_C(1) << HB__DONE_SHIFT) /* one finished read visit:
                                             the unit of a wrapping count for
                                             hb_stats (carries: read_wraps) */
 
 /* Derived masks. */
-#define HB__W_READERS ((UINT64_C(1) << 30) - HB__W_READER) /* bits 2..29 */
+#define HB__W_READERS ((UINT64_C(1) << 29) - HB__W_READER) /* bits 2..28 */
+#define HB__W_READERS_FULL (UINT64_C(1) << 28) /* the count's top bit: 2^26
+                                        read tickets granted.  In the read
+                                        mode's conflict mask, so that more
+                                        readers wait instead of carrying
+                                        the count into RBIAS at 2^27 (about
+                                        13 GB of visitors: possible) */
 #define HB__W_NEXT_BITS (HB__W_NEXT | HB__W_NEXT_W)
 #define HB__W_LIVE (HB__W_WRITER | HB__W_WAITERS | HB__W_READERS |           \
-                    HB__W_NEXT_BITS) /* zero: no visitor is live (hb_free,
-                                        debug checks of direct mode) */
+                    HB__W_RBIAS | HB__W_NEXT_BITS) /* zero: no visitor is
+                                        live (hb_free, debug checks of
+                                        direct mode) */
+#define HB__W_MILESTONE (UINT64_C(63) << HB__DONE_SHIFT) /* all clear after
+                                        a read's release: every 64th read
+                                        (the carry among them), when the
+                                        read bias's want is decided */
 
 /* The public header's inline direct-mode checks test the same live half. */
 _Static_assert(HB__LIVE_MASK == HB__W_LIVE,
                "HB__LIVE_MASK (hyperbuf.h) must be the lock word's live half");
-_Static_assert(HB__W_READERS == UINT64_C(0x3ffffffc),
-               "the read count fills bits 2..29");
+_Static_assert(HB__W_READERS == UINT64_C(0x1ffffffc),
+               "the read count fills bits 2..28");
 _Static_assert(HB__W_LIVE == UINT64_C(0xffffffff),
                "the live half is the word's low 32 bits");
 

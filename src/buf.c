@@ -92,6 +92,11 @@ static inline void hb__zero(void *dst, size_t n) {
   (HB__PLACE_SLACK + offsetof(hb__buf, pub) + sizeof(hb_buf))
 
 void hb__misuse(const hb_buf *b, const char *call) {
+  /* The read bias alone (no reader in its table) is no live visitor: end
+   * it and carry on (src/rbias.c). */
+  if (__atomic_load_n(&b->held, __ATOMIC_RELAXED) == 0 &&
+      (hb__rbias_quiesce(hb__ext((hb_buf *)b)) & HB__W_LIVE) == 0)
+    return;
   fprintf(stderr,
           "hyperbuf: %s() called on buffer %p while a visitor of it is live;"
           " direct-mode calls must wait until every visitor has run or been"
@@ -140,6 +145,7 @@ hb_buf *hb_wrap(const void *src, size_t n) {
  * nothing live, the slot takes the buffer -- needs no stack frame. */
 int hb__free_memory(hb__buf *e) {
   hb__free(e->raw);
+  hb__free(e->rb_raw); /* the reader table (src/rbias.c) */
   hb__free((uint8_t *)e - e->shift);
   return HB_OK;
 }
@@ -257,6 +263,7 @@ int hb_stats_get(hb_buf *b, hb_stats *out) {
   hb__mutex_lock(&e->mu);
 #define HB__READ(f) __atomic_load_n(&e->f, __ATOMIC_RELAXED)
   out->visits_run = HB__READ(writes_run) + HB__READ(bias_reads) +
+                    hb__rbias_reads(e) +
                     (wraps << (64 - HB__DONE_SHIFT)) + (word >> HB__DONE_SHIFT);
   out->visits_cancelled = HB__READ(cancelled);
   out->visits_aborted = HB__READ(aborted);

@@ -107,12 +107,22 @@ typedef struct hb__buf {
   uint64_t bias_reads;      /* the biased thread's own read visits */
   uint64_t longest_queue;   /* under mu */
   uint64_t writes_run;      /* under the write ticket */
+  /* the read bias's want (src/rbias.c): writes_run and the reading thread
+   * at the last read milestone (atomic, hints: written every 64 reads) */
+  uint64_t rb_mile_writes;
+  const void *rb_mile_thread;
   void *raw;             /* the separate data allocation, NULL while the
                             data still lives in this allocation */
   /* visitor mode: the wait queue, under mu */
   hb__mutex mu;
   uint32_t qlen;
   hb_visitor *head, *tail;
+  /* the read bias (src/rbias.c): the revoker's reference and one per moved
+   * reader still in (atomic); the reader table's allocation and the sum of
+   * its reads at the last revocation (under mu) */
+  uint32_t rb_refs;
+  void *rb_raw;
+  uint64_t rb_sum_seen;
   /* Read by every visit of every thread (the bias owner, the alignment
    * the type check compares with, the stream pointer), written at most
    * once per buffer or per long wait: a line of their own, so that no
@@ -130,6 +140,10 @@ typedef struct hb__buf {
    * by waits longer than a microsecond */
   uint32_t wait_avg_ns;
   uint8_t shift;         /* the header's offset in its allocation */
+  uint8_t rb_lg;         /* log2 of the reader table's slots, set once */
+  /* the reader table (src/rbias.c): set once (RELEASE), before RBIAS is
+   * first set; read by every biased one-call read */
+  struct hb__rbslot *rb_tab;
   /* last, line-aligned: data/len/cap/cursor, the lock word, held, and
    * right behind them (in this struct's tail padding) the inline bytes */
   _Alignas(64) hb_buf pub;
@@ -145,6 +159,17 @@ _Static_assert(offsetof(hb__buf, bias_owner) / 64 !=
                    offsetof(hb__buf, shift) / 64 ==
                        offsetof(hb__buf, bias_owner) / 64,
                "what every visit reads has a line of its own");
+
+_Static_assert(offsetof(hb__buf, rb_tab) / 64 ==
+                   offsetof(hb__buf, bias_owner) / 64,
+               "the reader table's pointer is on the read-mostly line");
+
+/* One slot of the reader table (src/rbias.c): a line of its own. */
+typedef struct hb__rbslot {
+  _Alignas(64) uintptr_t owner; /* 0, or the reader's token (| MOVED) */
+  uint64_t reads; /* fast reads run through it (its owner's, relaxed) */
+} hb__rbslot;
+#define HB__RB_MOVED ((uintptr_t)1)
 
 /* Where a buffer's inline bytes start, for its alignment. */
 #define HB__INLINE_AT(e) ((uint8_t *)&(e)->pub + sizeof(hb_buf))
@@ -250,6 +275,20 @@ bool hb__load_parked(const hb_visitor *v);
 bool hb__bias_available(void);
 bool hb__is_biased(const hb_buf *b);
 bool hb__bias_moved(const hb_buf *b); /* revoked with a visit in flight */
+/* The bias_owner the one-thread bias leaves a shared buffer with. */
+bool hb__bias_shared(const hb__buf *e);
+
+/* For tests (src/rbias.c): the read bias on or off (a process-wide switch,
+ * also HB_NO_RBIAS=1 in the environment); is b read-biased (RBIAS), and
+ * is it marked read-mostly (RWANT)? */
+void hb__rbias_enable(bool on);
+/* hb_free's and the checked build's look (src/rbias.c): under mu, revoke
+ * the read bias if it is all that is live; returns the lock word then. */
+uint64_t hb__rbias_quiesce(hb__buf *e);
+/* hb_stats: the reads run through the reader table. */
+uint64_t hb__rbias_reads(const hb__buf *e);
+bool hb__rbias_armed(const hb_buf *b);
+bool hb__rbias_wanted(const hb_buf *b);
 
 /* ---- what a callback sees ----
  * struct hb_view is in <hyperbuf/inline.h> (HB_READ_ARRAY inlines its

@@ -138,6 +138,7 @@
  */
 #include "visit.h"
 #include "bias.h"
+#include "rbias.h"
 
 /* Queue v's waker on wl's chain (v is marked WAKING). */
 void hb__push_wake(hb__wakelist *wl, hb_visitor *v, bool front) {
@@ -324,6 +325,22 @@ void hb__release(hb__buf *e, const hb__mode *m, bool ran, hb__wakelist *wl) {
     hb__mutex_unlock(&e->mu);
     return;
   }
+  if (hb__release_word(e, m, ran)) {
+    hb__mutex_lock(&e->mu);
+    hb__dispatch(e, wl, 0);
+    hb__mutex_unlock(&e->mu);
+  }
+}
+
+/* hb__release's RMW: a ticket of mode m back into the lock word (a done
+ * read counted if `ran`), with the NEXT hand-off.  Returns whether the
+ * caller must dispatch (under mu): the last holder left a waiting queue --
+ * unless a NEXT writer took the lock in the RMW (it dispatches when it
+ * leaves).
+ * Also the read bias's give-back of its collective share (src/rbias.c). */
+bool hb__release_word(hb__buf *e, const hb__mode *m, bool ran) {
+  uint64_t *lock = &e->pub.lock;
+  uint64_t delta = (ran ? m->done : 0) - m->ticket;
   /* RELEASE: the visit's writes happen before the next grant's ACQUIRE
    * (a NEXT waiter's spin included: a CAS, not an add, so that the hand-off
    * to it goes in with the release). */
@@ -332,17 +349,11 @@ void hb__release(hb__buf *e, const hb__mode *m, bool ran, hb__wakelist *wl) {
     n = hb__handoff_next(old + delta);
   while (!__atomic_compare_exchange_n(lock, &old, n, true, __ATOMIC_RELEASE,
                                       __ATOMIC_RELAXED));
-  if (ran && m->done != 0 &&
-      (old >> HB__DONE_SHIFT) == (UINT64_MAX >> HB__DONE_SHIFT))
-    __atomic_fetch_add(&e->read_wraps, 1, __ATOMIC_RELEASE);
-  /* The last holder leaves a waiting queue: dispatch -- unless a NEXT
-   * writer took the lock in our RMW (it dispatches when it leaves). */
-  if ((old & HB__W_WAITERS) && (old & m->holders) == m->ticket &&
-      !(n & HB__W_WRITER)) {
-    hb__mutex_lock(&e->mu);
-    hb__dispatch(e, wl, 0);
-    hb__mutex_unlock(&e->mu);
-  }
+  /* A counted read: every 64th is a milestone (hb__release_fast). */
+  if (ran && m->done != 0 && !(n & HB__W_MILESTONE))
+    hb__read_milestone(lock, old);
+  return (old & HB__W_WAITERS) && (old & m->holders) == m->ticket &&
+         !(n & HB__W_WRITER);
 }
 
 void hb__release_now_slow(hb__buf *e, bool write) {
@@ -401,8 +412,13 @@ bool hb__announce(hb_visitor *v, uint32_t clear, uint32_t flag) {
 bool hb__cast_slow(hb__buf *e, hb_visitor *v, uint32_t s) {
   uint64_t *lock = &e->pub.lock;
   const hb__mode *m = hb__mode_of_state(s);
+  hb__wakelist wl; /* the read bias's give-back may dispatch */
+  HB__WAKELIST_INIT(wl);
   hb__mutex_lock(&e->mu);
-  if (__atomic_load_n(lock, __ATOMIC_RELAXED) & HB__W_BIASED) hb__unbias(e);
+  uint64_t w0 = __atomic_load_n(lock, __ATOMIC_RELAXED);
+  if (w0 & HB__W_BIASED) hb__unbias(e);
+  /* Any mode: so that WAITERS never shows beside RBIAS (src/rbias.c). */
+  if (w0 & HB__W_RBIAS) hb__rbias_revoke(e, &wl);
   /* The acquire side pairs with the RELEASE of the hb__release that freed
    * the lock, so a visit granted here sees what the last writer wrote. */
   uint64_t w = __atomic_fetch_or(lock, HB__W_WAITERS, __ATOMIC_ACQ_REL);
@@ -419,5 +435,6 @@ bool hb__cast_slow(hb__buf *e, hb_visitor *v, uint32_t s) {
     hb__queue_push(e, v, false);
   }
   hb__mutex_unlock(&e->mu);
+  hb__flush(&wl);
   return granted;
 }

@@ -111,7 +111,7 @@ static bool hb__next_leave(uint64_t *lock, uint64_t e0) {
 
 /* Rule 1, for both kinds of waiter: take the slot by one CAS, or take the
  * plain grant if the lock was freed meanwhile.  False, with nothing taken,
- * if the slot may not be taken (anybody queued, the slot taken, or the
+ * if the slot may not be taken (anybody queued, the slot taken, or a
  * bias still to end: the caller queues behind them).  *was: the word
  * before the CAS -- its mode's conflict set if the slot was taken, and
  * then its EPOCH the one to wait for a flip of. */
@@ -119,7 +119,9 @@ static bool hb__next_take(uint64_t *lock, const hb__mode *m, bool write,
                           uint64_t *was) {
   uint64_t w = __atomic_load_n(lock, __ATOMIC_RELAXED), n;
   do {
-    if (w & (HB__W_WAITERS | HB__W_BIASED | HB__W_NEXT)) return false;
+    /* RBIAS: the read bias to revoke first (hb__cast_slow, I2) */
+    if (w & (HB__W_WAITERS | HB__W_BIASED | HB__W_NEXT | HB__W_RBIAS))
+      return false;
     if (!(w & m->conflict))
       n = w + m->ticket; /* freed meanwhile: the plain grant */
     else

@@ -22,6 +22,7 @@
  *   the fast path fails on WAITERS).
  */
 #include "bias.h"
+#include "rbias.h"
 
 /* The callbacks in flight on this thread, innermost first (hb__run_fn
  * pushes and pops them), and this thread's bias token. */
@@ -63,6 +64,12 @@ static __attribute__((noinline)) int hb__now_slow(hb_buf *b, bool write,
     if (__atomic_load_n(&b->lock, __ATOMIC_RELAXED) & HB__W_BIASED)
       hb__unbias(e);
     hb__mutex_unlock(&e->mu);
+    if (hb__grant_fast(b, write)) return HB_OK;
+  }
+  /* A writer ends the read bias (src/rbias.c): the readers in its table
+   * are moved into the lock word, ahead of us.  Then as above. */
+  if (write && (__atomic_load_n(&b->lock, __ATOMIC_RELAXED) & HB__W_RBIAS)) {
+    hb__rbias_end(e);
     if (hb__grant_fast(b, write)) return HB_OK;
   }
   /* The try form: nothing was taken (the failed CAS left the word as it
@@ -144,6 +151,27 @@ hb__now_wait(hb_buf *b, const hb_type *t, bool write, size_t reserve,
   return hb__now_granted(b, t, write, reserve, fn, ctx, result);
 }
 
+/* The same for a read, whose grant also fails on RWANT: a read-mostly
+ * buffer's goes to the read bias (src/rbias.c).  With a read's arguments
+ * only (six, all in registers), so that the call from the fast path
+ * pushes none and the way on is a jump. */
+static __attribute__((noinline)) int
+hb__now_rwait(hb_buf *b, const hb_type *t, hb_visit_fn fn, void *ctx,
+              int *result, bool wait) {
+  if (__atomic_load_n(&b->lock, __ATOMIC_RELAXED) & HB__W_RWANT)
+    return hb__rbias_read(b, t, fn, ctx, result, wait);
+  return hb__now_wait(b, t, false, 0, fn, ctx, result, wait);
+}
+
+int hb__now_locked(hb_buf *b, const hb_type *t, bool write, size_t reserve,
+                   hb_visit_fn fn, void *ctx, int *result, bool wait) {
+  if (!hb__grant_fast(b, write)) {
+    int rc = hb__now_slow(b, write, wait);
+    if (rc != HB_OK) return rc;
+  }
+  return hb__now_granted(b, t, write, reserve, fn, ctx, result);
+}
+
 /* The shared path on a stream: no write once it is closed. */
 static __attribute__((noinline)) int
 hb__now_stream(hb_buf *b, const hb_type *t, bool write, size_t reserve,
@@ -162,8 +190,9 @@ hb__now_take(hb_buf *b, const hb_type *t, bool write, size_t reserve,
              hb_visit_fn fn, void *ctx, int *result, bool wait) {
   if (HB__UNLIKELY(hb__ext(b)->stream != NULL))
     return hb__now_stream(b, t, write, reserve, fn, ctx, result, wait);
-  if (HB__UNLIKELY(!hb__grant_fast(b, write)))
-    return hb__now_wait(b, t, write, reserve, fn, ctx, result, wait);
+  if (HB__UNLIKELY(!hb__grant_fast_now(b, write)))
+    return write ? hb__now_wait(b, t, true, reserve, fn, ctx, result, wait)
+                 : hb__now_rwait(b, t, fn, ctx, result, wait);
   return hb__now_plain(b, t, write, reserve, fn, ctx, result);
 }
 

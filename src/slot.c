@@ -212,11 +212,11 @@ static inline __attribute__((always_inline)) int hb__free_tail(hb__buf *e,
 }
 
 /* A visitor still live, or a thread still inside the wait queue's mutex:
- * take the mutex, which waits such a thread out, and look again. */
+ * take the mutex, which waits such a thread out, and look again -- ending
+ * the read bias if that is all that is live (its RBIAS bit is in the live
+ * half; a reader in its table is moved and stays live: HB_EBUSY). */
 static __attribute__((noinline)) int hb__free_slow(hb__buf *e) {
-  hb__mutex_lock(&e->mu);
-  uint64_t lock = __atomic_load_n(&e->pub.lock, __ATOMIC_ACQUIRE);
-  hb__mutex_unlock(&e->mu);
+  uint64_t lock = hb__rbias_quiesce(e);
   if ((lock & HB__LIVE_MASK) != 0) return HB_EBUSY;
   return hb__free_tail(e, lock);
 }

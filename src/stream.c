@@ -121,6 +121,7 @@
  */
 #include "stream.h"
 #include "bias.h"
+#include "rbias.h"
 
 #include <stdbool.h>
 #include <string.h>
@@ -139,10 +140,14 @@ int hb_stream_open(hb_buf *b, size_t limit) {
    * marks the dropped prefix from here on, starts at 0. */
   b->cursor = 0;
   st->end = b->len;
+  hb__wakelist wl;
+  HB__WAKELIST_INIT(wl);
   hb__mutex_lock(&e->mu);
   hb__bias_forbid(e); /* a biased write would commit past the hook */
+  hb__rbias_forbid(e, &wl); /* readers of a stream take tickets */
   e->stream = st;
   hb__mutex_unlock(&e->mu);
+  hb__flush(&wl);
   return HB_OK;
 }
 

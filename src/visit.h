@@ -217,9 +217,14 @@ typedef struct {
 
 static inline const hb__mode *hb__mode_of(bool write) {
   static const hb__mode modes[2] = {
-      {HB__W_READER, HB__W_WRITER | HB__W_NEXT, HB__W_READERS, HB__W_DONE,
-       0u, HB__HELD_READ},
-      {HB__W_WRITER, HB__W_WRITER | HB__W_READERS | HB__W_NEXT, HB__W_WRITER,
+      /* READERS_FULL: at 2^26 granted readers the next one waits (only
+       * V1's share and a bias's moved hold are added past it, one each) */
+      {HB__W_READER, HB__W_WRITER | HB__W_NEXT | HB__W_READERS_FULL,
+       HB__W_READERS, HB__W_DONE, 0u, HB__HELD_READ},
+      /* RBIAS: no writer while one-call readers may be in the reader
+       * table (src/rbias.c, I2) */
+      {HB__W_WRITER,
+       HB__W_WRITER | HB__W_READERS | HB__W_NEXT | HB__W_RBIAS, HB__W_WRITER,
        0u, HB__V_WRITE, HB__HELD_WRITE},
   };
   return &modes[write];
@@ -249,6 +254,7 @@ void hb__queue_push(hb__buf *e, hb_visitor *v, bool front);
 void hb__queue_unlink(hb__buf *e, hb_visitor *v);
 void hb__dispatch(hb__buf *e, hb__wakelist *wl, uint64_t pending);
 void hb__release(hb__buf *e, const hb__mode *m, bool ran, hb__wakelist *wl);
+bool hb__release_word(hb__buf *e, const hb__mode *m, bool ran);
 bool hb__cast_slow(hb__buf *e, hb_visitor *v, uint32_t s);
 
 /* Is a visitor in state s in the wait queue: cast and not yet granted? */
@@ -286,12 +292,14 @@ void hb__push_wake(hb__wakelist *wl, hb_visitor *v, bool front);
 #define HB__PREFETCH_RMW(p) __builtin_prefetch((p), 1, 3)
 #endif
 
-static inline bool hb__grant_fast(hb_buf *b, bool write) {
+/* `also`: more bits that send the caller the slow way (RWANT, for the
+ * one-call read: hb__grant_fast_now). */
+static inline bool hb__grant_fast_also(hb_buf *b, bool write, uint64_t also) {
   const hb__mode *m = hb__mode_of(write);
   HB__PREFETCH_RMW(&b->lock);
   uint64_t w = __atomic_load_n(&b->lock, __ATOMIC_RELAXED);
   /* A writer's busy mask is the whole live half and BIASED. */
-  uint64_t busy = m->conflict | HB__W_WAITERS | HB__W_BIASED;
+  uint64_t busy = m->conflict | HB__W_WAITERS | HB__W_BIASED | also;
   while (!(w & busy)) {
     uint64_t n = w + m->ticket;
     if (__atomic_compare_exchange_n(&b->lock, &w, n, true, __ATOMIC_ACQUIRE,
@@ -300,6 +308,22 @@ static inline bool hb__grant_fast(hb_buf *b, bool write) {
   }
   return false;
 }
+static inline bool hb__grant_fast(hb_buf *b, bool write) {
+  return hb__grant_fast_also(b, write, 0);
+}
+/* The one-call visit's grant: a read also fails on RWANT, which sends it
+ * to the read bias (src/rbias.c) -- a bit more in the mask the CAS loop
+ * tests anyway, so no instruction more on the shared path. */
+static inline bool hb__grant_fast_now(hb_buf *b, bool write) {
+  return hb__grant_fast_also(b, write, write ? 0 : HB__W_RWANT);
+}
+
+/* A read release whose lock-word count reached a multiple of 64 (the
+ * RMW's new word has no MILESTONE bit; old, the word before it): count
+ * a carry, and decide the read bias's want (src/rbias.c).  Passed the
+ * lock word's address, which the release has in a register (the buffer's
+ * would cost its fast path an instruction). */
+void hb__read_milestone(uint64_t *lock, uint64_t old);
 
 /* ---- running a visit: src/run.h, included at the end ----------------------
  */
@@ -350,15 +374,15 @@ static inline bool hb__release_fast(hb__buf *e, const hb__mode *m) {
   HB__PREFETCH_RMW(lock);
   uint64_t w = __atomic_load_n(lock, __ATOMIC_RELAXED);
   while (!(w & HB__W_WAITERS)) {
+    uint64_t n = hb__handoff_next(w + m->done - m->ticket);
     /* RELEASE also pairs with the ACQUIRE loads of a NEXT waiter's spin
      * (hb__next_wait), which this CAS may hand the lock to. */
-    if (__atomic_compare_exchange_n(lock, &w,
-                                    hb__handoff_next(w + m->done - m->ticket),
-                                    true, __ATOMIC_RELEASE,
+    if (__atomic_compare_exchange_n(lock, &w, n, true, __ATOMIC_RELEASE,
                                     __ATOMIC_RELAXED)) {
-      if (m->done != 0 &&
-          (w >> HB__DONE_SHIFT) == (UINT64_MAX >> HB__DONE_SHIFT))
-        __atomic_fetch_add(&e->read_wraps, 1, __ATOMIC_RELEASE);
+      /* Every 64th read (the count's carry among them): one test, as the
+       * carry's alone was. */
+      if (m->done != 0 && HB__UNLIKELY(!(n & HB__W_MILESTONE)))
+        hb__read_milestone(lock, w);
       return true;
     }
   }

@@ -1,0 +1,437 @@
+/*
+ * rbias.c -- the read bias: one-call readers of a read-mostly buffer on
+ * many cores announce themselves in a reader table instead of the lock
+ * word, whose line then stays shared while no writer comes.
+ *
+ * READ BIAS
+ *
+ *   Every shared hb_read_now costs two RMWs on the lock word (the grant's
+ *   CAS, the release's), so readers on N cores move that one line at every
+ *   visit.  BRAVO (Dice & Kogan, USENIX ATC '19) lets readers announce
+ *   themselves in a hashed slot of a table instead while the lock is
+ *   "read-biased", and makes a writer revoke that bias and deal with the
+ *   announced readers.  Here (/work NEXTR.md is the note; the words RBIAS,
+ *   RWANT, rb_tab, owner, MOVED, rb_refs are its):
+ *
+ *     - the table is per buffer (K slots of a line each, K a power of two,
+ *       2 x online CPUs, 4..64, allocated at the first arming), so a slot
+ *       says only which thread is in: its token (hb__self) or 0;
+ *     - a writer does not wait for the announced readers: it moves them
+ *       into the lock word as ONE collective read share, which the last
+ *       of them to leave gives back (as bias.c's revoker moves the biased
+ *       thread's hold), so the queue, the dispatcher and parking do the
+ *       waiting as for any reader -- no new spin, no new sleep;
+ *     - no membarrier, no clock: entry and exit are RMWs on the reader's
+ *       own slot line, and arming is decided by counting.
+ *
+ *   The reader, a one-call read whose grant failed on RWANT (hb__now_wait,
+ *   src/now.c; hb__rbias_read below):
+ *     R0 no RBIAS in the word: try to arm (hb__rbias_arm); still none ->
+ *        the ordinary path (hb__now_locked).
+ *     R1 t = rb_tab (ACQUIRE); s = t[hash(self)].
+ *     R2 CAS s->owner 0 -> self (SEQ_CST); fails (another thread there, or
+ *        this one nested in its own fast read) -> the ordinary path.
+ *     R3 load the lock word (SEQ_CST).  RBIAS gone: CAS owner self -> 0;
+ *        done -> the ordinary path (it queues behind the writer: FIFO
+ *        kept); failed -> the revoker marked us MOVED: go on.
+ *     R4 the visit, as the shared one-call read runs it (the deadlock
+ *        frame pushed: a nested hb_write_now on b answers HB_EDEADLK).
+ *     R5 s->reads += 1 (relaxed load and store: we own the slot).
+ *     R6 o = exchange owner -> 0 (SEQ_CST).  o has MOVED -> M: drop a
+ *        reference (rb_refs); the last one gives the collective share
+ *        back (hb__release, no done read counted: each read counted in
+ *        its slot), which dispatches the writer if it queued.
+ *   The revoker, every writer that would wait, under mu, where it also
+ *   ends the one-thread bias (hb__rbias_revoke):
+ *     V1 CAS the lock word w -> (w & ~RBIAS) + READER (SEQ_CST): the bias
+ *        ends and a provisional collective share is taken in one RMW, so
+ *        the word never looks free while announced readers may run.
+ *     V2 rb_refs = 1: our own reference.
+ *     V3 per slot: o = owner (SEQ_CST); o set and not MOVED: rb_refs += 1,
+ *        then CAS owner o -> o | MOVED; failed (it left, or another came):
+ *        rb_refs -= 1.  And sum the slots' reads, for the want.
+ *     V4 rb_refs -= 1; it was 1 (nobody moved, or all left): give the
+ *        share back ourselves, under mu (hb__release_word, and
+ *        hb__dispatch if it asks for it).
+ *   Then the writer casts as before; the share, if still held, makes it
+ *   queue, and the last moved reader's release grants it.
+ *
+ *   Why it is correct.
+ *     - R2/R3 against V1/V3 are a Dekker pair: each side does a SEQ_CST RMW
+ *       on its own word, then a SEQ_CST load of the other's.  In the single
+ *       total order of SEQ_CST operations either R2 comes before V3's load
+ *       of that slot (V3 sees us: we are moved or we leave first, below),
+ *       or V3's load comes first, and then V1 comes before R3, which sees
+ *       RBIAS gone (a re-arming in between needs rb_refs 0, no WAITERS and
+ *       no WRITER, under mu: a new bias, which the next revoker handles).
+ *     - R6 against V3's CAS: two RMWs on the same owner word are ordered,
+ *       so either V3's CAS comes first (R6 returns MOVED: we hold a share
+ *       of the moved one) or R6 does (the CAS fails: not moved; our
+ *       callback's loads are before R6's RELEASE, which V3's SEQ_CST
+ *       load -- or the failed CAS -- reads).  V3 adds its reference before
+ *       the CAS, and R6 is ACQUIRE too, so M's fetch_sub sees that add and
+ *       rb_refs cannot reach 0 while a moved reader is still in.
+ *     - V1's provisional share: between V1 and V4 the word holds a READER,
+ *       so no writer (the fast CAS, a NEXT writer's hand-off, the
+ *       dispatcher) gets in while a moved reader may still run; without
+ *       it the word looks free there (tests/model/rbias.pml).
+ *     - Invariants: I1 RBIAS => rb_tab set, no write ticket granted or
+ *       waiting; I2 a writer never waits or runs while RBIAS is set --
+ *       RBIAS is in the write mode's conflict mask (fast CAS, dispatch,
+ *       NEXT hand-off), hb__next_take refuses it, and every caster that
+ *       waits (hb__cast_slow, any mode, so WAITERS never shows beside
+ *       RBIAS; hb__now_slow's writers) revokes under mu first; I3 rb_refs
+ *       is 0 whenever RBIAS is set (arming requires it, ACQUIRE).  So a
+ *       revoker's give-back under mu never finds WAITERS (nobody could set
+ *       it since V1 without mu) -- it dispatches only for safety.
+ *     - Writers' data reach fast readers through the lock word: R3's load
+ *       reads an RMW in the release sequence of the last writer's release
+ *       (arming's CAS is one).  hb_stats stays exact: reads counted in the
+ *       slots (written by their owner only, handed on by R6/R2's
+ *       RELEASE/ACQUIRE) are added to the lock word's count.
+ *
+ *   When.  RWANT (not live) says "read-mostly".  Every 64th lock-word read
+ *   release (the count's low 6 bits wrap: one test, where the carry's
+ *   test was) calls hb__read_milestone: at most 4 writes since the last
+ *   milestone, by another thread than the last milestone's, on a shared
+ *   buffer without a stream -> set RWANT; more writes -> clear it.  A
+ *   revocation clears it when fewer than 16 fast reads ran since the last
+ *   one.  So one thread alone (W4) and 1:1 (W5) never arm, and W8's
+ *   readers re-arm at the first read after each write.
+ *
+ *   Cost.  A fast read: 2 RMWs on its own slot line (private unless two
+ *   threads hash together), one load of the lock line (shared, not moved,
+ *   while no writer comes), none on the lock line; the shared path pays
+ *   nothing more (RWANT is a bit more in the grant's busy mask).  A
+ *   revocation: V1's CAS on the lock line, a load of each of the K slot
+ *   lines, two RMWs on rb_refs, and per moved reader two more and a CAS;
+ *   re-arming: the mutex and one CAS.
+ */
+#include "rbias.h"
+#include "bias.h"
+
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#define HB__RB_MILE_WRITES 4  /* at most this many writes per 64 reads */
+#define HB__RB_PAID_READS 16  /* fewer fast reads: the bias did not pay */
+/* The lock word allows arming: none of these. */
+#define HB__RB_NO_ARM                                                        \
+  (HB__W_WRITER | HB__W_WAITERS | HB__W_NEXT_BITS | HB__W_BIASED |           \
+   HB__W_RBIAS)
+
+/* ---- switches -------------------------------------------------------------
+ * Plain atomics: on under ThreadSanitizer too, which checks it.  -1: the
+ * environment not read yet. */
+static int hb__rb_on = -1;
+
+static bool hb__rbias_on(void) {
+  int on = __atomic_load_n(&hb__rb_on, __ATOMIC_RELAXED);
+  if (HB__UNLIKELY(on < 0)) {
+    const char *v = getenv("HB_NO_RBIAS");
+    on = !(v != NULL && strcmp(v, "1") == 0);
+    __atomic_store_n(&hb__rb_on, on, __ATOMIC_RELAXED);
+  }
+  return on != 0;
+}
+
+void hb__rbias_enable(bool on) {
+  __atomic_store_n(&hb__rb_on, on ? 1 : 0, __ATOMIC_RELAXED);
+}
+
+/* The test hooks' ACQUIRE loads pair with the RELEASE side of the arming
+ * CAS (hb__rbias_arm) and of V1 (hb__rbias_revoke). */
+bool hb__rbias_armed(const hb_buf *b) {
+  return (__atomic_load_n(&b->lock, __ATOMIC_ACQUIRE) & HB__W_RBIAS) != 0;
+}
+bool hb__rbias_wanted(const hb_buf *b) {
+  return (__atomic_load_n(&b->lock, __ATOMIC_ACQUIRE) & HB__W_RWANT) != 0;
+}
+
+/* log2 K: 2 x online CPUs rounded up to a power of two, 4..64.  Racing
+ * first calls compute the same value. */
+static uint8_t hb__rb_lg_k(void) {
+  static uint8_t lg;
+  uint8_t v = __atomic_load_n(&lg, __ATOMIC_RELAXED);
+  if (v == 0) {
+    long n = sysconf(_SC_NPROCESSORS_ONLN);
+    v = 2;
+    while (v < 6 && (1L << v) < 2 * n) v++;
+    __atomic_store_n(&lg, v, __ATOMIC_RELAXED);
+  }
+  return v;
+}
+
+/* This thread's slot: a multiplicative hash of its token (thread pointers
+ * differ by whole stacks, so the low bits alone would collide). */
+static inline hb__rbslot *hb__rb_slot(hb__rbslot *t, unsigned lg) {
+  uint64_t h = (uint64_t)(uintptr_t)hb__self() * UINT64_C(0x9e3779b97f4a7c15);
+  return &t[h >> (64 - lg)];
+}
+
+/* May e be read-biased at all: on, no stream, and shared (never on a
+ * buffer the one-thread bias owns or has not yet tried). */
+static bool hb__rb_may(const hb__buf *e) {
+  return hb__rbias_on() && e->stream == NULL && hb__bias_shared(e);
+}
+
+/* Set or clear RWANT, a hint: RELAXED, it orders nothing (an RMW, so it
+ * keeps the release sequences of the word's other RMWs). */
+static void hb__rb_want(hb__buf *e, bool want) {
+  uint64_t *lock = &e->pub.lock;
+  uint64_t w = __atomic_load_n(lock, __ATOMIC_RELAXED);
+  while (((w & HB__W_RWANT) != 0) != want &&
+         !__atomic_compare_exchange_n(lock, &w, w ^ HB__W_RWANT, true,
+                                      __ATOMIC_RELAXED, __ATOMIC_RELAXED)) {
+  }
+}
+
+/* ---- when: the read milestone ---------------------------------------------
+ */
+void hb__read_milestone(uint64_t *lock, uint64_t old) {
+  hb__buf *e = hb__ext((hb_buf *)((char *)lock - offsetof(hb_buf, lock)));
+  /* The count's carry, as before: RELEASE pairs with hb_stats_get's
+   * ACQUIRE loads of read_wraps. */
+  if ((old >> HB__DONE_SHIFT) == (UINT64_MAX >> HB__DONE_SHIFT))
+    __atomic_fetch_add(&e->read_wraps, 1, __ATOMIC_RELEASE);
+  /* Hints without the mutex: two milestones racing lose a sample.  What
+   * is already so is left alone (old's RWANT): a milestone that changes
+   * nothing costs a few loads, every 64 reads. */
+  uint64_t wr = __atomic_load_n(&e->writes_run, __ATOMIC_RELAXED);
+  uint64_t last = __atomic_load_n(&e->rb_mile_writes, __ATOMIC_RELAXED);
+  const void *me = hb__self();
+  const void *prev = __atomic_load_n(&e->rb_mile_thread, __ATOMIC_RELAXED);
+  if (wr != last) __atomic_store_n(&e->rb_mile_writes, wr, __ATOMIC_RELAXED);
+  if (prev != me) __atomic_store_n(&e->rb_mile_thread, me, __ATOMIC_RELAXED);
+  if (wr - last > HB__RB_MILE_WRITES) {
+    if (old & HB__W_RWANT) hb__rb_want(e, false);
+  } else if (prev != NULL && prev != me && !(old & HB__W_RWANT)) {
+    /* a second reading thread: the table can pay */
+    hb__rb_want(e, hb__rb_may(e));
+  }
+}
+
+/* ---- arming ---------------------------------------------------------------
+ */
+
+/* w allows arming, and no moved reader of an earlier revocation is still
+ * in: ACQUIRE pairs with M's and V4's fetch_sub (I3). */
+static bool hb__rb_armable(hb__buf *e, uint64_t w) {
+  return (w & HB__W_RWANT) && !(w & HB__RB_NO_ARM) &&
+         __atomic_load_n(&e->rb_refs, __ATOMIC_ACQUIRE) == 0;
+}
+
+/* R0: a reader saw RWANT without RBIAS.  The table is allocated outside
+ * the mutex (the loser of a race frees its own); failing that, RWANT is
+ * cleared -- unarmed, and the next milestone may ask again, rather than
+ * every read trying the allocator. */
+static void hb__rbias_arm(hb__buf *e) {
+  uint64_t *lock = &e->pub.lock;
+  if (!hb__rb_may(e)) {
+    hb__rb_want(e, false);
+    return;
+  }
+  if (!hb__rb_armable(e, __atomic_load_n(lock, __ATOMIC_RELAXED))) return;
+  void *raw = NULL;
+  hb__rbslot *t = NULL;
+  uint8_t lg = hb__rb_lg_k();
+  if (__atomic_load_n(&e->rb_tab, __ATOMIC_ACQUIRE) == NULL) {
+    size_t size = ((size_t)1 << lg) * sizeof(hb__rbslot);
+    raw = hb__malloc(size + 63);
+    if (raw == NULL) {
+      hb__rb_want(e, false);
+      return;
+    }
+    t = (hb__rbslot *)((char *)raw + (-(uintptr_t)raw & 63));
+    memset(t, 0, size);
+  }
+  hb__mutex_lock(&e->mu);
+  if (raw != NULL && __atomic_load_n(&e->rb_tab, __ATOMIC_RELAXED) == NULL) {
+    e->rb_raw = raw;
+    e->rb_lg = lg;
+    /* RELEASE: the zeroed slots and rb_lg before the pointer; pairs with
+     * R1's ACQUIRE load (and hb_stats's). */
+    __atomic_store_n(&e->rb_tab, t, __ATOMIC_RELEASE);
+    raw = NULL;
+  }
+  uint64_t w = __atomic_load_n(lock, __ATOMIC_RELAXED);
+  /* ACQ_REL: RELEASE pairs with R3's load (the table before RBIAS);
+   * ACQUIRE, as any grant, with the last writer's release. */
+  while (__atomic_load_n(&e->rb_tab, __ATOMIC_RELAXED) != NULL &&
+         hb__rb_may(e) && hb__rb_armable(e, w) &&
+         !__atomic_compare_exchange_n(lock, &w, w | HB__W_RBIAS, false,
+                                      __ATOMIC_ACQ_REL, __ATOMIC_RELAXED)) {
+  }
+  hb__mutex_unlock(&e->mu);
+  hb__free(raw); /* another reader's table went in first */
+}
+
+/* ---- the reader -----------------------------------------------------------
+ */
+
+/* M: a moved reader leaves.  ACQ_REL pairs with the other moved readers'
+ * and V4's fetch_sub: the last one's release (RELEASE, hb__release_word)
+ * carries all their callbacks' loads before the writer's grant. */
+static void hb__rbias_leave(hb__buf *e) {
+  if (__atomic_fetch_sub(&e->rb_refs, 1, __ATOMIC_ACQ_REL) != 1) return;
+  hb__wakelist wl;
+  HB__WAKELIST_INIT(wl);
+  hb__release(e, hb__mode_of(false), false, &wl); /* no done read */
+  hb__flush(&wl);
+}
+
+/* The ordinary shared path (hb__now_locked), with the arguments of
+ * hb__rbias_read: every way out of it is then a jump, not a call with a
+ * frame. */
+static __attribute__((noinline)) int
+hb__rb_locked(hb_buf *b, const hb_type *t, hb_visit_fn fn, void *ctx,
+              int *result, bool wait) {
+  return hb__now_locked(b, t, false, 0, fn, ctx, result, wait);
+}
+
+/* R0: no RBIAS in the word: try to arm, then read either way. */
+static __attribute__((noinline)) int
+hb__rb_unarmed(hb_buf *b, const hb_type *t, hb_visit_fn fn, void *ctx,
+               int *result, bool wait) {
+  hb__rbias_arm(hb__ext(b));
+  if (!(__atomic_load_n(&b->lock, __ATOMIC_RELAXED) & HB__W_RBIAS))
+    return hb__rb_locked(b, t, fn, ctx, result, wait);
+  return hb__rbias_read(b, t, fn, ctx, result, wait);
+}
+
+/* R4 to M, the slot taken: the visit in an hb__now_frame, so that nothing
+ * but the frame is live across fn (the slot is found again after it: the
+ * table never moves), as the shared one-call read's hb__now_plain. */
+static __attribute__((noinline)) int hb__rb_run(hb_buf *b, const hb_type *t,
+                                                hb_visit_fn fn, void *ctx,
+                                                int *result) {
+  hb__now_frame f;
+  f.result = result;
+  int r = hb__now_call(&f, &b, t, false, fn, ctx, true); /* R4 */
+  if (f.result != NULL) *f.result = r;
+  hb__buf *e = hb__ext(b);
+  hb__rbslot *s =
+      hb__rb_slot(__atomic_load_n(&e->rb_tab, __ATOMIC_RELAXED), e->rb_lg);
+  HB__BUMP(s->reads, 1); /* R5: only the owner writes it */
+  /* R6: RELEASE, the callback's loads before it (V3's load or CAS reads
+   * it); ACQUIRE, pairs with V3's CAS, so M's fetch_sub sees V3's add. */
+  if (__atomic_exchange_n(&s->owner, 0, __ATOMIC_SEQ_CST) & HB__RB_MOVED)
+    hb__rbias_leave(e); /* M */
+  return HB_OK;
+}
+
+int hb__rbias_read(hb_buf *b, const hb_type *t, hb_visit_fn fn, void *ctx,
+                   int *result, bool wait) {
+  hb__buf *e = hb__ext(b);
+  uint64_t *lock = &b->lock;
+  /* R1: ACQUIRE pairs with hb__rbias_arm's RELEASE store. */
+  hb__rbslot *tab = __atomic_load_n(&e->rb_tab, __ATOMIC_ACQUIRE);
+  if (!(__atomic_load_n(lock, __ATOMIC_RELAXED) & HB__W_RBIAS) || tab == NULL)
+    return hb__rb_unarmed(b, t, fn, ctx, result, wait); /* R0 */
+  hb__rbslot *s = hb__rb_slot(tab, e->rb_lg);
+  uintptr_t me = (uintptr_t)hb__self(), o = 0;
+  /* R2: SEQ_CST, the RMW half of our side of the Dekker pair with V1/V3;
+   * ACQUIRE also pairs with R6's RELEASE of the slot's last owner (its
+   * reads count). */
+  if (!__atomic_compare_exchange_n(&s->owner, &o, me, false, __ATOMIC_SEQ_CST,
+                                   __ATOMIC_RELAXED))
+    return hb__rb_locked(b, t, fn, ctx, result, wait);
+  /* R3: the load half, pairs with V1's CAS (and V3's load of our slot).
+   * ACQUIRE: the last writer's data, through the word's release sequence. */
+  if (!(__atomic_load_n(lock, __ATOMIC_SEQ_CST) & HB__W_RBIAS)) {
+    o = me;
+    /* Pairs with V3's CAS on our owner: one of the two RMWs is first. */
+    if (__atomic_compare_exchange_n(&s->owner, &o, 0, false, __ATOMIC_SEQ_CST,
+                                    __ATOMIC_RELAXED))
+      return hb__rb_locked(b, t, fn, ctx, result, wait);
+    /* Failed: V3 marked us MOVED first; we hold a share of its READER. */
+  }
+  return hb__rb_run(b, t, fn, ctx, result);
+}
+
+/* ---- the revoker ----------------------------------------------------------
+ */
+
+/* V4's give-back, under mu: the collective share's READER out of the word
+ * (hb__release_word's CAS, NEXT hand-off included), no done read. */
+static void hb__rb_give_back(hb__buf *e, hb__wakelist *wl) {
+  if (hb__release_word(e, hb__mode_of(false), false)) hb__dispatch(e, wl, 0);
+}
+
+void hb__rbias_revoke(hb__buf *e, hb__wakelist *wl) {
+  uint64_t *lock = &e->pub.lock;
+  uint64_t w = __atomic_load_n(lock, __ATOMIC_RELAXED);
+  /* V1: SEQ_CST, our RMW of the Dekker pair with R2/R3. */
+  do
+    if (!(w & HB__W_RBIAS)) return;
+  while (!__atomic_compare_exchange_n(lock, &w,
+                                      (w & ~HB__W_RBIAS) + HB__W_READER, false,
+                                      __ATOMIC_SEQ_CST, __ATOMIC_RELAXED));
+  __atomic_store_n(&e->rb_refs, 1, __ATOMIC_RELAXED); /* V2: it was 0 (I3) */
+  hb__rbslot *t = __atomic_load_n(&e->rb_tab, __ATOMIC_RELAXED); /* I1 */
+  size_t k = (size_t)1 << e->rb_lg;
+  uint64_t sum = 0;
+  for (size_t i = 0; i < k; i++) {
+    hb__rbslot *s = &t[i];
+    /* V3: SEQ_CST, our load of the Dekker pair with R2/R3; ACQUIRE, a
+     * reader that left (R6's RELEASE) is done with the data. */
+    uintptr_t o = __atomic_load_n(&s->owner, __ATOMIC_SEQ_CST);
+    sum += __atomic_load_n(&s->reads, __ATOMIC_RELAXED);
+    if (o == 0 || (o & HB__RB_MOVED)) continue;
+    /* The reference first: R6, which reads our CAS, then sees it. */
+    __atomic_fetch_add(&e->rb_refs, 1, __ATOMIC_RELAXED);
+    /* Pairs with R6's exchange (and R3's CAS): one of them is first. */
+    if (!__atomic_compare_exchange_n(&s->owner, &o, o | HB__RB_MOVED, false,
+                                     __ATOMIC_SEQ_CST, __ATOMIC_RELAXED))
+      __atomic_fetch_sub(&e->rb_refs, 1, __ATOMIC_RELAXED); /* not 0: V2 */
+  }
+  /* The bias did not pay for this revocation: not read-mostly now. */
+  if (sum - e->rb_sum_seen < HB__RB_PAID_READS) hb__rb_want(e, false);
+  e->rb_sum_seen = sum;
+  /* V4: ACQ_REL, as M's. */
+  if (__atomic_fetch_sub(&e->rb_refs, 1, __ATOMIC_ACQ_REL) == 1)
+    hb__rb_give_back(e, wl);
+}
+
+void hb__rbias_end(hb__buf *e) {
+  hb__wakelist wl;
+  HB__WAKELIST_INIT(wl);
+  hb__mutex_lock(&e->mu);
+  hb__rbias_revoke(e, &wl);
+  hb__mutex_unlock(&e->mu);
+  hb__flush(&wl);
+}
+
+void hb__rbias_forbid(hb__buf *e, hb__wakelist *wl) {
+  hb__rbias_revoke(e, wl);
+  hb__rb_want(e, false); /* and arming checks e->stream, set next */
+}
+
+/* ---- hb_free, the checked build, hb_stats ---------------------------------
+ */
+
+uint64_t hb__rbias_quiesce(hb__buf *e) {
+  hb__wakelist wl;
+  HB__WAKELIST_INIT(wl);
+  hb__mutex_lock(&e->mu);
+  /* ACQUIRE: as hb_free's load (src/slot.c). */
+  uint64_t w = __atomic_load_n(&e->pub.lock, __ATOMIC_ACQUIRE);
+  if ((w & HB__W_LIVE) == HB__W_RBIAS) {
+    hb__rbias_revoke(e, &wl);
+    w = __atomic_load_n(&e->pub.lock, __ATOMIC_ACQUIRE);
+  }
+  hb__mutex_unlock(&e->mu);
+  hb__flush(&wl);
+  return w;
+}
+
+uint64_t hb__rbias_reads(const hb__buf *e) {
+  /* ACQUIRE: pairs with hb__rbias_arm's RELEASE store (rb_lg, zeroes). */
+  const hb__rbslot *t = __atomic_load_n(&e->rb_tab, __ATOMIC_ACQUIRE);
+  uint64_t sum = 0;
+  if (t != NULL)
+    for (size_t i = 0; i < (size_t)1 << e->rb_lg; i++)
+      sum += __atomic_load_n(&t[i].reads, __ATOMIC_RELAXED);
+  return sum;
+}
