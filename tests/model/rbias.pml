@@ -70,9 +70,11 @@
  *     WAITERS or NEXT, an empty queue, rb_refs == 0, no slot owned;
  *   - nobody waits forever (pan's invalid end states).
  *
- * Left out: the NEXT waiter's expiry to the queue's head (one CAS under
- * the mutex trading NEXT for WAITERS, both of which arming refuses:
- * handoff.pml checks it), BIASED, parking (SLEEPER, futex: handoff.pml),
+ * -DEXPIRY: the NEXT waiter may also, at any moment, expire to the queue's
+ * head (hb__next_expire: under the mutex, one CAS trading NEXT for
+ * WAITERS, unless the hand-off came), as in handoff.pml.
+ *
+ * Left out: BIASED, parking (SLEEPER, futex: handoff.pml),
  * the table's allocation (R1 never finds it NULL once RBIAS was set),
  * `reads` and the heuristic setting RWANT, nested reads, the try read,
  * streams, hb_free.
@@ -373,7 +375,33 @@ inline next_wait(me) {   /* took: 0 refused, 1 granted, 2 in NEXT */
   if
   :: took == 0 -> cast_slow(me)
   :: took == 1 -> skip
-  :: took == 2 -> granted[me]; granted[me] = 0
+  :: took == 2 ->
+#ifdef EXPIRY
+     if
+     :: granted[me] -> skip            /* hb__spin_epoch saw the flip */
+     :: true ->                        /* past the budget: hb__next_expire */
+        lock_mu();
+        atomic {
+          if
+          :: granted[me] -> took = 1   /* handed over at the last moment */
+          :: else ->                   /* one CAS: NEXT out, WAITERS in */
+             assert(next && next_pid == me);
+             next = 0; next_w = 0; next_pid = 0; waiters = 1;
+             qi = qlen;                /* to the queue's head */
+             do
+             :: qi > 0 -> q[qi] = q[qi - 1]; qi--
+             :: else -> break
+             od;
+             q[0] = me; qlen++
+          fi
+        };
+        unlock_mu();
+        granted[me]                    /* the hand-off, or the grant */
+     fi;
+#else
+     granted[me];
+#endif
+     granted[me] = 0
   fi;
   took = 0
 }
