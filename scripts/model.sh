@@ -72,8 +72,8 @@
 #                            every step, nothing left in the word or the
 #                            table at the end, nobody waits forever) with
 #                            two readers and two writers, and with two
-#                            reads each and a try-writer; and with any of
-#                            five bugs --
+#                            reads each, a try-writer and the NEXT
+#                            waiter's expiry; and with any of five bugs --
 #                            V1 without the provisional share, no re-check
 #                            of the word after the slot's CAS, an exit
 #                            that stores 0 over MOVED, V3's reference
@@ -171,8 +171,8 @@ expect="assertion violated  !(freed)" \
   must_fail nextv.pml nextv-no-parked -DBUG_NEXTV_NO_PARKED
 expect=$end must_fail nextv.pml try-no-resolve -DBUG_TRY_NO_RESOLVE
 # rbias.pml: 4 million states, a few seconds at -O0; two reads each
-# (each reader in its own slot, the second writer a try-writer: 5 million)
-# at -O2.  About 35 s in all here.
+# (each reader in its own slot, the second writer a try-writer, the NEXT
+# waiter's expiry: 7 million) at -O2.  About 35 s in all here.
 must_pass rbias.pml rbias
 expect="violated (in_write==0)" \
   must_fail rbias.pml rbias-no-provisional -DNO_PROVISIONAL
@@ -183,5 +183,6 @@ expect="violated (readers>0)" must_fail rbias.pml rbias-refs-late -DREFS_LATE
 expect="violated ( !(rbias)||(rb_refs==0))" \
   must_fail rbias.pml rbias-arm-with-refs -DARM_WITH_REFS
 export panflags="-O2 -w -DCOLLAPSE"
-must_pass rbias.pml rbias-two-reads-try -DREADS=2 -DOWN_SLOTS -DTRYW
+must_pass rbias.pml rbias-two-reads-try -DREADS=2 -DOWN_SLOTS -DTRYW \
+  -DEXPIRY
 echo "model: ok"

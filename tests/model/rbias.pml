@@ -16,14 +16,17 @@
  * word (V3's add before its SEQ_CST CAS, which R6 reads before M's
  * subtraction); the plain store at V2 is made under the mutex.
  *
- * Threads (pids): readers 1 and 2 read READS times each (1 unless -D),
- * writers 3 and 4 write once each.  A read (hb_read_now) either:
+ * Threads (pids): readers 1 and 2 read READS times each (1 unless -D;
+ * -DOWN_SLOTS: reader p always hashes to slot p - 1), writers 3 and 4
+ * write once each.  A read (hb_read_now) either:
  *   - finds RWANT clear (the counting heuristic said no, which the model
  *     leaves to chance) and takes the ordinary path, or
  *   - goes to hb__rbias_read:
  *     R0 no RBIAS -> arm (hb__rbias_arm, under the mutex: rb_refs == 0
  *        and a word with none of WRITER, WAITERS, NEXT, RBIAS, re-read
- *        by the CAS that sets RBIAS); still none -> the ordinary path;
+ *        by the CAS that sets RBIAS); still none -> the ordinary path,
+ *        else R0 again (hb__rb_unarmed calls hb__rbias_read, which
+ *        tests RBIAS first);
  *     R2 CAS a slot's owner 0 -> me (either slot: the hash is anybody's,
  *        so two readers in one slot are covered); fails -> ordinary;
  *     R3 load the lock word; no RBIAS -> CAS owner me -> 0: done ->
@@ -67,12 +70,24 @@
  *     WAITERS or NEXT, an empty queue, rb_refs == 0, no slot owned;
  *   - nobody waits forever (pan's invalid end states).
  *
- * Left out: the NEXT waiter's expiry to the queue's head (one CAS under
- * the mutex trading NEXT for WAITERS, both of which arming refuses:
- * handoff.pml checks it), BIASED, parking (SLEEPER, futex: handoff.pml),
+ * -DEXPIRY: the NEXT waiter may also, at any moment, expire to the queue's
+ * head (hb__next_expire: under the mutex, one CAS trading NEXT for
+ * WAITERS, unless the hand-off came), as in handoff.pml.
+ *
+ * Left out: BIASED, parking (SLEEPER, futex: handoff.pml),
  * the table's allocation (R1 never finds it NULL once RBIAS was set),
  * `reads` and the heuristic setting RWANT, nested reads, the try read,
  * streams, hb_free.
+ *
+ * Seen on the way (each with the line changed, then put back): V4's
+ * give-back never finds WAITERS, so its hb__dispatch never runs (an
+ * assert(false) there holds in both configurations); RBIAS in the write
+ * conflict matters only in the fast CAS's busy mask (out of the cast's,
+ * the dispatcher's and the hand-off's it still passes, as NEXTR.md says:
+ * they never see it); a reader's hb__cast_slow that does not revoke
+ * passes too, but for WAITERS showing beside RBIAS; arming that ignores
+ * NEXT leaves NEXT with no holder, and arming that ignores WAITERS a
+ * queued writer nobody dispatches (an invalid end state).
  *
  * Bugs that must be found (scripts/model.sh checks each one's message):
  *   -DNO_PROVISIONAL  V1 clears RBIAS without the share, which is added
@@ -360,7 +375,33 @@ inline next_wait(me) {   /* took: 0 refused, 1 granted, 2 in NEXT */
   if
   :: took == 0 -> cast_slow(me)
   :: took == 1 -> skip
-  :: took == 2 -> granted[me]; granted[me] = 0
+  :: took == 2 ->
+#ifdef EXPIRY
+     if
+     :: granted[me] -> skip            /* hb__spin_epoch saw the flip */
+     :: true ->                        /* past the budget: hb__next_expire */
+        lock_mu();
+        atomic {
+          if
+          :: granted[me] -> took = 1   /* handed over at the last moment */
+          :: else ->                   /* one CAS: NEXT out, WAITERS in */
+             assert(next && next_pid == me);
+             next = 0; next_w = 0; next_pid = 0; waiters = 1;
+             qi = qlen;                /* to the queue's head */
+             do
+             :: qi > 0 -> q[qi] = q[qi - 1]; qi--
+             :: else -> break
+             od;
+             q[0] = me; qlen++
+          fi
+        };
+        unlock_mu();
+        granted[me]                    /* the hand-off, or the grant */
+     fi;
+#else
+     granted[me];
+#endif
+     granted[me] = 0
   fi;
   took = 0
 }
@@ -440,10 +481,11 @@ proctype reader() {
      :: goto ordinary                  /* RWANT clear */
      :: skip                           /* RWANT: hb__rbias_read */
      fi;
-     if                                /* R0 */
-     :: !rbias -> arm(); if :: !rbias -> goto ordinary :: else -> skip fi
-     :: else -> skip
-     fi;
+     do                                /* R0 (hb__rb_unarmed) */
+     :: rbias -> break
+     :: else ->                        /* arm; RBIAS -> hb__rbias_read */
+        arm(); if :: !rbias -> goto ordinary :: else -> skip fi
+     od;
 #ifdef OWN_SLOTS
      k = _pid - 1;                     /* R1: the slot we hash to */
 #else
