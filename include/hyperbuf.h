@@ -734,7 +734,8 @@ struct hb_visitor {
 /**
  * Take a read ticket on b for elements of type t.  Tickets are handed out in
  * call order; a read visitor runs after every earlier write visitor has
- * finished, concurrently with neighbouring readers.
+ * finished, concurrently with neighbouring readers (up to 2^26 of them at
+ * once: a reader beyond that waits its turn, as behind a writer).
  * Requires: v is idle (any storage never cast) or finished.
  * @return HB_OK; HB_EINVAL (no ticket taken) if b or v is NULL, t.size is 0,
  *         t.align is not a power of two or exceeds hb_align(b), or t.size is

@@ -54,7 +54,32 @@
 #                            demotion that does the lock word before the
 #                            visitor's state, a spin with no PARKED, a try
 #                            that never looks at the lock word -- fail,
-#                            each for its own reason.
+#                            each for its own reason;
+#   tests/model/rbias.pml    the read bias (NEXTR.md, src/rbias.c): one-call
+#                            readers announce themselves in a slot of the
+#                            reader table (R0..R6: arming under the mutex,
+#                            the slot's CAS, the lock word's re-check and
+#                            its abort, the exchange at the exit and M, a
+#                            moved reader's give-back of the collective
+#                            share), writers revoke (V1..V4, from
+#                            hb__rbias_end and from hb__cast_slow in any
+#                            mode) and then take the fast CAS, the NEXT
+#                            slot or the queue, on a sequentially
+#                            consistent machine (the C's steps that
+#                            matter are SEQ_CST): as built it must pass
+#                            (writer exclusion, every read run once,
+#                            nothing given back twice, I1 to I3 after
+#                            every step, nothing left in the word or the
+#                            table at the end, nobody waits forever) with
+#                            two readers and two writers, and with two
+#                            reads each, a try-writer and the NEXT
+#                            waiter's expiry; and with any of five bugs --
+#                            V1 without the provisional share, no re-check
+#                            of the word after the slot's CAS, an exit
+#                            that stores 0 over MOVED, V3's reference
+#                            taken after its CAS, arming that does not
+#                            wait for rb_refs == 0 -- fail, each for its
+#                            own reason.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/deps.sh model
@@ -145,4 +170,19 @@ expect="violated (runs==0)" \
 expect="assertion violated  !(freed)" \
   must_fail nextv.pml nextv-no-parked -DBUG_NEXTV_NO_PARKED
 expect=$end must_fail nextv.pml try-no-resolve -DBUG_TRY_NO_RESOLVE
+# rbias.pml: 4 million states, a few seconds at -O0; two reads each
+# (each reader in its own slot, the second writer a try-writer, the NEXT
+# waiter's expiry: 7 million) at -O2.  About 35 s in all here.
+must_pass rbias.pml rbias
+expect="violated (in_write==0)" \
+  must_fail rbias.pml rbias-no-provisional -DNO_PROVISIONAL
+expect="violated (in_write==0)" \
+  must_fail rbias.pml rbias-no-recheck -DNO_RECHECK
+expect="violated (readers==0)" must_fail rbias.pml rbias-exit-store -DEXIT_STORE
+expect="violated (readers>0)" must_fail rbias.pml rbias-refs-late -DREFS_LATE
+expect="violated ( !(rbias)||(rb_refs==0))" \
+  must_fail rbias.pml rbias-arm-with-refs -DARM_WITH_REFS
+export panflags="-O2 -w -DCOLLAPSE"
+must_pass rbias.pml rbias-two-reads-try -DREADS=2 -DOWN_SLOTS -DTRYW \
+  -DEXPIRY
 echo "model: ok"

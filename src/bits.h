@@ -40,6 +40,12 @@
 
 /* Derived masks. */
 #define HB__W_READERS ((UINT64_C(1) << 29) - HB__W_READER) /* bits 2..28 */
+#define HB__W_READERS_FULL (UINT64_C(1) << 28) /* the count's top bit: 2^26
+                                        read tickets granted.  In the read
+                                        mode's conflict mask, so that more
+                                        readers wait instead of carrying
+                                        the count into RBIAS at 2^27 (about
+                                        13 GB of visitors: possible) */
 #define HB__W_NEXT_BITS (HB__W_NEXT | HB__W_NEXT_W)
 #define HB__W_LIVE (HB__W_WRITER | HB__W_WAITERS | HB__W_READERS |           \
                     HB__W_RBIAS | HB__W_NEXT_BITS) /* zero: no visitor is

@@ -217,8 +217,10 @@ typedef struct {
 
 static inline const hb__mode *hb__mode_of(bool write) {
   static const hb__mode modes[2] = {
-      {HB__W_READER, HB__W_WRITER | HB__W_NEXT, HB__W_READERS, HB__W_DONE,
-       0u, HB__HELD_READ},
+      /* READERS_FULL: at 2^26 granted readers the next one waits (only
+       * V1's share and a bias's moved hold are added past it, one each) */
+      {HB__W_READER, HB__W_WRITER | HB__W_NEXT | HB__W_READERS_FULL,
+       HB__W_READERS, HB__W_DONE, 0u, HB__HELD_READ},
       /* RBIAS: no writer while one-call readers may be in the reader
        * table (src/rbias.c, I2) */
       {HB__W_WRITER,

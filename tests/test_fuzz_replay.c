@@ -9,8 +9,9 @@
  * v1 (every input from before the one-call visits, with its meaning
  * unchanged), v2 (beginning with FZ_V2_MAGIC: hb_read_now/hb_write_now,
  * hb_view_drain, counters from inside callbacks) and v3 (FZ_V3_MAGIC: v2
- * plus spare room + commit, the writer session, hb_peek_iov); see
- * fuzz_ops.h.  The
+ * plus spare room + commit, the writer session, hb_peek_iov), v4
+ * (FZ_V4_MAGIC: leftover visitor bytes, wakers that call back) and v5
+ * (FZ_V5_MAGIC: the read bias armed); see fuzz_ops.h.  The
  * folders are found next to this source file; HB_FUZZ_DIR
  * overrides that.  Given file arguments, it replays just those (for
  * debugging: HB_FUZZ_TRACE=1 prints every call); any other argument is a
@@ -24,7 +25,7 @@
 
 #include "fuzz/fz.h"
 
-static int replayed_v2; /* inputs in the v2 language or later (v3) */
+static int replayed_v2; /* inputs in the v2 language or later */
 
 static size_t replay_file(const char *path) {
   FILE *f = fopen(path, "rb");
@@ -68,7 +69,8 @@ static int replay_dir(const char *sub, int required) {
     files++;
   }
   closedir(d);
-  print_message("replayed %d inputs (%d of them v2 or v3, %zu bytes) from %s\n",
+  print_message("replayed %d inputs (%d of them v2 or later, %zu bytes) "
+                "from %s\n",
                 files, replayed_v2, bytes, path);
   return files;
 }

@@ -567,6 +567,36 @@ static void next_slot_under_contention(void **state) {
   assert_int_equal(hb_free(c.b), HB_OK);
 }
 
+/* At 2^26 granted read tickets the next reader waits for its turn instead
+ * of carrying the count (bits 2..28) into RBIAS at 2^27.  The readers are
+ * put in the lock word by hand: 2^26 visitors would take 6 GB. */
+static void readers_wait_at_the_count_cap(void **state) {
+  (void)state;
+  hb_buf *b = hb_new(16);
+  const uint64_t fake = HB__W_READERS_FULL - HB__W_READER; /* 2^26 - 1 */
+  __atomic_fetch_add(&b->lock, fake, __ATOMIC_SEQ_CST);
+  hb_visitor r1 = HB_VISITOR_INIT, r2 = HB_VISITOR_INIT;
+  assert_int_equal(HB_CAST(&r1, b, uint8_t), HB_OK); /* the 2^26th */
+  assert_true(hb__load_granted(&r1));
+  assert_int_equal(HB_CAST(&r2, b, uint8_t), HB_OK); /* one more: waits */
+  assert_false(hb__load_granted(&r2));
+  int calls = 0, res = -1;
+  assert_int_equal(HB_TRY_READ_NOW(b, uint8_t, cb_count, &calls, NULL),
+                   HB_EAGAIN);
+  assert_int_equal(hb_visit(&r2, 0, cb_count, &calls), HB_OK);
+  assert_int_equal(hb_try_visit(&r2, &res), HB_EAGAIN);
+  /* the count stopped at the cap */
+  assert_int_equal(lock_word(b) & HB__W_READERS, HB__W_READERS_FULL);
+  __atomic_fetch_sub(&b->lock, fake, __ATOMIC_SEQ_CST);
+  /* r1 leaves as the last reader: r2's turn comes in its release */
+  assert_int_equal(hb_visit(&r1, 0, cb_count, &calls), HB_OK);
+  assert_int_equal(hb_try_visit(&r1, &res), HB_OK);
+  assert_int_equal(hb_try_visit(&r2, &res), HB_OK);
+  assert_int_equal(calls, 2);
+  assert_int_equal(lock_word(b) & HB__W_LIVE, 0);
+  assert_int_equal(hb_free(b), HB_OK);
+}
+
 int main(int argc, char **argv) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(writer_hands_off_to_the_head),
@@ -581,6 +611,7 @@ int main(int argc, char **argv) {
       cmocka_unit_test(last_reader_hands_off_to_next_writer),
       cmocka_unit_test(next_waiter_past_its_budget_queues_first),
       cmocka_unit_test(next_slot_under_contention),
+      cmocka_unit_test(readers_wait_at_the_count_cap),
   };
   return hb_test_main("handoff", tests);
 }

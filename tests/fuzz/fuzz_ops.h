@@ -41,6 +41,7 @@
 #define FZ_V2_MAGIC_LEN 3
 #define FZ_V3_MAGIC "HB\x03" /* as long as FZ_V2_MAGIC */
 #define FZ_V4_MAGIC "HB\x04" /* as long as FZ_V2_MAGIC */
+#define FZ_V5_MAGIC "HB\x05" /* as long as FZ_V2_MAGIC */
 /* Streams (issue 12): an input that begins with FZ_STREAM_MAGIC is all
  * stream operations, 3 bytes each (opcode % FZ_SOP_COUNT, a, c),
  * interpreted by tests/fuzz/fz_stream.c against its own model. */
@@ -149,11 +150,19 @@ enum {
                       0 nothing, 1 hb_try_visit and hb_poll (HB_EDEADLK),
                       2 hb_cancel (HB_OK if its turn came, HB_ESTATE if
                       the call comes from its cancel) */
+  /* v5 only: */
+  FZ_OP_RWANT,     /* slot: mark the buffer read-mostly (RWANT in its lock
+                      word, as src/rbias.c's count would), so that its next
+                      one-call read arms the read bias where that is
+                      allowed: what follows runs through the reader table
+                      and its revocations, which must change nothing the
+                      model sees */
   FZ_OP_COUNT
 };
 #define FZ_OP_COUNT_V1 (FZ_OP_CANCEL + 1) /* 21 */
 #define FZ_OP_COUNT_V2 (FZ_OP_NOW + 1)    /* 22 */
 #define FZ_OP_COUNT_V3 (FZ_OP_PEEK_IOV + 1)
+#define FZ_OP_COUNT_V4 (FZ_OP_POLL_BACK + 1)
 
 /* Script of a callback: byte 0 chooses the return value (< 48: abort with
  * -1 - b % 8; else commit with b % 64), then steps of 3 bytes: an opcode

@@ -191,6 +191,7 @@ typedef struct {
   int v2;                 /* the input is in the v2 language or later */
   int v3;                 /* the input is in the v3 language */
   int v4;                 /* the input is in the v4 language */
+  int v5;                 /* the input is in the v5 language */
   int wake_action;        /* for the next pending hb_poll's waker (v4) */
   int bias_avail;         /* hb__bias_available() */
   int depth;              /* callbacks running on this thread */

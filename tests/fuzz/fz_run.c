@@ -91,8 +91,13 @@ int fz_run(const uint8_t *data, size_t size) {
              memcmp(data, FZ_V4_MAGIC, FZ_V2_MAGIC_LEN) == 0) {
     fz.v2 = fz.v3 = fz.v4 = 1;
     in.off = FZ_V2_MAGIC_LEN;
+  } else if (size >= FZ_V2_MAGIC_LEN &&
+             memcmp(data, FZ_V5_MAGIC, FZ_V2_MAGIC_LEN) == 0) {
+    fz.v2 = fz.v3 = fz.v4 = fz.v5 = 1;
+    in.off = FZ_V2_MAGIC_LEN;
   }
-  int nops = fz.v4   ? FZ_OP_COUNT
+  int nops = fz.v5   ? FZ_OP_COUNT
+             : fz.v4 ? FZ_OP_COUNT_V4
              : fz.v3 ? FZ_OP_COUNT_V3
              : fz.v2 ? FZ_OP_COUNT_V2
                      : FZ_OP_COUNT_V1;
@@ -159,6 +164,13 @@ int fz_run(const uint8_t *data, size_t size) {
       fz.wake_action = fz_in_u8(&in) % 3;
       fz_drive(j, 0);
       fz.wake_action = 0;
+      break;
+    }
+    case FZ_OP_RWANT: {
+      /* A hint the library may refuse (a stream, a one-thread bias, a
+       * writer in): nothing else of the word changes. */
+      hb_buf *b = fz.buf[fz_in_u8(&in) % FZ_NBUF].b;
+      if (b != NULL) __atomic_fetch_or(&b->lock, HB__W_RWANT, __ATOMIC_SEQ_CST);
       break;
     }
     default: fz_op_direct(op, &in); break;

@@ -87,6 +87,11 @@ static void v4(void) {
   memcpy(buf + len, FZ_V4_MAGIC, FZ_V2_MAGIC_LEN);
   len += FZ_V2_MAGIC_LEN;
 }
+/* v5: the magic first; then FZ_OP_RWANT may come. */
+static void v5(void) {
+  memcpy(buf + len, FZ_V5_MAGIC, FZ_V2_MAGIC_LEN);
+  len += FZ_V2_MAGIC_LEN;
+}
 #define NOW_W 1       /* hb_write_now (else hb_read_now) */
 #define NOW_NULLFN 2
 #define NOW_NULLRES 4
@@ -610,6 +615,40 @@ int main(int argc, char **argv) {
     op1(FZ_OP_TRY, 2);
     op1(FZ_OP_POLL, 1);
     bad |= save(d, "wakers-call-back");
+  }
+
+  /* v5: the read bias (src/rbias.c).  A reader cast first, so that the
+   * one-call visits find the buffer shared, not biased to this thread;
+   * then read-mostly: the next read arms the bias and runs through the
+   * reader table, a nested write inside one (HB_EDEADLK) moves it into
+   * the lock word, a write cast from inside another queues behind it and
+   * runs after, and a plain write revokes with nobody in.  The model sees
+   * none of it: every answer is as without the bias. */
+  {
+    static const uint8_t deadlock[] = {FZ_S_NOW, SN_W, 3, FZ_S_CHECK, 0, 0};
+    static const uint8_t queue[] = {FZ_S_NESTED, 2, 1, FZ_S_STATS, 0, 0};
+    v5();
+    new_buf(0, 64);
+    put(0, 40, 3);
+    cast(0, 0, 0, 0);
+    now(0, 0, 0, 0, COMMIT, NULL, 0);
+    visit(0, 0, 0, COMMIT, NULL, 0);
+    op1(FZ_OP_TRY, 0);
+    op1(FZ_OP_RWANT, 0);
+    now(0, 0, 0, 0, COMMIT, NULL, 0);
+    now(0, 1, 0, 0, COMMIT, deadlock, 2);
+    now(0, 0, 0, 0, COMMIT, queue, 2);
+    op1(FZ_OP_BLOCK, 2);
+    op1(FZ_OP_RWANT, 0);
+    now(0, 0, 0, 0, COMMIT, NULL, 0);
+    now(0, 0, NOW_W, 8, COMMIT, NULL, 0);
+    op1(FZ_OP_RWANT, 0);
+    now(0, 0, 0, 0, COMMIT, NULL, 0);
+    cast(1, 0, 0, 1);
+    visit(1, 8, 0, COMMIT, NULL, 0);
+    op1(FZ_OP_TRY, 1);
+    op1(FZ_OP_STATS, 0);
+    bad |= save(d, "read-bias");
   }
   return bad;
 }
