@@ -865,7 +865,7 @@ HB_EXTERN int hb_cancel(hb_visitor *v);
  * barrier, and where the kernel lacks membarrier(2).
  *
  * Read-mostly buffers: once one-call reads from more than one thread far
- * outnumber the writes (at most 4 writes per 64 reads), hb_read_now and
+ * outnumber the writes (at most 1 write per 16 reads), hb_read_now and
  * hb_try_read_now stop writing the lock's cache line.  Each reader
  * announces itself in a slot of a small table of the buffer's own (a
  * 64-byte line per slot, 2 x the online CPUs, 4 to 64 slots, allocated

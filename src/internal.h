@@ -109,7 +109,7 @@ typedef struct hb__buf {
   uint64_t writes_run;      /* under the write ticket */
   /* the read bias's want (src/rbias.c): writes_run's low half and a hash
    * of the reading thread at the last read milestone (atomic, hints:
-   * written at most every 64 reads) */
+   * written at most every 256 reads) */
   uint32_t rb_mile_writes;
   uint32_t rb_mile_thread;
   void *raw;             /* the separate data allocation, NULL while the

@@ -355,7 +355,7 @@ bool hb__release_word(hb__buf *e, const hb__mode *m, bool ran) {
     n = hb__handoff_next(old + delta);
   while (!__atomic_compare_exchange_n(lock, &old, n, true, __ATOMIC_RELEASE,
                                       __ATOMIC_RELAXED));
-  /* A counted read: every 64th is a milestone (hb__release_fast). */
+  /* A counted read: every 256th is a milestone (hb__release_fast). */
   if (ran && m->done != 0 && !(n & HB__W_MILESTONE))
     hb__read_milestone(lock, old);
   return (old & HB__W_WAITERS) && (old & m->holders) == m->ticket &&
