@@ -116,10 +116,11 @@
  *   lock line, which stays shared; a writer revokes the bias under the
  *   mutex and moves the announced readers into the lock word as one read
  *   share, so this queue does the waiting.  W8's two readers and 1%
- *   writer, the readers pinned to the two cores of the EPYC VM (under
- *   load 1.5): 21 ns per visit where the lock word took 37.  Unpinned,
- *   bench_lock W8 swings with the scheduler: readers sharing a core move
- *   no line either way, and then pay the table read's ~50 instructions.
+ *   writer, the readers pinned to the two cores of the EPYC VM: 16 ns
+ *   per visit where the lock word took 58 to 71 (bench_lock W8: 13 to 20
+ *   where it took 58 to 70).  With the readers on one core (a loaded
+ *   machine) no line moves either way, and the table read's ~46
+ *   instructions more show instead.
  *
  *   THE NEXT SLOT, the one-call waiter's place in the lock word itself,
  *   ahead of this queue: src/next.c.

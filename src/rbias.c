@@ -10,8 +10,7 @@
  *   visit.  BRAVO (Dice & Kogan, USENIX ATC '19) lets readers announce
  *   themselves in a hashed slot of a table instead while the lock is
  *   "read-biased", and makes a writer revoke that bias and deal with the
- *   announced readers.  Here (/work NEXTR.md is the note; the words RBIAS,
- *   RWANT, rb_tab, owner, MOVED, rb_refs are its):
+ *   announced readers.  Here:
  *
  *     - the table is per buffer (K slots of a line each, K a power of two,
  *       2 x online CPUs, 4..64, allocated at the first arming), so a slot
@@ -24,7 +23,7 @@
  *     - no membarrier, no clock: entry and exit are RMWs on the reader's
  *       own slot line, and arming is decided by counting.
  *
- *   The reader, a one-call read whose grant failed on RWANT (hb__now_wait,
+ *   The reader, a one-call read whose grant failed on RWANT (hb__now_rwait,
  *   src/now.c; hb__rbias_read below):
  *     R0 no RBIAS in the word: try to arm (hb__rbias_arm); still none ->
  *        the ordinary path (hb__now_locked).
@@ -38,9 +37,9 @@
  *        frame pushed: a nested hb_write_now on b answers HB_EDEADLK).
  *     R5 s->reads += 1 (relaxed load and store: we own the slot).
  *     R6 o = exchange owner -> 0 (SEQ_CST).  o has MOVED -> M: drop a
- *        reference (rb_refs); the last one gives the collective share
- *        back (hb__release, no done read counted: each read counted in
- *        its slot), which dispatches the writer if it queued.
+ *        reference (rb_refs); the last one gives the collective share back
+ *        (hb__release, no done read: those are in the slots), which
+ *        dispatches the writer if it queued.
  *   The revoker, every writer that would wait, under mu, where it also
  *   ends the one-thread bias (hb__rbias_revoke):
  *     V1 CAS the lock word w -> (w & ~RBIAS) + READER (SEQ_CST): the bias
@@ -88,11 +87,10 @@
  *       exact: the slots' reads (their owners', handed on by R6/R2) count.
  *
  *   When.  RWANT (not live) says "read-mostly".  Every 256th lock-word
- *   read release (the count's low 8 bits wrap: one test, where the
- *   carry's test was; every 64th, as the note had it, cost the shared W4
- *   read 0.13 ns of 8.2, 256th 0.03) calls hb__read_milestone: at most
- *   16 writes since the last milestone, by another thread than the last
- *   milestone's, on a shared buffer without a stream -> set RWANT; more
+ *   read release (the count's low 8 bits wrap: one test, the carry's;
+ *   every 64th cost the shared W4 read 0.13 ns of 8.2) calls
+ *   hb__read_milestone: at most 16 writes since the last one, which
+ *   another thread made, a shared buffer, no stream -> set RWANT; more
  *   writes -> clear it.  A
  *   revocation clears it when fewer than 16 fast reads ran since the last
  *   one.  So one thread alone (W4) and 1:1 (W5) never arm, and W8's

@@ -1,5 +1,5 @@
 /*
- * test_rbias.c -- the read bias (src/rbias.c, NEXTR.md): one-call readers
+ * test_rbias.c -- the read bias (src/rbias.c): one-call readers
  * of a read-mostly buffer through the reader table, and what every writer,
  * hb_free, a stream and the checked build do about it.  On under every
  * build, ThreadSanitizer's included (plain atomics).
