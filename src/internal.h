@@ -138,7 +138,8 @@ typedef struct hb__buf {
    * by waits longer than a microsecond */
   uint32_t wait_avg_ns;
   uint8_t shift;         /* the header's offset in its allocation */
-  uint8_t rb_lg;         /* log2 of the reader table's slots, set once */
+  uint8_t rb_shift;      /* 64 - log2 of the reader table's slots (the
+                            slot index's shift), set once */
   /* the reader table (src/rbias.c): set once (RELEASE), before RBIAS is
    * first set; read by every biased one-call read */
   struct hb__rbslot *rb_tab;

@@ -111,7 +111,7 @@
 #include <unistd.h>
 
 #define HB__RB_MILE_WRITES 16 /* at most this many writes per 256 reads */
-#define HB__RB_PAID_READS 16 /* fewer fast reads: the bias did not pay */
+#define HB__RB_PAID_READS 16  /* fewer fast reads: the bias did not pay */
 /* The lock word allows arming: none of these. */
 #define HB__RB_NO_ARM                                                        \
   (HB__W_WRITER | HB__W_WAITERS | HB__W_NEXT_BITS | HB__W_BIASED |           \
@@ -175,8 +175,8 @@ static uint8_t hb__rb_lg_k(void) {
 static inline uint64_t hb__rb_hash(void) {
   return (uint64_t)(uintptr_t)hb__self() * UINT64_C(0x9e3779b97f4a7c15);
 }
-static inline hb__rbslot *hb__rb_slot(hb__rbslot *t, unsigned lg) {
-  return &t[hb__rb_hash() >> (64 - lg)];
+static inline hb__rbslot *hb__rb_slot(hb__rbslot *t, unsigned shift) {
+  return &t[hb__rb_hash() >> shift];
 }
 
 /* May e be read-biased at all: on, no stream, and shared (never on a
@@ -262,8 +262,8 @@ static void hb__rbias_arm(hb__buf *e) {
   }
   hb__mutex_lock(&e->mu);
   if (raw != NULL && __atomic_load_n(&e->rb_tab, __ATOMIC_RELAXED) == NULL) {
-    e->rb_lg = lg;
-    /* RELEASE: the zeroed slots and rb_lg before the pointer; pairs with
+    e->rb_shift = (uint8_t)(64 - lg);
+    /* RELEASE: the zeroed slots and rb_shift before the pointer; pairs with
      * R1's ACQUIRE load (and hb_stats's). */
     __atomic_store_n(&e->rb_tab, t, __ATOMIC_RELEASE);
     raw = NULL;
@@ -315,24 +315,26 @@ static __attribute__((noinline)) int hb__rb_unarmed(hb_buf *b,
   return hb__rbias_read(b, t, fn, ctx, result, wait);
 }
 
-/* R4 to M, the slot taken: the visit in an hb__now_frame, so that nothing
- * but the frame is live across fn (the slot is found again after it: the
- * table never moves), as the shared one-call read's hb__now_plain. */
+/* R4 to M, slot s taken: the visit in an hb__now_frame, so that nothing
+ * but the frame (and s beside it) is live across fn, as in the shared
+ * one-call read's hb__now_plain. */
 static __attribute__((noinline)) int hb__rb_run(hb_buf *b, const hb_type *t,
                                                 hb_visit_fn fn, void *ctx,
-                                                int *result) {
-  hb__now_frame f;
-  f.result = result;
-  int r = hb__now_call(&f, &b, t, false, fn, ctx, true); /* R4 */
-  if (f.result != NULL) *f.result = r;
-  hb__buf *e = hb__ext(b);
-  hb__rbslot *s =
-      hb__rb_slot(__atomic_load_n(&e->rb_tab, __ATOMIC_RELAXED), e->rb_lg);
+                                                int *result, hb__rbslot *s) {
+  struct {
+    hb__now_frame f;
+    hb__rbslot *s;
+  } k;
+  k.f.result = result;
+  k.s = s;
+  int r = hb__now_call(&k.f, &b, t, false, fn, ctx, true); /* R4 */
+  if (k.f.result != NULL) *k.f.result = r;
+  s = k.s;
   HB__BUMP(s->reads, 1); /* R5: only the owner writes it */
   /* R6: RELEASE, the callback's loads before it (V3's load or CAS reads
    * it); ACQUIRE, pairs with V3's CAS, so M's fetch_sub sees V3's add. */
   if (__atomic_exchange_n(&s->owner, 0, __ATOMIC_SEQ_CST) & HB__RB_MOVED)
-    hb__rbias_leave(e); /* M */
+    hb__rbias_leave(hb__ext(b)); /* M */
   return HB_OK;
 }
 
@@ -344,7 +346,7 @@ int hb__rbias_read(hb_buf *b, const hb_type *t, hb_visit_fn fn, void *ctx,
   hb__rbslot *tab = __atomic_load_n(&e->rb_tab, __ATOMIC_ACQUIRE);
   if (!(__atomic_load_n(lock, __ATOMIC_RELAXED) & HB__W_RBIAS) || tab == NULL)
     return hb__rb_unarmed(b, t, fn, ctx, result, wait); /* R0 */
-  hb__rbslot *s = hb__rb_slot(tab, e->rb_lg);
+  hb__rbslot *s = hb__rb_slot(tab, e->rb_shift);
   uintptr_t me = (uintptr_t)hb__self(), o = 0;
   /* R2: SEQ_CST, the RMW half of our side of the Dekker pair with V1/V3;
    * ACQUIRE also pairs with R6's RELEASE of the slot's last owner (its
@@ -362,7 +364,7 @@ int hb__rbias_read(hb_buf *b, const hb_type *t, hb_visit_fn fn, void *ctx,
       return hb__rb_locked(b, t, fn, ctx, result, wait);
     /* Failed: V3 marked us MOVED first; we hold a share of its READER. */
   }
-  return hb__rb_run(b, t, fn, ctx, result);
+  return hb__rb_run(b, t, fn, ctx, result, s);
 }
 
 /* ---- the revoker ----------------------------------------------------------
@@ -385,7 +387,7 @@ void hb__rbias_revoke(hb__buf *e, hb__wakelist *wl) {
       __ATOMIC_RELAXED));
   __atomic_store_n(&e->rb_refs, 1, __ATOMIC_RELAXED); /* V2: it was 0 (I3) */
   hb__rbslot *t = __atomic_load_n(&e->rb_tab, __ATOMIC_RELAXED); /* I1 */
-  size_t k = (size_t)1 << e->rb_lg;
+  size_t k = (size_t)1 << (64 - e->rb_shift);
   uint64_t sum = 0;
   for (size_t i = 0; i < k; i++) {
     hb__rbslot *s = &t[i];
@@ -443,11 +445,11 @@ uint64_t hb__rbias_quiesce(hb__buf *e) {
 }
 
 uint64_t hb__rbias_reads(const hb__buf *e) {
-  /* ACQUIRE: pairs with hb__rbias_arm's RELEASE store (rb_lg, zeroes). */
+  /* ACQUIRE: pairs with hb__rbias_arm's RELEASE store (rb_shift, zeroes). */
   const hb__rbslot *t = __atomic_load_n(&e->rb_tab, __ATOMIC_ACQUIRE);
   uint64_t sum = 0;
   if (t != NULL)
-    for (size_t i = 0; i < (size_t)1 << e->rb_lg; i++)
+    for (size_t i = 0; i < (size_t)1 << (64 - e->rb_shift); i++)
       sum += __atomic_load_n(&t[i].reads, __ATOMIC_RELAXED);
   return sum;
 }
