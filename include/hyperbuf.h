@@ -864,6 +864,23 @@ HB_EXTERN int hb_cancel(hb_visitor *v);
  * without the bias.  Off under ThreadSanitizer, which cannot see the
  * barrier, and where the kernel lacks membarrier(2).
  *
+ * Read-mostly buffers: once one-call reads from more than one thread far
+ * outnumber the writes (at most 1 write per 16 reads), hb_read_now and
+ * hb_try_read_now stop writing the lock's cache line.  Each reader
+ * announces itself in a slot of a small table of the buffer's own (a
+ * 64-byte line per slot, 2 x the online CPUs, 4 to 64 slots, allocated
+ * once; if that allocation fails the buffer simply goes without), so
+ * readers on different cores share no written line.  The next writer
+ * ends it (one scan of the table) and waits for the readers already in,
+ * as it would for any reader; a later read turns it back on.  Nothing
+ * else changes: order, exclusion, HB_EDEADLK, the try forms and hb_stats
+ * are exactly as without it.  HB_NO_RBIAS=1 in the environment turns it
+ * off.  Cost: a read through the table is two atomic operations on the
+ * reader's own line and about 50 instructions more than the lock word's
+ * path, which pays off once readers run on different cores at the same
+ * time (two readers pinned to the two cores of a VM, 1% writes: 16 ns per
+ * visit instead of 58 to 71); one thread alone never turns it on.
+ *
  *     int n;
  *     if (HB_READ_NOW(buf, struct packet, count, &stats, &n) != HB_OK) ...
  *

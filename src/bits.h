@@ -51,8 +51,8 @@
                     HB__W_RBIAS | HB__W_NEXT_BITS) /* zero: no visitor is
                                         live (hb_free, debug checks of
                                         direct mode) */
-#define HB__W_MILESTONE (UINT64_C(63) << HB__DONE_SHIFT) /* all clear after
-                                        a read's release: every 64th read
+#define HB__W_MILESTONE (UINT64_C(255) << HB__DONE_SHIFT) /* all clear after
+                                        a read's release: every 256th read
                                         (the carry among them), when the
                                         read bias's want is decided */
 

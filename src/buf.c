@@ -145,7 +145,7 @@ hb_buf *hb_wrap(const void *src, size_t n) {
  * nothing live, the slot takes the buffer -- needs no stack frame. */
 int hb__free_memory(hb__buf *e) {
   hb__free(e->raw);
-  hb__free(e->rb_raw); /* the reader table (src/rbias.c) */
+  if (e->rb_tab != NULL) hb__rbias_free(e);
   hb__free((uint8_t *)e - e->shift);
   return HB_OK;
 }

@@ -107,10 +107,11 @@ typedef struct hb__buf {
   uint64_t bias_reads;      /* the biased thread's own read visits */
   uint64_t longest_queue;   /* under mu */
   uint64_t writes_run;      /* under the write ticket */
-  /* the read bias's want (src/rbias.c): writes_run and the reading thread
-   * at the last read milestone (atomic, hints: written every 64 reads) */
-  uint64_t rb_mile_writes;
-  const void *rb_mile_thread;
+  /* the read bias's want (src/rbias.c): writes_run's low half and a hash
+   * of the reading thread at the last read milestone (atomic, hints:
+   * written at most every 256 reads) */
+  uint32_t rb_mile_writes;
+  uint32_t rb_mile_thread;
   void *raw;             /* the separate data allocation, NULL while the
                             data still lives in this allocation */
   /* visitor mode: the wait queue, under mu */
@@ -118,11 +119,8 @@ typedef struct hb__buf {
   uint32_t qlen;
   hb_visitor *head, *tail;
   /* the read bias (src/rbias.c): the revoker's reference and one per moved
-   * reader still in (atomic); the reader table's allocation and the sum of
-   * its reads at the last revocation (under mu) */
+   * reader still in (atomic) */
   uint32_t rb_refs;
-  void *rb_raw;
-  uint64_t rb_sum_seen;
   /* Read by every visit of every thread (the bias owner, the alignment
    * the type check compares with, the stream pointer), written at most
    * once per buffer or per long wait: a line of their own, so that no
@@ -140,7 +138,8 @@ typedef struct hb__buf {
    * by waits longer than a microsecond */
   uint32_t wait_avg_ns;
   uint8_t shift;         /* the header's offset in its allocation */
-  uint8_t rb_lg;         /* log2 of the reader table's slots, set once */
+  uint8_t rb_shift;      /* 64 - log2 of the reader table's slots (the
+                            slot index's shift), set once */
   /* the reader table (src/rbias.c): set once (RELEASE), before RBIAS is
    * first set; read by every biased one-call read */
   struct hb__rbslot *rb_tab;
@@ -161,15 +160,20 @@ _Static_assert(offsetof(hb__buf, bias_owner) / 64 !=
                "what every visit reads has a line of its own");
 
 _Static_assert(offsetof(hb__buf, rb_tab) / 64 ==
-                   offsetof(hb__buf, bias_owner) / 64,
-               "the reader table's pointer is on the read-mostly line");
+                       offsetof(hb__buf, bias_owner) / 64 &&
+                   offsetof(hb__buf, pub) == 192,
+               "the reader table's pointer is on the read-mostly line, and "
+               "the header is three lines, as before the read bias");
 
-/* One slot of the reader table (src/rbias.c): a line of its own. */
+/* One slot of the reader table (src/rbias.c): a line of its own.  The
+ * line before the first slot is the table's head (hb__rbhead). */
 typedef struct hb__rbslot {
   _Alignas(64) uintptr_t owner; /* 0, or the reader's token (| MOVED) */
   uint64_t reads; /* fast reads run through it (its owner's, relaxed) */
 } hb__rbslot;
 #define HB__RB_MOVED ((uintptr_t)1)
+/* hb_free's last step: the reader table (src/rbias.c). */
+void hb__rbias_free(hb__buf *e);
 
 /* Where a buffer's inline bytes start, for its alignment. */
 #define HB__INLINE_AT(e) ((uint8_t *)&(e)->pub + sizeof(hb_buf))

@@ -12,12 +12,15 @@
  *
  *        bit  0       HB__W_WRITER   a write ticket is granted
  *        bit  1       HB__W_WAITERS  the wait queue is not empty
- *        bits 2..29   readers        granted read tickets (HB__W_READER each)
+ *        bits 2..28   readers        granted read tickets (HB__W_READER each)
+ *        bit  29      HB__W_RBIAS    read-biased: one-call readers use the
+ *                                    reader table (src/rbias.c)
  *        bit  30      HB__W_NEXT     a one-call waiter holds the next turn
  *        bit  31      HB__W_NEXT_W   ... for a write (src/next.c)
  *        bit  32      HB__W_BIASED   the buffer is biased (see src/bias.c)
  *        bit  33      HB__W_EPOCH    flips at each hand-off to the NEXT waiter
- *        bits 34..63  done reads     finished read visits, a wrapping counter
+ *        bit  34      HB__W_RWANT    read-mostly: a reader arms RBIAS
+ *        bits 35..63  done reads     finished read visits, a wrapping counter
  *                                    for hb_stats (carries go to read_wraps)
  *
  *      The low half is the "live" mask: zero means no visitor is live, which
@@ -106,14 +109,18 @@
  *   and waits for CANCELLING/WAKING to end 256 (hb__settle_until).
  *
  *   Readers on many cores all RMW the one lock word, whose line then
- *   moves between them at every read visit.  BRAVO (Dice & Kogan, USENIX
- *   ATC '19) would let readers of a read-mostly buffer announce
- *   themselves in a per-core (hashed) slot of a shared table instead,
- *   with writers revoking that read bias and waiting the slots out.  Not
- *   built: HyperBuf's one-thread bias (src/bias.c) already covers the
- *   commonest case, a buffer one thread visits, and this 2-core machine
- *   cannot show what a reader table would win; W8 (bench/bench_lock.c)
- *   measures read scaling so that a larger machine can.
+ *   moves between them at every read visit.  So a read-mostly buffer's
+ *   one-call readers announce themselves in a per-buffer table of hashed
+ *   slots instead (the read bias, src/rbias.c: BRAVO, Dice & Kogan,
+ *   USENIX ATC '19), two RMWs on their own slot's line and a load of the
+ *   lock line, which stays shared; a writer revokes the bias under the
+ *   mutex and moves the announced readers into the lock word as one read
+ *   share, so this queue does the waiting.  W8's two readers and 1%
+ *   writer, the readers pinned to the two cores of the EPYC VM: 16 ns
+ *   per visit where the lock word took 58 to 71 (bench_lock W8: 13 to 20
+ *   where it took 58 to 70).  With the readers on one core (a loaded
+ *   machine) no line moves either way, and the table read's ~46
+ *   instructions more show instead.
  *
  *   THE NEXT SLOT, the one-call waiter's place in the lock word itself,
  *   ahead of this queue: src/next.c.
@@ -349,7 +356,7 @@ bool hb__release_word(hb__buf *e, const hb__mode *m, bool ran) {
     n = hb__handoff_next(old + delta);
   while (!__atomic_compare_exchange_n(lock, &old, n, true, __ATOMIC_RELEASE,
                                       __ATOMIC_RELAXED));
-  /* A counted read: every 64th is a milestone (hb__release_fast). */
+  /* A counted read: every 256th is a milestone (hb__release_fast). */
   if (ran && m->done != 0 && !(n & HB__W_MILESTONE))
     hb__read_milestone(lock, old);
   return (old & HB__W_WAITERS) && (old & m->holders) == m->ticket &&

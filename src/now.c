@@ -151,16 +151,26 @@ hb__now_wait(hb_buf *b, const hb_type *t, bool write, size_t reserve,
   return hb__now_granted(b, t, write, reserve, fn, ctx, result);
 }
 
-/* The same for a read, whose grant also fails on RWANT: a read-mostly
- * buffer's goes to the read bias (src/rbias.c).  With a read's arguments
- * only (six, all in registers), so that the call from the fast path
- * pushes none and the way on is a jump. */
+/* hb__now_wait for a read, with a read's arguments only (six, all in
+ * registers, so that every call of it is a jump). */
+static __attribute__((noinline)) int
+hb__now_rqueue(hb_buf *b, const hb_type *t, hb_visit_fn fn, void *ctx,
+               int *result, bool wait) {
+  int rc = hb__now_slow(b, false, wait);
+  if (rc != HB_OK) return rc;
+  return hb__now_granted(b, t, false, 0, fn, ctx, result);
+}
+
+/* A read's grant failed, maybe on RWANT: a read-mostly buffer's read goes
+ * to the read bias (src/rbias.c), any other waits as before.  No frame:
+ * both ways on are jumps, so the call from the fast path pushes nothing
+ * and neither way pays this function's registers. */
 static __attribute__((noinline)) int
 hb__now_rwait(hb_buf *b, const hb_type *t, hb_visit_fn fn, void *ctx,
               int *result, bool wait) {
   if (__atomic_load_n(&b->lock, __ATOMIC_RELAXED) & HB__W_RWANT)
     return hb__rbias_read(b, t, fn, ctx, result, wait);
-  return hb__now_wait(b, t, false, 0, fn, ctx, result, wait);
+  return hb__now_rqueue(b, t, fn, ctx, result, wait);
 }
 
 int hb__now_locked(hb_buf *b, const hb_type *t, bool write, size_t reserve,

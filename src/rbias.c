@@ -10,8 +10,7 @@
  *   visit.  BRAVO (Dice & Kogan, USENIX ATC '19) lets readers announce
  *   themselves in a hashed slot of a table instead while the lock is
  *   "read-biased", and makes a writer revoke that bias and deal with the
- *   announced readers.  Here (/work NEXTR.md is the note; the words RBIAS,
- *   RWANT, rb_tab, owner, MOVED, rb_refs are its):
+ *   announced readers.  Here:
  *
  *     - the table is per buffer (K slots of a line each, K a power of two,
  *       2 x online CPUs, 4..64, allocated at the first arming), so a slot
@@ -24,7 +23,7 @@
  *     - no membarrier, no clock: entry and exit are RMWs on the reader's
  *       own slot line, and arming is decided by counting.
  *
- *   The reader, a one-call read whose grant failed on RWANT (hb__now_wait,
+ *   The reader, a one-call read whose grant failed on RWANT (hb__now_rwait,
  *   src/now.c; hb__rbias_read below):
  *     R0 no RBIAS in the word: try to arm (hb__rbias_arm); still none ->
  *        the ordinary path (hb__now_locked).
@@ -38,9 +37,9 @@
  *        frame pushed: a nested hb_write_now on b answers HB_EDEADLK).
  *     R5 s->reads += 1 (relaxed load and store: we own the slot).
  *     R6 o = exchange owner -> 0 (SEQ_CST).  o has MOVED -> M: drop a
- *        reference (rb_refs); the last one gives the collective share
- *        back (hb__release, no done read counted: each read counted in
- *        its slot), which dispatches the writer if it queued.
+ *        reference (rb_refs); the last one gives the collective share back
+ *        (hb__release, no done read: those are in the slots), which
+ *        dispatches the writer if it queued.
  *   The revoker, every writer that would wait, under mu, where it also
  *   ends the one-thread bias (hb__rbias_revoke):
  *     V1 CAS the lock word w -> (w & ~RBIAS) + READER (SEQ_CST): the bias
@@ -81,31 +80,28 @@
  *       NEXT hand-off), hb__next_take refuses it, and every caster that
  *       waits (hb__cast_slow, any mode, so WAITERS never shows beside
  *       RBIAS; hb__now_slow's writers) revokes under mu first; I3 rb_refs
- *       is 0 whenever RBIAS is set (arming requires it, ACQUIRE).  So a
- *       revoker's give-back under mu never finds WAITERS (nobody could set
- *       it since V1 without mu) -- it dispatches only for safety.
- *     - Writers' data reach fast readers through the lock word: R3's load
- *       reads an RMW in the release sequence of the last writer's release
- *       (arming's CAS is one).  hb_stats stays exact: reads counted in the
- *       slots (written by their owner only, handed on by R6/R2's
- *       RELEASE/ACQUIRE) are added to the lock word's count.
+ *       is 0 whenever RBIAS is set (arming requires it, ACQUIRE).  So
+ *       V4's give-back never finds WAITERS: it dispatches only for safety.
+ *     - R3's load reads an RMW in the release sequence of the last
+ *       writer's release (arming's CAS is one): its data.  hb_stats stays
+ *       exact: the slots' reads (their owners', handed on by R6/R2) count.
  *
- *   When.  RWANT (not live) says "read-mostly".  Every 64th lock-word read
- *   release (the count's low 6 bits wrap: one test, where the carry's
- *   test was) calls hb__read_milestone: at most 4 writes since the last
- *   milestone, by another thread than the last milestone's, on a shared
- *   buffer without a stream -> set RWANT; more writes -> clear it.  A
+ *   When.  RWANT (not live) says "read-mostly".  Every 256th lock-word
+ *   read release (the count's low 8 bits wrap: one test, the carry's;
+ *   every 64th cost the shared W4 read 0.13 ns of 8.2) calls
+ *   hb__read_milestone: at most 16 writes since the last one, which
+ *   another thread made, a shared buffer, no stream -> set RWANT; more
+ *   writes -> clear it.  A
  *   revocation clears it when fewer than 16 fast reads ran since the last
  *   one.  So one thread alone (W4) and 1:1 (W5) never arm, and W8's
  *   readers re-arm at the first read after each write.
  *
  *   Cost.  A fast read: 2 RMWs on its own slot line (private unless two
- *   threads hash together), one load of the lock line (shared, not moved,
- *   while no writer comes), none on the lock line; the shared path pays
- *   nothing more (RWANT is a bit more in the grant's busy mask).  A
- *   revocation: V1's CAS on the lock line, a load of each of the K slot
- *   lines, two RMWs on rb_refs, and per moved reader two more and a CAS;
- *   re-arming: the mutex and one CAS.
+ *   threads hash together) and a load of the lock line (shared, not moved,
+ *   while no writer comes); the shared path pays nothing more (RWANT is
+ *   a bit more in the grant's busy mask).  A revocation: V1's CAS, a load
+ *   of each of the K slot lines, two RMWs on rb_refs, two more and a CAS
+ *   per moved reader; re-arming: the mutex and one CAS.
  */
 #include "rbias.h"
 #include "bias.h"
@@ -114,12 +110,25 @@
 #include <string.h>
 #include <unistd.h>
 
-#define HB__RB_MILE_WRITES 4  /* at most this many writes per 64 reads */
+#define HB__RB_MILE_WRITES 16 /* at most this many writes per 256 reads */
 #define HB__RB_PAID_READS 16  /* fewer fast reads: the bias did not pay */
 /* The lock word allows arming: none of these. */
 #define HB__RB_NO_ARM                                                        \
   (HB__W_WRITER | HB__W_WAITERS | HB__W_NEXT_BITS | HB__W_BIASED |           \
    HB__W_RBIAS)
+
+/* The line before the first slot: what only the revoker (under mu) and
+ * hb_free use. */
+typedef struct {
+  _Alignas(64) void *raw; /* the allocation the table is in */
+  uint64_t sum_seen;      /* the slots' reads at the last revocation */
+} hb__rbhead;
+_Static_assert(sizeof(hb__rbhead) == sizeof(hb__rbslot), "a line each");
+static hb__rbhead *hb__rb_head(hb__rbslot *t) {
+  return (hb__rbhead *)(void *)t - 1;
+}
+
+void hb__rbias_free(hb__buf *e) { hb__free(hb__rb_head(e->rb_tab)->raw); }
 
 /* ---- switches -------------------------------------------------------------
  * Plain atomics: on under ThreadSanitizer too, which checks it.  -1: the
@@ -142,12 +151,10 @@ void hb__rbias_enable(bool on) {
 
 /* The test hooks' ACQUIRE loads pair with the RELEASE side of the arming
  * CAS (hb__rbias_arm) and of V1 (hb__rbias_revoke). */
-bool hb__rbias_armed(const hb_buf *b) {
-  return (__atomic_load_n(&b->lock, __ATOMIC_ACQUIRE) & HB__W_RBIAS) != 0;
-}
-bool hb__rbias_wanted(const hb_buf *b) {
-  return (__atomic_load_n(&b->lock, __ATOMIC_ACQUIRE) & HB__W_RWANT) != 0;
-}
+#define HB__RB_HAS(b, bit)                                                   \
+  ((__atomic_load_n(&(b)->lock, __ATOMIC_ACQUIRE) & (bit)) != 0)
+bool hb__rbias_armed(const hb_buf *b) { return HB__RB_HAS(b, HB__W_RBIAS); }
+bool hb__rbias_wanted(const hb_buf *b) { return HB__RB_HAS(b, HB__W_RWANT); }
 
 /* log2 K: 2 x online CPUs rounded up to a power of two, 4..64.  Racing
  * first calls compute the same value. */
@@ -165,9 +172,11 @@ static uint8_t hb__rb_lg_k(void) {
 
 /* This thread's slot: a multiplicative hash of its token (thread pointers
  * differ by whole stacks, so the low bits alone would collide). */
-static inline hb__rbslot *hb__rb_slot(hb__rbslot *t, unsigned lg) {
-  uint64_t h = (uint64_t)(uintptr_t)hb__self() * UINT64_C(0x9e3779b97f4a7c15);
-  return &t[h >> (64 - lg)];
+static inline uint64_t hb__rb_hash(void) {
+  return (uint64_t)(uintptr_t)hb__self() * UINT64_C(0x9e3779b97f4a7c15);
+}
+static inline hb__rbslot *hb__rb_slot(hb__rbslot *t, unsigned shift) {
+  return &t[hb__rb_hash() >> shift];
 }
 
 /* May e be read-biased at all: on, no stream, and shared (never on a
@@ -197,16 +206,18 @@ void hb__read_milestone(uint64_t *lock, uint64_t old) {
     __atomic_fetch_add(&e->read_wraps, 1, __ATOMIC_RELEASE);
   /* Hints without the mutex: two milestones racing lose a sample.  What
    * is already so is left alone (old's RWANT): a milestone that changes
-   * nothing costs a few loads, every 64 reads. */
-  uint64_t wr = __atomic_load_n(&e->writes_run, __ATOMIC_RELAXED);
-  uint64_t last = __atomic_load_n(&e->rb_mile_writes, __ATOMIC_RELAXED);
-  const void *me = hb__self();
-  const void *prev = __atomic_load_n(&e->rb_mile_thread, __ATOMIC_RELAXED);
+   * nothing costs a few loads, every 256 reads. */
+  uint32_t wr = (uint32_t)__atomic_load_n(&e->writes_run, __ATOMIC_RELAXED);
+  uint32_t last = __atomic_load_n(&e->rb_mile_writes, __ATOMIC_RELAXED);
+  /* The thread, hashed to 32 bits, never 0 (0: no milestone yet); two
+   * threads alike only make a milestone look like the other's. */
+  uint32_t me = (uint32_t)(hb__rb_hash() >> 32) | 1u;
+  uint32_t prev = __atomic_load_n(&e->rb_mile_thread, __ATOMIC_RELAXED);
   if (wr != last) __atomic_store_n(&e->rb_mile_writes, wr, __ATOMIC_RELAXED);
   if (prev != me) __atomic_store_n(&e->rb_mile_thread, me, __ATOMIC_RELAXED);
   if (wr - last > HB__RB_MILE_WRITES) {
     if (old & HB__W_RWANT) hb__rb_want(e, false);
-  } else if (prev != NULL && prev != me && !(old & HB__W_RWANT)) {
+  } else if (prev != 0 && prev != me && !(old & HB__W_RWANT)) {
     /* a second reading thread: the table can pay */
     hb__rb_want(e, hb__rb_may(e));
   }
@@ -237,20 +248,22 @@ static void hb__rbias_arm(hb__buf *e) {
   hb__rbslot *t = NULL;
   uint8_t lg = hb__rb_lg_k();
   if (__atomic_load_n(&e->rb_tab, __ATOMIC_ACQUIRE) == NULL) {
-    size_t size = ((size_t)1 << lg) * sizeof(hb__rbslot);
+    size_t size = (((size_t)1 << lg) + 1) * sizeof(hb__rbslot); /* + head */
     raw = hb__malloc(size + 63);
     if (raw == NULL) {
       hb__rb_want(e, false);
       return;
     }
-    t = (hb__rbslot *)((char *)raw + (-(uintptr_t)raw & 63));
-    memset(t, 0, size);
+    hb__rbhead *h =
+        (hb__rbhead *)(void *)((char *)raw + (-(uintptr_t)raw & 63));
+    memset(h, 0, size);
+    h->raw = raw;
+    t = (hb__rbslot *)(void *)(h + 1);
   }
   hb__mutex_lock(&e->mu);
   if (raw != NULL && __atomic_load_n(&e->rb_tab, __ATOMIC_RELAXED) == NULL) {
-    e->rb_raw = raw;
-    e->rb_lg = lg;
-    /* RELEASE: the zeroed slots and rb_lg before the pointer; pairs with
+    e->rb_shift = (uint8_t)(64 - lg);
+    /* RELEASE: the zeroed slots and rb_shift before the pointer; pairs with
      * R1's ACQUIRE load (and hb_stats's). */
     __atomic_store_n(&e->rb_tab, t, __ATOMIC_RELEASE);
     raw = NULL;
@@ -284,40 +297,44 @@ static void hb__rbias_leave(hb__buf *e) {
 /* The ordinary shared path (hb__now_locked), with the arguments of
  * hb__rbias_read: every way out of it is then a jump, not a call with a
  * frame. */
-static __attribute__((noinline)) int
-hb__rb_locked(hb_buf *b, const hb_type *t, hb_visit_fn fn, void *ctx,
-              int *result, bool wait) {
+static __attribute__((noinline)) int hb__rb_locked(hb_buf *b,
+                                                   const hb_type *t,
+                                                   hb_visit_fn fn, void *ctx,
+                                                   int *result, bool wait) {
   return hb__now_locked(b, t, false, 0, fn, ctx, result, wait);
 }
 
 /* R0: no RBIAS in the word: try to arm, then read either way. */
-static __attribute__((noinline)) int
-hb__rb_unarmed(hb_buf *b, const hb_type *t, hb_visit_fn fn, void *ctx,
-               int *result, bool wait) {
+static __attribute__((noinline)) int hb__rb_unarmed(hb_buf *b,
+                                                    const hb_type *t,
+                                                    hb_visit_fn fn, void *ctx,
+                                                    int *result, bool wait) {
   hb__rbias_arm(hb__ext(b));
   if (!(__atomic_load_n(&b->lock, __ATOMIC_RELAXED) & HB__W_RBIAS))
     return hb__rb_locked(b, t, fn, ctx, result, wait);
   return hb__rbias_read(b, t, fn, ctx, result, wait);
 }
 
-/* R4 to M, the slot taken: the visit in an hb__now_frame, so that nothing
- * but the frame is live across fn (the slot is found again after it: the
- * table never moves), as the shared one-call read's hb__now_plain. */
+/* R4 to M, slot s taken: the visit in an hb__now_frame, so that nothing
+ * but the frame (and s beside it) is live across fn, as in the shared
+ * one-call read's hb__now_plain. */
 static __attribute__((noinline)) int hb__rb_run(hb_buf *b, const hb_type *t,
                                                 hb_visit_fn fn, void *ctx,
-                                                int *result) {
-  hb__now_frame f;
-  f.result = result;
-  int r = hb__now_call(&f, &b, t, false, fn, ctx, true); /* R4 */
-  if (f.result != NULL) *f.result = r;
-  hb__buf *e = hb__ext(b);
-  hb__rbslot *s =
-      hb__rb_slot(__atomic_load_n(&e->rb_tab, __ATOMIC_RELAXED), e->rb_lg);
+                                                int *result, hb__rbslot *s) {
+  struct {
+    hb__now_frame f;
+    hb__rbslot *s;
+  } k;
+  k.f.result = result;
+  k.s = s;
+  int r = hb__now_call(&k.f, &b, t, false, fn, ctx, true); /* R4 */
+  if (k.f.result != NULL) *k.f.result = r;
+  s = k.s;
   HB__BUMP(s->reads, 1); /* R5: only the owner writes it */
   /* R6: RELEASE, the callback's loads before it (V3's load or CAS reads
    * it); ACQUIRE, pairs with V3's CAS, so M's fetch_sub sees V3's add. */
   if (__atomic_exchange_n(&s->owner, 0, __ATOMIC_SEQ_CST) & HB__RB_MOVED)
-    hb__rbias_leave(e); /* M */
+    hb__rbias_leave(hb__ext(b)); /* M */
   return HB_OK;
 }
 
@@ -329,7 +346,7 @@ int hb__rbias_read(hb_buf *b, const hb_type *t, hb_visit_fn fn, void *ctx,
   hb__rbslot *tab = __atomic_load_n(&e->rb_tab, __ATOMIC_ACQUIRE);
   if (!(__atomic_load_n(lock, __ATOMIC_RELAXED) & HB__W_RBIAS) || tab == NULL)
     return hb__rb_unarmed(b, t, fn, ctx, result, wait); /* R0 */
-  hb__rbslot *s = hb__rb_slot(tab, e->rb_lg);
+  hb__rbslot *s = hb__rb_slot(tab, e->rb_shift);
   uintptr_t me = (uintptr_t)hb__self(), o = 0;
   /* R2: SEQ_CST, the RMW half of our side of the Dekker pair with V1/V3;
    * ACQUIRE also pairs with R6's RELEASE of the slot's last owner (its
@@ -347,7 +364,7 @@ int hb__rbias_read(hb_buf *b, const hb_type *t, hb_visit_fn fn, void *ctx,
       return hb__rb_locked(b, t, fn, ctx, result, wait);
     /* Failed: V3 marked us MOVED first; we hold a share of its READER. */
   }
-  return hb__rb_run(b, t, fn, ctx, result);
+  return hb__rb_run(b, t, fn, ctx, result, s);
 }
 
 /* ---- the revoker ----------------------------------------------------------
@@ -365,12 +382,12 @@ void hb__rbias_revoke(hb__buf *e, hb__wakelist *wl) {
   /* V1: SEQ_CST, our RMW of the Dekker pair with R2/R3. */
   do
     if (!(w & HB__W_RBIAS)) return;
-  while (!__atomic_compare_exchange_n(lock, &w,
-                                      (w & ~HB__W_RBIAS) + HB__W_READER, false,
-                                      __ATOMIC_SEQ_CST, __ATOMIC_RELAXED));
+  while (!__atomic_compare_exchange_n(
+      lock, &w, (w & ~HB__W_RBIAS) + HB__W_READER, false, __ATOMIC_SEQ_CST,
+      __ATOMIC_RELAXED));
   __atomic_store_n(&e->rb_refs, 1, __ATOMIC_RELAXED); /* V2: it was 0 (I3) */
   hb__rbslot *t = __atomic_load_n(&e->rb_tab, __ATOMIC_RELAXED); /* I1 */
-  size_t k = (size_t)1 << e->rb_lg;
+  size_t k = (size_t)1 << (64 - e->rb_shift);
   uint64_t sum = 0;
   for (size_t i = 0; i < k; i++) {
     hb__rbslot *s = &t[i];
@@ -387,8 +404,9 @@ void hb__rbias_revoke(hb__buf *e, hb__wakelist *wl) {
       __atomic_fetch_sub(&e->rb_refs, 1, __ATOMIC_RELAXED); /* not 0: V2 */
   }
   /* The bias did not pay for this revocation: not read-mostly now. */
-  if (sum - e->rb_sum_seen < HB__RB_PAID_READS) hb__rb_want(e, false);
-  e->rb_sum_seen = sum;
+  hb__rbhead *h = hb__rb_head(t);
+  if (sum - h->sum_seen < HB__RB_PAID_READS) hb__rb_want(e, false);
+  h->sum_seen = sum;
   /* V4: ACQ_REL, as M's. */
   if (__atomic_fetch_sub(&e->rb_refs, 1, __ATOMIC_ACQ_REL) == 1)
     hb__rb_give_back(e, wl);
@@ -427,11 +445,11 @@ uint64_t hb__rbias_quiesce(hb__buf *e) {
 }
 
 uint64_t hb__rbias_reads(const hb__buf *e) {
-  /* ACQUIRE: pairs with hb__rbias_arm's RELEASE store (rb_lg, zeroes). */
+  /* ACQUIRE: pairs with hb__rbias_arm's RELEASE store (rb_shift, zeroes). */
   const hb__rbslot *t = __atomic_load_n(&e->rb_tab, __ATOMIC_ACQUIRE);
   uint64_t sum = 0;
   if (t != NULL)
-    for (size_t i = 0; i < (size_t)1 << e->rb_lg; i++)
+    for (size_t i = 0; i < (size_t)1 << (64 - e->rb_shift); i++)
       sum += __atomic_load_n(&t[i].reads, __ATOMIC_RELAXED);
   return sum;
 }

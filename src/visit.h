@@ -318,7 +318,7 @@ static inline bool hb__grant_fast_now(hb_buf *b, bool write) {
   return hb__grant_fast_also(b, write, write ? 0 : HB__W_RWANT);
 }
 
-/* A read release whose lock-word count reached a multiple of 64 (the
+/* A read release whose lock-word count reached a multiple of 256 (the
  * RMW's new word has no MILESTONE bit; old, the word before it): count
  * a carry, and decide the read bias's want (src/rbias.c).  Passed the
  * lock word's address, which the release has in a register (the buffer's
@@ -379,7 +379,7 @@ static inline bool hb__release_fast(hb__buf *e, const hb__mode *m) {
      * (hb__next_wait), which this CAS may hand the lock to. */
     if (__atomic_compare_exchange_n(lock, &w, n, true, __ATOMIC_RELEASE,
                                     __ATOMIC_RELAXED)) {
-      /* Every 64th read (the count's carry among them): one test, as the
+      /* Every 256th read (the count's carry among them): one test, as the
        * carry's alone was. */
       if (m->done != 0 && HB__UNLIKELY(!(n & HB__W_MILESTONE)))
         hb__read_milestone(lock, w);

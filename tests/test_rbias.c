@@ -1,5 +1,5 @@
 /*
- * test_rbias.c -- the read bias (src/rbias.c, NEXTR.md): one-call readers
+ * test_rbias.c -- the read bias (src/rbias.c): one-call readers
  * of a read-mostly buffer through the reader table, and what every writer,
  * hb_free, a stream and the checked build do about it.  On under every
  * build, ThreadSanitizer's included (plain atomics).
@@ -12,9 +12,10 @@
 #include "hyperbuf.h"
 #include "fail_alloc.h"
 
-#define RB_LIVE(b) (__atomic_load_n(&(b)->lock, __ATOMIC_ACQUIRE) & HB__W_LIVE)
+#define RB_LIVE(b)                                                           \
+  (__atomic_load_n(&(b)->lock, __ATOMIC_ACQUIRE) & HB__W_LIVE)
 
-/* ---- callbacks on a uint64_t counter -------------------------------------- */
+/* ---- callbacks on a uint64_t counter ------------------------------------- */
 
 typedef struct {
   hb_buf *b;
@@ -93,7 +94,7 @@ static void wr(ctx *c) {
   assert_int_equal(r, 0);
 }
 
-/* ---- buffers -------------------------------------------------------------- */
+/* ---- buffers ------------------------------------------------------------- */
 
 /* A counter buffer, shared for good (neither biased to one thread nor
  * still to try): a one-call read, then a caller-owned cast. */
@@ -111,19 +112,21 @@ static hb_buf *shared_buf(ctx *c) {
   return b;
 }
 
-static void *reads64(void *arg) {
-  for (int i = 0; i < 64; i++) rd(arg);
+#define MILE 256 /* reads per milestone (HB__W_MILESTONE) */
+#define ARMING (2 * MILE + 1) /* make_read_mostly's reads */
+static void *reads_mile(void *arg) {
+  for (int i = 0; i < MILE; i++) rd(arg);
   return NULL;
 }
 
-/* 64 reads here, 64 on another thread: a read milestone on each (every
- * 64th read of the lock word's count), with no write between -- so
- * read-mostly, and the next read arms the bias (the other thread's last,
- * or ours here).  129 reads. */
+/* MILE reads here, MILE on another thread: a read milestone on each
+ * (every MILE-th read of the lock word's count), with no write between --
+ * so read-mostly, and the next read arms the bias (the other thread's
+ * last, or ours here).  2 * MILE + 1 reads. */
 static void make_read_mostly(ctx *c) {
-  reads64(c);
+  reads_mile(c);
   pthread_t t;
-  assert_int_equal(pthread_create(&t, NULL, reads64, c), 0);
+  assert_int_equal(pthread_create(&t, NULL, reads_mile, c), 0);
   assert_int_equal(pthread_join(t, NULL), 0);
   assert_true(hb__rbias_wanted(c->b));
   rd(c);
@@ -153,7 +156,7 @@ static void done(ctx *c) {
   assert_int_equal(hb_free(c->b), HB_OK);
 }
 
-/* ---- arming --------------------------------------------------------------- */
+/* ---- arming -------------------------------------------------------------- */
 
 static void arms_on_read_mostly(void **state) {
   (void)state;
@@ -164,7 +167,7 @@ static void arms_on_read_mostly(void **state) {
   /* the reads went through the table, not the lock word's count */
   assert_int_equal(hb__rbias_reads(hb__ext(b)), fast + 100);
   assert_int_equal(RB_LIVE(b), HB__W_RBIAS);
-  assert_int_equal(visits(b), 1 + 129 + 100);
+  assert_int_equal(visits(b), 1 + ARMING + 100);
   done(&c);
 }
 
@@ -206,9 +209,9 @@ static void switch_off(void **state) {
   ctx c;
   hb_buf *b = shared_buf(&c);
   hb__rbias_enable(false);
-  reads64(&c);
+  reads_mile(&c);
   pthread_t t;
-  assert_int_equal(pthread_create(&t, NULL, reads64, &c), 0);
+  assert_int_equal(pthread_create(&t, NULL, reads_mile, &c), 0);
   assert_int_equal(pthread_join(t, NULL), 0);
   rd(&c);
   hb__rbias_enable(true);
@@ -216,7 +219,7 @@ static void switch_off(void **state) {
   done(&c);
 }
 
-/* ---- readers and a writer ------------------------------------------------- */
+/* ---- readers and a writer ------------------------------------------------ */
 
 #define MANY_READS 20000
 
@@ -234,7 +237,8 @@ static void readers_and_a_writer(void **state) {
     assert_int_equal(pthread_create(&t[i], NULL, many_reads, &c), 0);
   int writes = 0;
   /* one write per ~100 reads, pacing on the readers' count */
-  while (__atomic_load_n(&c.x.reads, __ATOMIC_RELAXED) < 2 * MANY_READS + 129) {
+  while (__atomic_load_n(&c.x.reads, __ATOMIC_RELAXED) <
+         2 * MANY_READS + ARMING) {
     if (__atomic_load_n(&c.x.reads, __ATOMIC_RELAXED) < 100L * writes) {
       sched_yield();
       continue;
@@ -246,8 +250,8 @@ static void readers_and_a_writer(void **state) {
   for (int i = 0; i < 2; i++) assert_int_equal(pthread_join(t[i], NULL), 0);
   assert_false(c.x.bad);
   assert_int_equal(c.x.writes, writes);
-  assert_int_equal(c.x.reads, 1 + 129 + 2 * MANY_READS);
-  assert_int_equal(visits(b), (uint64_t)(1 + 129 + 2 * MANY_READS + writes));
+  assert_int_equal(c.x.reads, 1 + ARMING + 2 * MANY_READS);
+  assert_int_equal(visits(b), (uint64_t)(1 + ARMING + 2 * MANY_READS + writes));
   assert_true(hb__rbias_reads(hb__ext(b)) > 0);
   uint64_t v = 0;
   assert_int_equal(hb_get_u64_le(b, &v), HB_OK);
@@ -255,7 +259,7 @@ static void readers_and_a_writer(void **state) {
   done(&c);
 }
 
-/* ---- a writer against a fast reader --------------------------------------- */
+/* ---- a writer against a fast reader -------------------------------------- */
 
 static void *hold_read(void *arg) {
   ctx *c = arg;
@@ -299,7 +303,7 @@ static void writer_waits_for_fast_reader(void **state) {
   assert_int_equal(c.order[1], 'w');
   assert_int_equal(c.seen, 0); /* the read ran before the write */
   assert_idle(b);
-  assert_int_equal(visits(b), 1 + 129 + 1 + 1);
+  assert_int_equal(visits(b), 1 + ARMING + 1 + 1);
   done(&c);
 }
 
@@ -311,7 +315,7 @@ static void revoke_nobody_in(void **state) {
   wr(&c); /* granted at once: the provisional share went back */
   assert_false(hb__rbias_armed(b));
   assert_idle(b);
-  assert_int_equal(visits(b), 1 + 129 + 20 + 1);
+  assert_int_equal(visits(b), 1 + ARMING + 20 + 1);
   rd(&c); /* re-arms: still read-mostly */
   assert_true(hb__rbias_armed(b));
   done(&c);
@@ -351,14 +355,15 @@ static void caller_owned_write_revokes(void **state) {
   done(&c);
 }
 
-/* ---- calls inside a fast read --------------------------------------------- */
+/* ---- calls inside a fast read -------------------------------------------- */
 
 static void write_inside_fast_read(void **state) {
   (void)state;
   ctx c;
   hb_buf *b = armed_buf(&c);
   uint64_t fast = hb__rbias_reads(hb__ext(b));
-  assert_int_equal(HB_READ_NOW(b, uint64_t, cb_write_inside, &c, NULL), HB_OK);
+  assert_int_equal(HB_READ_NOW(b, uint64_t, cb_write_inside, &c, NULL),
+                   HB_OK);
   assert_int_equal(c.nested_rc, HB_EDEADLK);
   assert_int_equal(hb__rbias_reads(hb__ext(b)), fast + 1); /* it was fast */
   /* the outer read, moved by the inner write's revocation, gave its share
@@ -383,7 +388,7 @@ static void read_inside_fast_read(void **state) {
   done(&c);
 }
 
-/* ---- hb_free, streams, allocation failure, the checked build -------------- */
+/* ---- hb_free, streams, allocation failure, the checked build ------------- */
 
 static void free_armed_and_during(void **state) {
   (void)state;
@@ -407,9 +412,9 @@ static void stream_never_arms(void **state) {
   assert_int_equal(hb_stream_open(b, 0), HB_OK);
   assert_false(hb__rbias_armed(b));
   assert_false(hb__rbias_wanted(b));
-  reads64(&c);
+  reads_mile(&c);
   pthread_t t;
-  assert_int_equal(pthread_create(&t, NULL, reads64, &c), 0);
+  assert_int_equal(pthread_create(&t, NULL, reads_mile, &c), 0);
   assert_int_equal(pthread_join(t, NULL), 0);
   rd(&c);
   assert_false(hb__rbias_armed(b));
@@ -420,13 +425,13 @@ static void table_allocation_fails(void **state) {
   (void)state;
   ctx c;
   hb_buf *b = shared_buf(&c);
-  reads64(&c);
+  reads_mile(&c);
   /* The next allocation: the table's, by whichever read arms -- the
    * other thread's last, or (the first read having been biased, not
    * counted in the lock word) the one after. */
   arm(0);
   pthread_t t;
-  assert_int_equal(pthread_create(&t, NULL, reads64, &c), 0);
+  assert_int_equal(pthread_create(&t, NULL, reads_mile, &c), 0);
   assert_int_equal(pthread_join(t, NULL), 0);
   rd(&c);
   assert_true(injected);
@@ -435,7 +440,7 @@ static void table_allocation_fails(void **state) {
   assert_false(hb__rbias_wanted(b)); /* not retried at every read */
   assert_null(hb__ext(b)->rb_tab);
   for (int i = 0; i < 10; i++) rd(&c);
-  assert_int_equal(visits(b), 1 + 128 + 1 + 10);
+  assert_int_equal(visits(b), 1 + 2 * MILE + 1 + 10);
   wr(&c);
   assert_int_equal(c.x.writes, 1);
   done(&c);
