@@ -304,17 +304,6 @@ static __attribute__((noinline)) int hb__rb_locked(hb_buf *b,
   return hb__now_locked(b, t, false, 0, fn, ctx, result, wait);
 }
 
-/* R0: no RBIAS in the word: try to arm, then read either way. */
-static __attribute__((noinline)) int hb__rb_unarmed(hb_buf *b,
-                                                    const hb_type *t,
-                                                    hb_visit_fn fn, void *ctx,
-                                                    int *result, bool wait) {
-  hb__rbias_arm(hb__ext(b));
-  if (!(__atomic_load_n(&b->lock, __ATOMIC_RELAXED) & HB__W_RBIAS))
-    return hb__rb_locked(b, t, fn, ctx, result, wait);
-  return hb__rbias_read(b, t, fn, ctx, result, wait);
-}
-
 /* R4 to M, slot s taken: the visit in an hb__now_frame, so that nothing
  * but the frame (and s beside it) is live across fn, as in the shared
  * one-call read's hb__now_plain. */
@@ -338,15 +327,12 @@ static __attribute__((noinline)) int hb__rb_run(hb_buf *b, const hb_type *t,
   return HB_OK;
 }
 
-int hb__rbias_read(hb_buf *b, const hb_type *t, hb_visit_fn fn, void *ctx,
-                   int *result, bool wait) {
-  hb__buf *e = hb__ext(b);
+/* R1's table found, RBIAS seen: R2 on, the table read. */
+static inline __attribute__((always_inline)) int
+hb__rb_table(hb_buf *b, const hb_type *t, hb_visit_fn fn, void *ctx,
+             int *result, bool wait, hb__rbslot *tab) {
   uint64_t *lock = &b->lock;
-  /* R1: ACQUIRE pairs with hb__rbias_arm's RELEASE store. */
-  hb__rbslot *tab = __atomic_load_n(&e->rb_tab, __ATOMIC_ACQUIRE);
-  if (!(__atomic_load_n(lock, __ATOMIC_RELAXED) & HB__W_RBIAS) || tab == NULL)
-    return hb__rb_unarmed(b, t, fn, ctx, result, wait); /* R0 */
-  hb__rbslot *s = hb__rb_slot(tab, e->rb_shift);
+  hb__rbslot *s = hb__rb_slot(tab, hb__ext(b)->rb_shift);
   uintptr_t me = (uintptr_t)hb__self(), o = 0;
   /* R2: SEQ_CST, the RMW half of our side of the Dekker pair with V1/V3;
    * ACQUIRE also pairs with R6's RELEASE of the slot's last owner (its
@@ -365,6 +351,33 @@ int hb__rbias_read(hb_buf *b, const hb_type *t, hb_visit_fn fn, void *ctx,
     /* Failed: V3 marked us MOVED first; we hold a share of its READER. */
   }
   return hb__rb_run(b, t, fn, ctx, result, s);
+}
+
+/* R0: arm, then the table read once -- or, if a revocation came between
+ * (or arming was refused), the ordinary path: never a second arming, so a
+ * reader that writers keep revoking under cannot loop here. */
+static __attribute__((noinline)) int hb__rb_unarmed(hb_buf *b,
+                                                    const hb_type *t,
+                                                    hb_visit_fn fn, void *ctx,
+                                                    int *result, bool wait) {
+  hb__buf *e = hb__ext(b);
+  hb__rbias_arm(e);
+  /* ACQUIRE: as R1's. */
+  hb__rbslot *tab = __atomic_load_n(&e->rb_tab, __ATOMIC_ACQUIRE);
+  if (!(__atomic_load_n(&b->lock, __ATOMIC_RELAXED) & HB__W_RBIAS) ||
+      tab == NULL)
+    return hb__rb_locked(b, t, fn, ctx, result, wait);
+  return hb__rb_table(b, t, fn, ctx, result, wait, tab);
+}
+
+int hb__rbias_read(hb_buf *b, const hb_type *t, hb_visit_fn fn, void *ctx,
+                   int *result, bool wait) {
+  /* R1: ACQUIRE pairs with hb__rbias_arm's RELEASE store. */
+  hb__rbslot *tab = __atomic_load_n(&hb__ext(b)->rb_tab, __ATOMIC_ACQUIRE);
+  if (!(__atomic_load_n(&b->lock, __ATOMIC_RELAXED) & HB__W_RBIAS) ||
+      tab == NULL)
+    return hb__rb_unarmed(b, t, fn, ctx, result, wait); /* R0 */
+  return hb__rb_table(b, t, fn, ctx, result, wait, tab);
 }
 
 /* ---- the revoker ----------------------------------------------------------
