@@ -37,9 +37,13 @@
  *                   has cores, reading back to back, and one writer whose
  *                   writes are 1% of the visits (it paces itself against
  *                   the reads claimed, yielding its CPU in between).
- *                   ns per visit (wall time / all visits).  On a 2-core
- *                   machine it says little; it is printed so that larger
- *                   machines show how a lock's read side scales.
+ *                   ns per visit (wall time / all visits).  Reader i is
+ *                   pinned to the i-th CPU the process may use: left to
+ *                   the scheduler, a 2-core VM ran both readers on one
+ *                   core in some runs and not in others, and the row
+ *                   swung 5x (no line moves between two readers on one
+ *                   core).  Printed so that larger machines show how a
+ *                   lock's read side scales.
  *
  * Every peer's lock word and counter share one cache line (a struct of
  * their own, 64-byte aligned), as they would in a program; HyperBuf's lock
@@ -474,6 +478,22 @@ static int w8_readers(void) {
   return n < 1 ? 1 : n > W8_MAX_READERS ? W8_MAX_READERS : (int)n;
 }
 
+/* Pin thread t to the i-th CPU this process may run on (best effort: a
+ * machine that refuses it runs the row unpinned). */
+static void w8_pin(pthread_t t, int i) {
+  cpu_set_t all, one;
+  if (sched_getaffinity(0, sizeof all, &all) != 0 || CPU_COUNT(&all) == 0)
+    return;
+  int k = i % CPU_COUNT(&all);
+  for (int c = 0; c < CPU_SETSIZE; c++) {
+    if (!CPU_ISSET(c, &all) || k-- != 0) continue;
+    CPU_ZERO(&one);
+    CPU_SET(c, &one);
+    (void)pthread_setaffinity_np(t, sizeof one, &one);
+    return;
+  }
+}
+
 /* One run of `ms` milliseconds; returns the wall time in ns. */
 static uint64_t w8_once(w8_shared *s, void *lock, unsigned ms,
                         void *(*wr)(void *), void *(*rd)(void *)) {
@@ -486,8 +506,10 @@ static uint64_t w8_once(w8_shared *s, void *lock, unsigned ms,
   CHECK(pthread_barrier_init(&s->start, NULL, (unsigned)s->readers + 2) == 0);
   pthread_t t[W8_MAX_READERS + 1];
   CHECK(pthread_create(&t[0], NULL, wr, s) == 0);
-  for (int i = 1; i <= s->readers; i++)
+  for (int i = 1; i <= s->readers; i++) {
     CHECK(pthread_create(&t[i], NULL, rd, s) == 0);
+    w8_pin(t[i], i - 1); /* before the barrier lets it read */
+  }
   pthread_barrier_wait(&s->start);
   struct timespec d = {0, (long)ms * 1000000L};
   nanosleep(&d, NULL);
