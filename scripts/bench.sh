@@ -335,7 +335,7 @@ cpu=$(awk -F': ' '/^model name/ { print $2; exit }' /proc/cpuinfo 2>/dev/null ||
   echo "ck_tflock, the ck ticket and MCS spinlocks and tbb queuing_rw_mutex are fair"
   echo "and spin);"
   echo "W5w W5 with ~100 ns of private work (one calibrated loop) after every visit;"
-  echo "W8 reader scaling: $(nproc) reader threads (one per core) and one writer at 1%"
+  echo "W8 reader scaling: $(nproc) reader threads (each pinned to a core) and one writer at 1%"
   echo "of the visits, ns per visit;"
   echo "W6 the packet pipeline of examples/packet_pipeline.c, written with streams"
   echo "(TCP on 127.0.0.1, 1M packets of 64 bytes, 2 verifying workers, each a stream"

@@ -115,12 +115,12 @@
  *   USENIX ATC '19), two RMWs on their own slot's line and a load of the
  *   lock line, which stays shared; a writer revokes the bias under the
  *   mutex and moves the announced readers into the lock word as one read
- *   share, so this queue does the waiting.  W8's two readers and 1%
- *   writer, the readers pinned to the two cores of the EPYC VM: 16 ns
- *   per visit where the lock word took 58 to 71 (bench_lock W8: 13 to 20
- *   where it took 58 to 70).  With the readers on one core (a loaded
- *   machine) no line moves either way, and the table read's ~46
- *   instructions more show instead.
+ *   share, so this queue does the waiting.  W8's two readers (pinned to
+ *   the two cores of the EPYC VM) and 1% writer, bench_lock W8 three
+ *   times each way, interleaved: 15.0 to 17.5 ns per visit, where the
+ *   lock word took 34.3 to 36.3 and pthread_rwlock takes 22.6 to 26.1.
+ *   With the readers on one core no line moves either way, and the
+ *   table read's ~40 instructions more show instead.
  *
  *   THE NEXT SLOT, the one-call waiter's place in the lock word itself,
  *   ahead of this queue: src/next.c.
