@@ -266,7 +266,16 @@ static inline bool hb__unsettled(uint32_t s) {
 static inline bool hb__not_cancelling(uint32_t s) {
   return hb__phase(s) != HB__V_CANCELLING;
 }
-static inline bool hb__absent(uint32_t s) { return !(s & HB__V_PRESENT); }
+/* A cancel's wait for the cancelled visit's driver (hb_cancel): over once
+ * that driver has let go -- or once v is cast again, which its owner may do
+ * as soon as the driver has let go.  What a new visit's driver announces
+ * is not ours to wait for, and sleeping on it (SLEEPER set on the new
+ * visit's state) no one would wake: a driver drops SLEEPER without a wake
+ * when its grant claims v (hb__drive_present).  Found by an adversarial
+ * program that cancels other threads' visitors. */
+static inline bool hb__absent(uint32_t s) {
+  return !(s & HB__V_PRESENT) || hb__phase(s) != HB__V_CANCELLED;
+}
 uint32_t hb__wait_settled(hb_visitor *v); /* sleep until settled */
 /* Settle v, unsettled in s, unless *mine: this thread calls v's waker. */
 uint32_t hb__settle(hb_visitor *v, uint32_t s, hb__calling **mine);

@@ -476,6 +476,68 @@ static void cancel_races_the_claim(void **state) {
                 RACE_ROUNDS);
 }
 
+/* A cancel that waits for the visitor's parked driver to leave, while that
+ * driver, told "cancelled", casts the same visitor again at once and parks
+ * on it: the cancel must not sleep on the new visit, whose driver drops
+ * SLEEPER when its grant claims it (hb__drive_present) and wakes nobody.
+ * Found by an adversarial program cancelling other threads' visitors; hung
+ * in most of 50 rounds before the fix (caught by the alarm). */
+#define RECAST_ROUNDS 50
+typedef struct {
+  hb_buf *b;
+  hb_visitor h, v;
+  int calls, first_rc, second_rc, cancel_rc;
+  int recast; /* atomic: the driver's second visit is cast and armed */
+} recast_ctx;
+
+static void *recast_driver(void *arg) {
+  recast_ctx *c = arg;
+  c->first_rc = hb_block_on(&c->v, NULL);
+  if (HB_CAST_MUT(&c->v, c->b, uint8_t) != HB_OK ||
+      hb_visit(&c->v, 0, cb_count, &c->calls) != HB_OK)
+    abort();
+  __atomic_store_n(&c->recast, 1, __ATOMIC_RELEASE);
+  c->second_rc = hb_block_on(&c->v, NULL);
+  return NULL;
+}
+
+static void *recast_canceller(void *arg) {
+  recast_ctx *c = arg;
+  c->cancel_rc = hb_cancel(&c->v);
+  return NULL;
+}
+
+static void a_late_cancel_outlives_a_recast(void **state) {
+  (void)state;
+  signal(SIGALRM, on_alarm);
+  alarm(60);
+  for (int i = 0; i < RECAST_ROUNDS; i++) {
+    recast_ctx c = {.b = hb_new(16)};
+    assert_non_null(c.b);
+    assert_int_equal(HB_CAST_MUT(&c.h, c.b, uint8_t), HB_OK); /* holds */
+    assert_int_equal(hb_visit(&c.h, 0, cb_count, &c.calls), HB_OK);
+    assert_int_equal(HB_CAST_MUT(&c.v, c.b, uint8_t), HB_OK);
+    assert_int_equal(hb_visit(&c.v, 0, cb_count, &c.calls), HB_OK);
+    pthread_t d, k;
+    assert_int_equal(pthread_create(&d, NULL, recast_driver, &c), 0);
+    while (!hb__load_parked(&c.v)) sched_yield();
+    sleep_ms(1); /* past its spin: asleep */
+    assert_int_equal(pthread_create(&k, NULL, recast_canceller, &c), 0);
+    while (!__atomic_load_n(&c.recast, __ATOMIC_ACQUIRE)) sched_yield();
+    sleep_ms(2); /* the canceller and the new driver both asleep */
+    assert_int_equal(hb_try_visit(&c.h, NULL), HB_OK); /* hands off to v */
+    assert_int_equal(pthread_join(d, NULL), 0);
+    assert_int_equal(pthread_join(k, NULL), 0);
+    assert_int_equal(c.cancel_rc, HB_OK);
+    assert_int_equal(c.first_rc, HB_ECANCELED);
+    assert_int_equal(c.second_rc, HB_OK);
+    assert_int_equal(c.calls, 2); /* h's and v's second visit */
+    assert_int_equal(lock_word(c.b) & HB__W_LIVE, 0);
+    assert_int_equal(hb_free(c.b), HB_OK);
+  }
+  alarm(0);
+}
+
 int main(int argc, char **argv) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(the_slot_is_first_in_line),
@@ -488,6 +550,7 @@ int main(int argc, char **argv) {
       cmocka_unit_test(cancel_free_join_with_the_driver_in_the_slot),
       cmocka_unit_test(futures_in_every_way),
       cmocka_unit_test(cancel_races_the_claim),
+      cmocka_unit_test(a_late_cancel_outlives_a_recast),
   };
   return hb_test_main("nextv", tests);
 }
