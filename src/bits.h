@@ -32,7 +32,7 @@
 #define HB__W_EPOCH (UINT64_C(1) << 33)  /* flips at every hand-off to the
                                             NEXT waiter: its grant signal */
 #define HB__W_RWANT (UINT64_C(1) << 34)  /* read-mostly: a one-call reader
-                                            arms RBIAS (src/rbias.c) */
+                                            arms RBIAS (src/rbarm.c) */
 #define HB__DONE_SHIFT 35                /* bits 35..63: finished reads */
 #define HB__W_DONE (UINT64_C(1) << HB__DONE_SHIFT) /* one finished read visit:
                                             the unit of a wrapping count for

@@ -107,7 +107,7 @@ typedef struct hb__buf {
   uint64_t bias_reads;      /* the biased thread's own read visits */
   uint64_t longest_queue;   /* under mu */
   uint64_t writes_run;      /* under the write ticket */
-  /* the read bias's want (src/rbias.c): writes_run's low half and a hash
+  /* the read bias's want (src/rbarm.c): writes_run's low half and a hash
    * of the reading thread at the last read milestone (atomic, hints:
    * written at most every 256 reads) */
   uint32_t rb_mile_writes;

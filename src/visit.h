@@ -10,6 +10,7 @@
  *   src/word.h     the ticket modes and the lock word's uncontended grant
  *                  and release (inline, included below the wakelist)
  *   src/rbias.c    the read bias: one-call readers in a reader table
+ *   src/rbarm.c    ... when a buffer is read-mostly, and arming it
  *   src/next.c     the NEXT slot: a one-call waiter or a caller-owned
  *                  visitor in the lock word (its calls: src/next.h,
  *                  included at the end of this header)

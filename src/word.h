@@ -132,7 +132,7 @@ static inline bool hb__grant_fast_now(hb_buf *b, bool write) {
 
 /* A read release whose lock-word count reached a multiple of 256 (the
  * RMW's new word has no MILESTONE bit; old, the word before it): count
- * a carry, and decide the read bias's want (src/rbias.c).  Passed the
+ * a carry, and decide the read bias's want (src/rbarm.c).  Passed the
  * lock word's address, which the release has in a register (the buffer's
  * would cost its fast path an instruction). */
 void hb__read_milestone(uint64_t *lock, uint64_t old);
