@@ -173,13 +173,11 @@ hb__now_rwait(hb_buf *b, const hb_type *t, hb_visit_fn fn, void *ctx,
   return hb__now_rqueue(b, t, fn, ctx, result, wait);
 }
 
-int hb__now_locked(hb_buf *b, const hb_type *t, bool write, size_t reserve,
-                   hb_visit_fn fn, void *ctx, int *result, bool wait) {
-  if (!hb__grant_fast(b, write)) {
-    int rc = hb__now_slow(b, write, wait);
-    if (rc != HB_OK) return rc;
-  }
-  return hb__now_granted(b, t, write, reserve, fn, ctx, result);
+int hb__now_locked(hb_buf *b, const hb_type *t, hb_visit_fn fn, void *ctx,
+                   int *result, bool wait) {
+  if (!hb__grant_fast(b, false))
+    return hb__now_rqueue(b, t, fn, ctx, result, wait);
+  return hb__now_granted(b, t, false, 0, fn, ctx, result);
 }
 
 /* The shared path on a stream: no write once it is closed. */

@@ -114,16 +114,6 @@ static void hb__rbias_leave(hb__buf *e) {
   hb__flush(&wl);
 }
 
-/* The ordinary shared path (hb__now_locked), with the arguments of
- * hb__rbias_read: every way out of it is then a jump, not a call with a
- * frame. */
-static __attribute__((noinline)) int hb__rb_locked(hb_buf *b,
-                                                   const hb_type *t,
-                                                   hb_visit_fn fn, void *ctx,
-                                                   int *result, bool wait) {
-  return hb__now_locked(b, t, false, 0, fn, ctx, result, wait);
-}
-
 /* R4 to M, slot s taken: the visit in an hb__now_frame, so that nothing
  * but the frame (and s beside it) is live across fn, as in the shared
  * one-call read's hb__now_plain. */
@@ -159,7 +149,7 @@ hb__rb_table(hb_buf *b, const hb_type *t, hb_visit_fn fn, void *ctx,
    * reads count). */
   if (!__atomic_compare_exchange_n(&s->owner, &o, me, false, __ATOMIC_SEQ_CST,
                                    __ATOMIC_RELAXED))
-    return hb__rb_locked(b, t, fn, ctx, result, wait);
+    return hb__now_locked(b, t, fn, ctx, result, wait);
   /* R3: the load half, pairs with V1's CAS (and V3's load of our slot).
    * ACQUIRE: the last writer's data, through the word's release sequence. */
   if (!(__atomic_load_n(lock, __ATOMIC_SEQ_CST) & HB__W_RBIAS)) {
@@ -167,7 +157,7 @@ hb__rb_table(hb_buf *b, const hb_type *t, hb_visit_fn fn, void *ctx,
     /* Pairs with V3's CAS on our owner: one of the two RMWs is first. */
     if (__atomic_compare_exchange_n(&s->owner, &o, 0, false, __ATOMIC_SEQ_CST,
                                     __ATOMIC_RELAXED))
-      return hb__rb_locked(b, t, fn, ctx, result, wait);
+      return hb__now_locked(b, t, fn, ctx, result, wait);
     /* Failed: V3 marked us MOVED first; we hold a share of its READER. */
   }
   return hb__rb_run(b, t, fn, ctx, result, s);
@@ -186,7 +176,7 @@ static __attribute__((noinline)) int hb__rb_unarmed(hb_buf *b,
   hb__rbslot *tab = __atomic_load_n(&e->rb_tab, __ATOMIC_ACQUIRE);
   if (!(__atomic_load_n(&b->lock, __ATOMIC_RELAXED) & HB__W_RBIAS) ||
       tab == NULL)
-    return hb__rb_locked(b, t, fn, ctx, result, wait);
+    return hb__now_locked(b, t, fn, ctx, result, wait);
   return hb__rb_table(b, t, fn, ctx, result, wait, tab);
 }
 

@@ -15,11 +15,12 @@
 int hb__rbias_read(hb_buf *b, const hb_type *t, hb_visit_fn fn, void *ctx,
                    int *result, bool wait);
 
-/* The ordinary shared one-call path without the read bias: the fast
+/* The ordinary shared one-call read without the read bias: the fast
  * grant, else hb__now_slow's wait (or HB_EAGAIN), then the visit
- * (src/now.c). */
-int hb__now_locked(hb_buf *b, const hb_type *t, bool write, size_t reserve,
-                   hb_visit_fn fn, void *ctx, int *result, bool wait);
+ * (src/now.c).  With hb__rbias_read's arguments, so that every way to it
+ * is a jump, not a call with a frame. */
+int hb__now_locked(hb_buf *b, const hb_type *t, hb_visit_fn fn, void *ctx,
+                   int *result, bool wait);
 
 /* Revoke the read bias if RBIAS is set (under mu): the readers announced
  * in the table are moved into the lock word as one collective read share,
